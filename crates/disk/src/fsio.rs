@@ -1,0 +1,87 @@
+//! Low-level directory access shared by the walker and the deleter: directories are opened
+//! relative to their parent's descriptor with `O_NOFOLLOW`, so a symbolic link swapped in
+//! for a directory is never followed, and entries are read with one `getdents64` buffer.
+
+use std::ffi::{CStr, CString};
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{CWD, FileType, Mode, OFlags, RawDir};
+use rustix::io::Errno;
+
+/// One directory entry: its name and the type `getdents` reported (may be `Unknown`).
+pub(crate) struct Entry {
+    pub name: CString,
+    pub kind: FileType,
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// Open a directory by path without following a symlink at the last component.
+pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(CWD, path, DIR_FLAGS, Mode::empty())
+}
+
+/// Open the directory `name` inside `parent` without following a symlink.
+pub(crate) fn open_dir_at(parent: impl AsFd, name: &CStr) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty())
+}
+
+/// Read all entries of an open directory, without `.` and `..`.
+pub(crate) fn read_entries(dir: impl AsFd) -> Result<Vec<Entry>, Errno> {
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];
+    let mut raw = RawDir::new(dir, &mut buf);
+    let mut entries = Vec::new();
+    while let Some(entry) = raw.next() {
+        let entry = entry?;
+        let name = entry.file_name();
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        entries.push(Entry {
+            name: name.to_owned(),
+            kind: entry.file_type(),
+        });
+    }
+    Ok(entries)
+}
+
+/// The thread pool for filesystem walks and deletions. Both wait on the disk more than on
+/// the CPU, so the pool is wider than the number of cores; `HEADROOM_THREADS` overrides it.
+pub(crate) fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::env::var("HEADROOM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                (cores * 4).clamp(4, 64)
+            });
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("headroom-io-{i}"))
+            .build()
+            .unwrap_or_else(|_| {
+                // A pool of one thread cannot fail to build for lack of resources in a way
+                // a wider one would not; fall back to the smallest pool we can get.
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("a one-thread pool")
+            })
+    })
+}
+
+/// Turn a C name into a path component.
+pub(crate) fn name_path(name: &CStr) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    Path::new(std::ffi::OsStr::from_bytes(name.to_bytes()))
+}
