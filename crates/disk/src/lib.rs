@@ -1,9 +1,43 @@
+//! `headroom-disk`: measure, plan, free and watch disk space on CI runners.
+//!
+//! A hosted runner guarantees little free disk, and big image builds need more. This crate
+//! does the freeing as a library, so that a pipeline (or a sibling repository) can:
+//!
+//! - ask which filesystem holds a path and how full it is ([`usage`]);
+//! - measure what deleting a set of paths would free, as `du -x` counts it ([`measure`]);
+//! - read the catalog of reclaimable runner software, kept as data ([`Catalog`]);
+//! - plan the cheapest set of items that reaches a free-space target ([`plan()`]);
+//! - reclaim a plan in parallel, in the foreground or the background ([`reclaim()`], [`spawn`]);
+//! - watch a filesystem's free space and its low-water mark while work goes on ([`Watchdog`]).
+//!
+//! Safety is the design rule: deletion walks directories through file descriptors, never
+//! follows a symbolic link, never enters another filesystem, and never touches a path that
+//! the plan did not name. The library never prints; progress arrives through [`Progress`].
+
 mod catalog;
 mod error;
 mod fsio;
+mod host;
 mod measure;
 mod mounts;
+mod plan;
+mod progress;
+mod reclaim;
 mod remove;
+mod report;
 mod size;
 mod usage;
+mod watch;
+
+pub use catalog::{Catalog, CostModel, ItemSpec, ReclaimKind, UserConfig};
 pub use error::{Error, Result};
+pub use measure::{Measurement, Size, measure, measure_excluding};
+pub use mounts::{Mount, MountTable};
+pub use plan::{Decision, Environment, Plan, PlanRequest, PlannedItem, Selection, plan};
+pub use progress::{Event, NoProgress, Progress};
+pub use reclaim::{ReclaimHandle, ReclaimOptions, reclaim, spawn};
+pub use remove::{RemoveOutcome, remove_tree};
+pub use report::{Action, FilesystemReport, FreeReport, ItemReport};
+pub use size::{format_size, parse_size};
+pub use usage::{FsUsage, available_bytes, usage};
+pub use watch::{Sample, Timeline, WatchConfig, Watchdog};

@@ -258,7 +258,7 @@ mod tests {
         fs::write(root.join("a/b/two"), vec![2u8; 5_000]).unwrap();
         fs::hard_link(root.join("a/one"), root.join("a/b/one-again")).unwrap();
         std::os::unix::fs::symlink("/", root.join("a/root-link")).unwrap();
-        let m = measure(&[root.clone()]);
+        let m = measure(std::slice::from_ref(&root));
         assert_eq!(m.size.dirs, 3);
         assert_eq!(m.size.files, 3, "two files (one hard-linked twice) and a symlink");
         assert!(m.size.apparent_bytes >= 15_000);

@@ -1,0 +1,465 @@
+//! Planning: which items to reclaim to reach a free-space target, cheapest per byte first.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, ItemSpec, ReclaimKind};
+use crate::host;
+use crate::measure::{Size, measure_excluding};
+use crate::mounts::MountTable;
+use crate::progress::{Event, Progress};
+use crate::size::format_size;
+use crate::usage::{FsUsage, device_of, usage};
+use crate::{Error, Result};
+
+/// Where the catalog's paths are and what the reclaim may touch.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// Resolve every catalog path under this directory and touch nothing outside it:
+    /// no swapoff, no apt, no Docker.
+    pub root: Option<PathBuf>,
+    /// Environment variables consulted for items' `env_paths`.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// The machine itself, with the process's environment.
+    pub fn host() -> Self {
+        Environment {
+            root: None,
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    /// A tree that stands for a runner's root filesystem (tests, chroots, mounted images).
+    pub fn under_root(root: impl Into<PathBuf>) -> Self {
+        Environment {
+            root: Some(root.into()),
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    /// A catalog path (absolute) as it is seen from here.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        match &self.root {
+            Some(root) => root.join(path.trim_start_matches('/')),
+            None => PathBuf::from(path),
+        }
+    }
+
+    fn item_paths(&self, item: &ItemSpec) -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = item.paths.iter().map(|p| self.resolve(p)).collect();
+        for var in &item.env_paths {
+            if let Some(value) = self.vars.get(var).filter(|v| v.starts_with('/')) {
+                let p = self.resolve(value);
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+        paths
+    }
+}
+
+/// Which items are candidates.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Take every candidate, not only enough to meet the target.
+    pub all: bool,
+    /// Only these items (opt-in items must be named here).
+    pub only: Vec<String>,
+    /// Never these items.
+    pub skip: Vec<String>,
+}
+
+/// What to plan for.
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    /// The filesystem to free space on is the one holding this path.
+    pub target_path: PathBuf,
+    /// At least this many bytes available afterwards. `None`: every candidate.
+    pub need: Option<u64>,
+    pub selection: Selection,
+    /// Paths never deleted (absolute; resolved like catalog paths).
+    pub protect: Vec<String>,
+}
+
+/// The decision for one item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "decision", content = "reason", rename_all = "kebab-case")]
+pub enum Decision {
+    Reclaim,
+    Skip(String),
+}
+
+/// One catalog item as planned.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedItem {
+    pub spec: ItemSpec,
+    /// Existing paths on the target filesystem that reclaim will act on.
+    pub paths: Vec<PathBuf>,
+    /// Paths inside `paths` that will be kept: other filesystems and protected paths.
+    pub keep: Vec<PathBuf>,
+    pub size: Size,
+    pub estimated_seconds: f64,
+    pub decision: Decision,
+    /// apt-remove: the installed packages that matched.
+    pub packages: Vec<String>,
+    /// Notes worth showing (paths left out and why).
+    pub notes: Vec<String>,
+}
+
+impl PlannedItem {
+    pub fn selected(&self) -> bool {
+        self.decision == Decision::Reclaim
+    }
+
+    fn skip(&mut self, reason: impl Into<String>) {
+        self.decision = Decision::Skip(reason.into());
+    }
+}
+
+/// A plan: the target filesystem, the items with their decisions, and the projection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub filesystem: FsUsage,
+    pub need: Option<u64>,
+    pub items: Vec<PlannedItem>,
+    /// Available bytes if every selected item frees what it measured.
+    pub projected_available: u64,
+    /// How far the projection falls short of `need`, if it does.
+    pub shortfall: Option<u64>,
+    #[serde(skip)]
+    pub(crate) root: Option<PathBuf>,
+    pub(crate) protect: Vec<PathBuf>,
+}
+
+impl Plan {
+    pub fn selected(&self) -> impl Iterator<Item = &PlannedItem> {
+        self.items.iter().filter(|i| i.selected())
+    }
+
+    pub fn planned_bytes(&self) -> u64 {
+        self.selected().map(|i| i.size.disk_bytes).sum()
+    }
+
+    /// Under `--root` (nothing outside the tree is touched).
+    pub fn is_rooted(&self) -> bool {
+        self.root.is_some()
+    }
+}
+
+/// Plan a reclaim. Measures each candidate (in parallel inside each item); never deletes.
+pub fn plan(
+    catalog: &Catalog,
+    env: &Environment,
+    request: &PlanRequest,
+    progress: &dyn Progress,
+) -> Result<Plan> {
+    let sel = &request.selection;
+    catalog.check_names(&sel.only, "--only")?;
+    catalog.check_names(&sel.skip, "--skip")?;
+    if let Some(root) = &env.root {
+        let meta = std::fs::symlink_metadata(root).map_err(|_| Error::Missing {
+            what: "--root directory",
+            path: root.clone(),
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::Config {
+                origin: format!("--root {}", root.display()),
+                message: "not a directory".into(),
+            });
+        }
+    }
+    if !request.target_path.exists() {
+        return Err(Error::Missing {
+            what: "target path",
+            path: request.target_path.clone(),
+        });
+    }
+    let filesystem = usage(&request.target_path)?;
+    let target_dev = device_of(&request.target_path)?;
+    let mounts = MountTable::read()?;
+    let protect: Vec<PathBuf> = request.protect.iter().map(|p| env.resolve(p)).collect();
+    let active_swaps = host::active_swaps();
+
+    let mut items: Vec<PlannedItem> = catalog
+        .items
+        .iter()
+        .map(|spec| {
+            let mut item = PlannedItem {
+                spec: spec.clone(),
+                paths: Vec::new(),
+                keep: Vec::new(),
+                size: Size::default(),
+                estimated_seconds: 0.0,
+                decision: Decision::Reclaim,
+                packages: Vec::new(),
+                notes: Vec::new(),
+            };
+            let ctx = Ctx {
+                env,
+                target_dev,
+                filesystem: &filesystem,
+                mounts: &mounts,
+                protect: &protect,
+                active_swaps: &active_swaps,
+            };
+            if let Some(reason) = preselect(spec, sel, env) {
+                item.skip(reason);
+            } else {
+                progress.event(Event::Measuring { item: &spec.name });
+                ctx.size_item(&mut item);
+                progress.event(Event::Measured {
+                    item: &spec.name,
+                    size: item.size,
+                });
+            }
+            item.estimated_seconds =
+                catalog
+                    .cost
+                    .estimate(spec, item.size.files, item.size.disk_bytes);
+            item
+        })
+        .collect();
+
+    let available = filesystem.available_bytes;
+    let mut projected = available;
+    match request.need {
+        Some(need) if available >= need && !sel.all => {
+            let reason = format!(
+                "target already met: {} available, {} needed",
+                format_size(available),
+                format_size(need)
+            );
+            for item in items.iter_mut().filter(|i| i.selected()) {
+                item.skip(reason.clone());
+            }
+        }
+        _ => {
+            // Cheapest seconds per byte first; ties keep catalog order.
+            let mut order: Vec<usize> = (0..items.len()).filter(|&i| items[i].selected()).collect();
+            order.sort_by(|&a, &b| {
+                cost_per_byte(&items[a])
+                    .partial_cmp(&cost_per_byte(&items[b]))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            let mut chosen: Vec<usize> = Vec::new();
+            for idx in order {
+                if let Some(need) = request.need.filter(|_| !sel.all)
+                    && projected >= need
+                {
+                    let reason = format!(
+                        "not needed: target of {} met by cheaper items",
+                        format_size(need)
+                    );
+                    items[idx].skip(reason);
+                    continue;
+                }
+                if let Some(&outer) = chosen
+                    .iter()
+                    .find(|&&c| contains_all(&items[c].paths, &items[idx].paths))
+                {
+                    let reason = format!("included in {}", items[outer].spec.name);
+                    items[idx].skip(reason);
+                    continue;
+                }
+                // Items already chosen inside this one free their bytes only once.
+                let inner: u64 = chosen
+                    .iter()
+                    .filter(|&&c| contains_all(&items[idx].paths, &items[c].paths))
+                    .map(|&c| items[c].size.disk_bytes)
+                    .sum();
+                projected = projected.saturating_add(items[idx].size.disk_bytes.saturating_sub(inner));
+                chosen.push(idx);
+            }
+        }
+    }
+    let shortfall = request
+        .need
+        .filter(|&need| projected < need)
+        .map(|need| need - projected);
+    Ok(Plan {
+        filesystem,
+        need: request.need,
+        items,
+        projected_available: projected,
+        shortfall,
+        root: env.root.clone(),
+        protect,
+    })
+}
+
+fn cost_per_byte(item: &PlannedItem) -> f64 {
+    item.estimated_seconds / (item.size.disk_bytes.max(1) as f64)
+}
+
+/// True when every path of `inner` lies inside one of `outer` (and `inner` has paths).
+fn contains_all(outer: &[PathBuf], inner: &[PathBuf]) -> bool {
+    !inner.is_empty()
+        && !outer.is_empty()
+        && inner.iter().all(|i| outer.iter().any(|o| i.starts_with(o)))
+}
+
+/// Decisions made from the selection and environment alone, before measuring.
+fn preselect(spec: &ItemSpec, sel: &Selection, env: &Environment) -> Option<String> {
+    let named = sel.only.iter().any(|n| n == &spec.name);
+    if sel.skip.iter().any(|n| n == &spec.name) {
+        return Some("skipped by --skip".into());
+    }
+    if !sel.only.is_empty() && !named {
+        return Some("not in --only".into());
+    }
+    if spec.opt_in && !named {
+        return Some(format!("opt-in: name it with --only {}", spec.name));
+    }
+    if env.root.is_some() && spec.reclaim.needs_host() {
+        return Some("acts on the host (Docker/apt): not done with --root".into());
+    }
+    None
+}
+
+struct Ctx<'a> {
+    env: &'a Environment,
+    target_dev: u64,
+    filesystem: &'a FsUsage,
+    mounts: &'a MountTable,
+    protect: &'a [PathBuf],
+    active_swaps: &'a [PathBuf],
+}
+
+impl Ctx<'_> {
+    fn size_item(&self, item: &mut PlannedItem) {
+        match item.spec.reclaim {
+            ReclaimKind::Delete | ReclaimKind::Swap | ReclaimKind::AptClean => self.size_paths(item),
+            ReclaimKind::DockerImages | ReclaimKind::DockerBuildCache => self.size_docker(item),
+            ReclaimKind::AptRemove => self.size_packages(item),
+        }
+    }
+
+    fn size_paths(&self, item: &mut PlannedItem) {
+        let mut present = Vec::new();
+        let mut elsewhere = Vec::new();
+        for path in self.env.item_paths(&item.spec) {
+            let Ok(dev) = device_of(&path) else { continue };
+            if let Some(p) = self.protect.iter().find(|p| path.starts_with(p)) {
+                item.notes.push(format!("{}: protected by {}", path.display(), p.display()));
+                continue;
+            }
+            if item.spec.reclaim == ReclaimKind::Swap
+                && self.env.root.is_some()
+                && self.active_swaps.contains(&path)
+            {
+                item.notes.push(format!("{}: in use as this host's swap", path.display()));
+                continue;
+            }
+            if dev != self.target_dev {
+                elsewhere.push(path);
+                continue;
+            }
+            present.push(path);
+        }
+        if present.is_empty() {
+            let reason = if !elsewhere.is_empty() {
+                format!(
+                    "on another filesystem than {} ({})",
+                    self.filesystem.mount_point.display(),
+                    join_paths(&elsewhere)
+                )
+            } else if !item.notes.is_empty() {
+                item.notes.join("; ")
+            } else {
+                format!("not present ({})", join_paths(&self.env.item_paths(&item.spec)))
+            };
+            return item.skip(reason);
+        }
+        for p in &elsewhere {
+            item.notes.push(format!("{}: on another filesystem, left alone", p.display()));
+        }
+        // Keep other filesystems mounted inside the item, and protected paths inside it.
+        let mut keep: Vec<PathBuf> = present
+            .iter()
+            .flat_map(|p| self.mounts.mounts_under(p))
+            .collect();
+        keep.extend(
+            self.protect
+                .iter()
+                .filter(|p| present.iter().any(|q| p.starts_with(q)))
+                .cloned(),
+        );
+        keep.sort();
+        keep.dedup();
+        let m = measure_excluding(&present, &keep);
+        for e in m.errors.iter().take(3) {
+            item.notes.push(format!("could not measure {e}"));
+        }
+        for p in &m.other_filesystems {
+            if !keep.contains(p) {
+                keep.push(p.clone());
+            }
+        }
+        item.size = m.size;
+        item.keep = keep;
+        item.paths = present;
+        if item.size.files == 0 && item.spec.reclaim != ReclaimKind::Swap {
+            item.skip(format!("empty ({})", join_paths(&item.paths)));
+        }
+    }
+
+    fn size_docker(&self, item: &mut PlannedItem) {
+        let data_root = match host::docker_data_root() {
+            Ok(r) => r,
+            Err(e) => return item.skip(format!("Docker not available: {e}")),
+        };
+        match device_of(&data_root) {
+            Ok(dev) if dev == self.target_dev => {}
+            Ok(_) => {
+                return item.skip(format!(
+                    "Docker's data root {} is on another filesystem than {}",
+                    data_root.display(),
+                    self.filesystem.mount_point.display()
+                ));
+            }
+            Err(e) => return item.skip(format!("Docker's data root: {e}")),
+        }
+        let kind = if item.spec.reclaim == ReclaimKind::DockerImages {
+            "Images"
+        } else {
+            "Build Cache"
+        };
+        match host::docker_reclaimable(kind) {
+            Ok(0) => item.skip("nothing reclaimable"),
+            Ok(bytes) => {
+                item.size.disk_bytes = bytes;
+                item.paths = vec![data_root];
+            }
+            Err(e) => item.skip(e),
+        }
+    }
+
+    fn size_packages(&self, item: &mut PlannedItem) {
+        match host::installed_packages(&item.spec.packages) {
+            Ok(found) if found.is_empty() => item.skip("none of its packages is installed"),
+            Ok(found) => {
+                item.size.disk_bytes = found.iter().map(|(_, b)| b).sum();
+                item.packages = found.into_iter().map(|(n, _)| n).collect();
+            }
+            Err(e) => item.skip(format!("cannot list packages: {e}")),
+        }
+    }
+}
+
+fn join_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// True when `path` is `root` or inside it, lexically.
+pub(crate) fn within(path: &Path, root: &Path) -> bool {
+    path.starts_with(root)
+}

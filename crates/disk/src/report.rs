@@ -1,0 +1,175 @@
+//! What a reclaim did (or would do), as serde types and Markdown.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Decision, Plan};
+use crate::size::format_size;
+
+/// What happened to an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Removed,
+    Planned,
+    Skipped,
+    Failed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Removed => "removed",
+            Action::Planned => "planned",
+            Action::Skipped => "skipped",
+            Action::Failed => "failed",
+        }
+    }
+}
+
+/// The filesystem that was freed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesystemReport {
+    pub path: PathBuf,
+    pub mount_point: PathBuf,
+    pub fs_type: String,
+    pub total_bytes: u64,
+    pub available_before: u64,
+    pub available_after: u64,
+}
+
+/// One item's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemReport {
+    pub name: String,
+    pub paths: Vec<PathBuf>,
+    /// Bytes on disk as measured before reclaiming.
+    pub size_bytes: u64,
+    pub apparent_bytes: u64,
+    pub files: u64,
+    pub action: Action,
+    pub reason: Option<String>,
+    pub seconds: f64,
+    pub estimated_seconds: f64,
+    /// Bytes this item freed: measured size minus what remains afterwards.
+    pub freed_bytes: u64,
+    /// Paths kept inside the item (other filesystems, protected paths).
+    pub kept: Vec<PathBuf>,
+    pub errors: Vec<String>,
+}
+
+/// The result of a reclaim, or of a dry run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FreeReport {
+    pub filesystem: FilesystemReport,
+    pub need_bytes: Option<u64>,
+    /// Whether `available_after` reaches `need_bytes` (true when there is no target).
+    pub target_met: bool,
+    pub dry_run: bool,
+    pub items: Vec<ItemReport>,
+    /// Sum of the items' freed bytes (for a dry run: what the plan would free).
+    pub freed_bytes: u64,
+    /// Change in the filesystem's available bytes over the reclaim.
+    pub filesystem_delta_bytes: i64,
+    pub seconds: f64,
+}
+
+impl FreeReport {
+    /// The report of a plan that is not carried out.
+    pub fn from_plan(plan: &Plan) -> FreeReport {
+        let fs = &plan.filesystem;
+        let items: Vec<ItemReport> = plan
+            .items
+            .iter()
+            .map(|i| {
+                let (action, reason) = match &i.decision {
+                    Decision::Reclaim => (Action::Planned, None),
+                    Decision::Skip(why) => (Action::Skipped, Some(why.clone())),
+                };
+                ItemReport {
+                    name: i.spec.name.clone(),
+                    paths: i.paths.clone(),
+                    size_bytes: i.size.disk_bytes,
+                    apparent_bytes: i.size.apparent_bytes,
+                    files: i.size.files,
+                    action,
+                    reason: reason.or_else(|| (!i.notes.is_empty()).then(|| i.notes.join("; "))),
+                    seconds: 0.0,
+                    estimated_seconds: i.estimated_seconds,
+                    freed_bytes: 0,
+                    kept: i.keep.clone(),
+                    errors: Vec::new(),
+                }
+            })
+            .collect();
+        FreeReport {
+            filesystem: FilesystemReport {
+                path: fs.path.clone(),
+                mount_point: fs.mount_point.clone(),
+                fs_type: fs.fs_type.clone(),
+                total_bytes: fs.total_bytes,
+                available_before: fs.available_bytes,
+                available_after: fs.available_bytes,
+            },
+            need_bytes: plan.need,
+            target_met: plan.need.is_none_or(|n| fs.available_bytes >= n),
+            dry_run: true,
+            freed_bytes: plan.planned_bytes(),
+            filesystem_delta_bytes: 0,
+            items,
+            seconds: 0.0,
+        }
+    }
+
+    pub fn failed(&self) -> impl Iterator<Item = &ItemReport> {
+        self.items.iter().filter(|i| i.action == Action::Failed)
+    }
+
+    /// A Markdown summary (for `$GITHUB_STEP_SUMMARY` and reports).
+    pub fn to_markdown(&self) -> String {
+        let fs = &self.filesystem;
+        let mut md = String::new();
+        let title = if self.dry_run {
+            "headroom free: plan (dry run)"
+        } else {
+            "headroom free"
+        };
+        let _ = writeln!(md, "### {title}\n");
+        let _ = writeln!(
+            md,
+            "Filesystem `{}` ({}, {} total): **{}** available before, **{}** after; {} {}.\n",
+            fs.mount_point.display(),
+            fs.fs_type,
+            format_size(fs.total_bytes),
+            format_size(fs.available_before),
+            format_size(fs.available_after),
+            if self.dry_run { "would free" } else { "freed" },
+            format_size(self.freed_bytes),
+        );
+        if let Some(need) = self.need_bytes {
+            let _ = writeln!(
+                md,
+                "Target: {} available — {}.\n",
+                format_size(need),
+                if self.target_met { "met" } else { "**not met**" }
+            );
+        }
+        let _ = writeln!(md, "| item | size | files | action | seconds | reason |");
+        let _ = writeln!(md, "|---|---:|---:|---|---:|---|");
+        for i in &self.items {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.1} | {} |",
+                i.name,
+                format_size(i.size_bytes),
+                i.files,
+                i.action.as_str(),
+                i.seconds,
+                i.reason.as_deref().unwrap_or("").replace('|', "\\|"),
+            );
+        }
+        md
+    }
+}
