@@ -1,1 +1,51 @@
-fn main() {}
+//! `cargo xtask`: headroom's commands. Each subcommand is a small struct with a `run`.
+//!
+//! - `free`: free disk space on a CI runner, by target, safely (see `cargo xtask free --help`).
+//! - `bench`: benchmarks whose results are recorded in `docs/benchmarks.md`.
+
+mod bench;
+mod free;
+mod ui;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "headroom: build big AI images on small CI disks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Free(free::Free),
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Free(cmd) => cmd.run(),
+        Command::Bench(cmd) => cmd.run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The repository root: the parent of this crate's directory.
+pub(crate) fn project_root() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    dir.parent().map(PathBuf::from).unwrap_or(dir)
+}

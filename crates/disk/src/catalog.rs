@@ -213,9 +213,7 @@ fn validate(item: &ItemSpec, origin: &str) -> Result<()> {
     }
     for p in &item.paths {
         if !p.starts_with('/') {
-            return Err(bad(format!(
-                "item {name:?}: path {p:?} is not absolute"
-            )));
+            return Err(bad(format!("item {name:?}: path {p:?} is not absolute")));
         }
         if PathBuf::from(p)
             .components()
@@ -248,15 +246,29 @@ mod tests {
     fn builtin_catalog_has_the_runner_items() {
         let c = Catalog::builtin();
         for name in [
-            "android", "dotnet", "haskell", "codeql", "toolcache", "swift", "powershell",
-            "chromium", "boost", "swap", "docker-images", "docker-build-cache", "apt-cache",
+            "android",
+            "dotnet",
+            "haskell",
+            "codeql",
+            "toolcache",
+            "swift",
+            "powershell",
+            "chromium",
+            "boost",
+            "swap",
+            "docker-images",
+            "docker-build-cache",
+            "apt-cache",
             "large-packages",
         ] {
             assert!(c.get(name).is_some(), "{name} missing");
         }
         assert!(c.get("large-packages").unwrap().opt_in);
         assert_eq!(c.get("swap").unwrap().reclaim, ReclaimKind::Swap);
-        assert_eq!(c.get("toolcache").unwrap().env_paths, ["AGENT_TOOLSDIRECTORY"]);
+        assert_eq!(
+            c.get("toolcache").unwrap().env_paths,
+            ["AGENT_TOOLSDIRECTORY"]
+        );
     }
 
     #[test]
@@ -296,6 +308,9 @@ mod tests {
             .check_names(&["androi".to_string()], "--only")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("\"androi\" in --only") && err.contains("android"), "{err}");
+        assert!(
+            err.contains("\"androi\" in --only") && err.contains("android"),
+            "{err}"
+        );
     }
 }

@@ -17,7 +17,11 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         Err(format!(
             "`{program} {}` failed ({}): {}",
             args.join(" "),
@@ -27,8 +31,8 @@ fn run(program: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// Docker's data root, when a daemon answers.
-pub(crate) fn docker_data_root() -> Result<PathBuf, String> {
+/// Docker's data root (`docker info`), when a daemon answers; else why not.
+pub fn docker_data_root() -> Result<PathBuf, String> {
     let out = run("docker", &["info", "--format", "{{.DockerRootDir}}"])?;
     let root = out.trim();
     if root.is_empty() {
@@ -47,7 +51,10 @@ pub(crate) fn docker_reclaimable(kind: &str) -> Result<u64, String> {
         if row.get("Type").and_then(|t| t.as_str()) != Some(kind) {
             continue;
         }
-        let text = row.get("Reclaimable").and_then(|t| t.as_str()).unwrap_or("0B");
+        let text = row
+            .get("Reclaimable")
+            .and_then(|t| t.as_str())
+            .unwrap_or("0B");
         return Ok(parse_docker_size(text));
     }
     Err(format!("docker system df has no {kind:?} row"))
@@ -70,7 +77,10 @@ pub(crate) fn docker_prune(build_cache: bool) -> Result<u64, String> {
     let out = run("docker", args)?;
     let freed = out
         .lines()
-        .find_map(|l| l.strip_prefix("Total reclaimed space:").or_else(|| l.strip_prefix("Total:")))
+        .find_map(|l| {
+            l.strip_prefix("Total reclaimed space:")
+                .or_else(|| l.strip_prefix("Total:"))
+        })
         .map_or(0, parse_docker_size);
     Ok(freed)
 }
@@ -100,7 +110,11 @@ pub(crate) fn apt_clean() -> Result<(), String> {
 pub(crate) fn installed_packages(patterns: &[String]) -> Result<Vec<(String, u64)>, String> {
     let out = run(
         "dpkg-query",
-        &["-W", "-f", "${db:Status-Abbrev} ${Package} ${Installed-Size}\n"],
+        &[
+            "-W",
+            "-f",
+            "${db:Status-Abbrev} ${Package} ${Installed-Size}\n",
+        ],
     )?;
     let mut found = Vec::new();
     for line in out.lines() {

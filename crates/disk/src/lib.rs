@@ -31,6 +31,7 @@ mod watch;
 
 pub use catalog::{Catalog, CostModel, ItemSpec, ReclaimKind, UserConfig};
 pub use error::{Error, Result};
+pub use host::docker_data_root;
 pub use measure::{Measurement, Size, measure, measure_excluding};
 pub use mounts::{Mount, MountTable};
 pub use plan::{Decision, Environment, Plan, PlanRequest, PlannedItem, Selection, plan};

@@ -260,7 +260,10 @@ mod tests {
         std::os::unix::fs::symlink("/", root.join("a/root-link")).unwrap();
         let m = measure(std::slice::from_ref(&root));
         assert_eq!(m.size.dirs, 3);
-        assert_eq!(m.size.files, 3, "two files (one hard-linked twice) and a symlink");
+        assert_eq!(
+            m.size.files, 3,
+            "two files (one hard-linked twice) and a symlink"
+        );
         assert!(m.size.apparent_bytes >= 15_000);
         assert!(m.size.disk_bytes >= 15_000);
         assert!(m.errors.is_empty(), "{:?}", m.errors);

@@ -35,10 +35,7 @@ impl MountTable {
 
     /// Parse mountinfo text; lines that do not have the expected shape are ignored.
     pub fn parse(text: &[u8]) -> Self {
-        let mounts = text
-            .split(|&b| b == b'\n')
-            .filter_map(parse_line)
-            .collect();
+        let mounts = text.split(|&b| b == b'\n').filter_map(parse_line).collect();
         MountTable { mounts }
     }
 
@@ -136,7 +133,9 @@ mod tests {
             .containing(Path::new("/tmp/my dir/x"), Some((7, 3)))
             .unwrap();
         assert_eq!(m.mount_point, PathBuf::from("/tmp/my dir"));
-        let root = table.containing(Path::new("/usr/bin"), Some((254, 0))).unwrap();
+        let root = table
+            .containing(Path::new("/usr/bin"), Some((254, 0)))
+            .unwrap();
         assert_eq!(root.mount_point, PathBuf::from("/"));
         assert_eq!(
             table.mounts_under(Path::new("/tmp")),
@@ -147,7 +146,14 @@ mod tests {
 
     #[test]
     fn odd_input_never_panics() {
-        for text in [&b""[..], b"-", b"1 2 3 4 5 6 - x", b"1 2 a:b / / o - t s o", b"\\", b"x \\7"] {
+        for text in [
+            &b""[..],
+            b"-",
+            b"1 2 3 4 5 6 - x",
+            b"1 2 a:b / / o - t s o",
+            b"\\",
+            b"x \\7",
+        ] {
             let _ = MountTable::parse(text);
         }
         assert_eq!(unescape(b"a\\"), b"a\\");

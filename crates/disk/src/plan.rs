@@ -212,10 +212,12 @@ pub fn plan(
             } else {
                 progress.event(Event::Measuring { item: &spec.name });
                 ctx.size_item(&mut item);
-                progress.event(Event::Measured {
-                    item: &spec.name,
-                    size: item.size,
-                });
+                if item.selected() {
+                    progress.event(Event::Measured {
+                        item: &spec.name,
+                        size: item.size,
+                    });
+                }
             }
             item.estimated_seconds =
                 catalog
@@ -272,7 +274,8 @@ pub fn plan(
                     .filter(|&&c| contains_all(&items[idx].paths, &items[c].paths))
                     .map(|&c| items[c].size.disk_bytes)
                     .sum();
-                projected = projected.saturating_add(items[idx].size.disk_bytes.saturating_sub(inner));
+                projected =
+                    projected.saturating_add(items[idx].size.disk_bytes.saturating_sub(inner));
                 chosen.push(idx);
             }
         }
@@ -333,7 +336,9 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn size_item(&self, item: &mut PlannedItem) {
         match item.spec.reclaim {
-            ReclaimKind::Delete | ReclaimKind::Swap | ReclaimKind::AptClean => self.size_paths(item),
+            ReclaimKind::Delete | ReclaimKind::Swap | ReclaimKind::AptClean => {
+                self.size_paths(item)
+            }
             ReclaimKind::DockerImages | ReclaimKind::DockerBuildCache => self.size_docker(item),
             ReclaimKind::AptRemove => self.size_packages(item),
         }
@@ -345,14 +350,16 @@ impl Ctx<'_> {
         for path in self.env.item_paths(&item.spec) {
             let Ok(dev) = device_of(&path) else { continue };
             if let Some(p) = self.protect.iter().find(|p| path.starts_with(p)) {
-                item.notes.push(format!("{}: protected by {}", path.display(), p.display()));
+                item.notes
+                    .push(format!("{}: protected by {}", path.display(), p.display()));
                 continue;
             }
             if item.spec.reclaim == ReclaimKind::Swap
                 && self.env.root.is_some()
                 && self.active_swaps.contains(&path)
             {
-                item.notes.push(format!("{}: in use as this host's swap", path.display()));
+                item.notes
+                    .push(format!("{}: in use as this host's swap", path.display()));
                 continue;
             }
             if dev != self.target_dev {
@@ -371,12 +378,18 @@ impl Ctx<'_> {
             } else if !item.notes.is_empty() {
                 item.notes.join("; ")
             } else {
-                format!("not present ({})", join_paths(&self.env.item_paths(&item.spec)))
+                format!(
+                    "not present ({})",
+                    join_paths(&self.env.item_paths(&item.spec))
+                )
             };
             return item.skip(reason);
         }
         for p in &elsewhere {
-            item.notes.push(format!("{}: on another filesystem, left alone", p.display()));
+            item.notes.push(format!(
+                "{}: on another filesystem, left alone",
+                p.display()
+            ));
         }
         // Keep other filesystems mounted inside the item, and protected paths inside it.
         let mut keep: Vec<PathBuf> = present

@@ -7,12 +7,24 @@ use crate::report::Action;
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
     /// Sizing an item's paths.
-    Measuring { item: &'a str },
-    Measured { item: &'a str, size: Size },
+    Measuring {
+        item: &'a str,
+    },
+    Measured {
+        item: &'a str,
+        size: Size,
+    },
     /// Reclaim of an item begins; `bytes`/`files` are what the plan measured.
-    Started { item: &'a str, bytes: u64, files: u64 },
+    Started {
+        item: &'a str,
+        bytes: u64,
+        files: u64,
+    },
     /// Some more entries of an item were removed.
-    Removed { item: &'a str, files: u64 },
+    Removed {
+        item: &'a str,
+        files: u64,
+    },
     Finished {
         item: &'a str,
         action: Action,

@@ -120,7 +120,11 @@ fn run_item(plan: &Plan, item: &PlannedItem, progress: &dyn Progress) -> ItemRep
     if let Some(root) = &plan.root
         && let Some(p) = item.paths.iter().find(|p| !within(p, root))
     {
-        errors.push(format!("{}: outside --root {}; refused", p.display(), root.display()));
+        errors.push(format!(
+            "{}: outside --root {}; refused",
+            p.display(),
+            root.display()
+        ));
     } else {
         match item.spec.reclaim {
             ReclaimKind::Delete | ReclaimKind::Swap => {
@@ -159,7 +163,10 @@ fn run_item(plan: &Plan, item: &PlannedItem, progress: &dyn Progress) -> ItemRep
             format!(
                 "kept {} path(s) on another filesystem or protected: {}",
                 kept.len(),
-                kept.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                kept.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         });
         (Action::Removed, reason)

@@ -53,7 +53,10 @@ pub fn remove_tree(
         notes: Mutex::new((Vec::new(), Vec::new())),
     };
     fsio::pool().install(|| remover.remove_root(path));
-    let (mut kept, mut errors) = remover.notes.into_inner().unwrap_or_else(|p| p.into_inner());
+    let (mut kept, mut errors) = remover
+        .notes
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
     kept.sort();
     errors.sort();
     RemoveOutcome {
@@ -74,12 +77,20 @@ struct Remover<'a> {
 
 impl Remover<'_> {
     fn keep(&self, path: PathBuf) {
-        self.notes.lock().unwrap_or_else(|p| p.into_inner()).0.push(path);
+        self.notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .push(path);
     }
 
     fn fail(&self, path: &Path, e: Errno) {
         let line = format!("{}: {}", path.display(), std::io::Error::from(e));
-        self.notes.lock().unwrap_or_else(|p| p.into_inner()).1.push(line);
+        self.notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .push(line);
     }
 
     fn excluded(&self, path: &Path) -> bool {

@@ -153,7 +153,11 @@ impl FreeReport {
                 md,
                 "Target: {} available — {}.\n",
                 format_size(need),
-                if self.target_met { "met" } else { "**not met**" }
+                if self.target_met {
+                    "met"
+                } else {
+                    "**not met**"
+                }
             );
         }
         let _ = writeln!(md, "| item | size | files | action | seconds | reason |");

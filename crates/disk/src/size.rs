@@ -65,7 +65,8 @@ pub fn parse_size(input: &str) -> Result<u64> {
         };
         let frac_scale = 10u64.pow(frac.len() as u32);
         let whole_bytes = whole.checked_mul(scale).ok_or_else(|| err("too large"))?;
-        let frac_bytes = (u128::from(frac_digits) * u128::from(scale) / u128::from(frac_scale)) as u64;
+        let frac_bytes =
+            (u128::from(frac_digits) * u128::from(scale) / u128::from(frac_scale)) as u64;
         whole_bytes
             .checked_add(frac_bytes)
             .ok_or_else(|| err("too large"))
@@ -116,7 +117,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_sizes_with_the_input_named() {
-        for bad in ["", "G", "30X", "1.2.3G", "-5G", "99999999999999999999", "20000000000T", "."] {
+        for bad in [
+            "",
+            "G",
+            "30X",
+            "1.2.3G",
+            "-5G",
+            "99999999999999999999",
+            "20000000000T",
+            ".",
+        ] {
             let err = parse_size(bad).expect_err(bad).to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }

@@ -26,7 +26,10 @@ pub struct FsUsage {
 pub fn usage(path: &Path) -> Result<FsUsage> {
     let canonical = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
     let stat = rustix::fs::stat(&canonical).map_err(|e| Error::io(path, e))?;
-    let dev = (rustix::fs::major(stat.st_dev), rustix::fs::minor(stat.st_dev));
+    let dev = (
+        rustix::fs::major(stat.st_dev),
+        rustix::fs::minor(stat.st_dev),
+    );
     let vfs = rustix::fs::statvfs(&canonical).map_err(|e| Error::io(path, e))?;
     let table = MountTable::read()?;
     let mount = table.containing(&canonical, Some(dev));
@@ -38,7 +41,10 @@ pub fn usage(path: &Path) -> Result<FsUsage> {
         device: format!("{}:{}", dev.0, dev.1),
         total_bytes: vfs.f_blocks.saturating_mul(frsize),
         available_bytes: vfs.f_bavail.saturating_mul(frsize),
-        used_bytes: vfs.f_blocks.saturating_sub(vfs.f_bfree).saturating_mul(frsize),
+        used_bytes: vfs
+            .f_blocks
+            .saturating_sub(vfs.f_bfree)
+            .saturating_mul(frsize),
     })
 }
 
@@ -77,7 +83,12 @@ mod tests {
         assert!(u.total_bytes > 0);
         assert!(u.available_bytes <= u.total_bytes);
         assert!(u.used_bytes <= u.total_bytes);
-        assert!(dir.path().canonicalize().unwrap().starts_with(&u.mount_point));
+        assert!(
+            dir.path()
+                .canonicalize()
+                .unwrap()
+                .starts_with(&u.mount_point)
+        );
         assert!(!u.fs_type.is_empty());
     }
 

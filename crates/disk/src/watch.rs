@@ -224,7 +224,12 @@ mod tests {
         let timeline = dog.stop();
         assert!(t0.elapsed() < Duration::from_secs(1));
         assert!(timeline.samples.len() >= 3, "{timeline:?}");
-        let min = timeline.samples.iter().map(|s| s.available_bytes).min().unwrap();
+        let min = timeline
+            .samples
+            .iter()
+            .map(|s| s.available_bytes)
+            .min()
+            .unwrap();
         assert_eq!(timeline.low_water_bytes, min);
         assert!(timeline.samples.windows(2).all(|w| w[0].ms <= w[1].ms));
     }
