@@ -1,1 +1,282 @@
-//! Helpers for the workspace tests.
+//! Helpers for the workspace tests: the xtask binary, real filesystems (temporary trees and
+//! loop-mounted ext4 images), and the rule that under `CI=true` a test that needs root or
+//! Docker fails rather than skips.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// True under CI (`CI=true`): missing prerequisites are failures there.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn unavailable(test: &str, why: &str) -> bool {
+    assert!(!ci(), "{test}: {why} (CI=true: this must not be skipped)");
+    eprintln!("skipping {test}: {why}");
+    false
+}
+
+/// True when the test may go on as root; otherwise prints why it skips (fails under CI).
+pub fn require_root(test: &str) -> bool {
+    if rustix::process::geteuid().is_root() {
+        return true;
+    }
+    unavailable(test, "needs root (loop mounts, chattr)")
+}
+
+/// True when a Docker engine answers; otherwise prints why it skips (fails under CI).
+pub fn require_docker(test: &str) -> bool {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return true;
+    }
+    unavailable(
+        test,
+        "needs a running Docker engine (run scripts/provision)",
+    )
+}
+
+/// Path of the xtask binary, built once per test process with the same profile.
+pub fn xtask_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/<test> -> target/<profile>
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--package", "xtask"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build -p xtask");
+        assert!(status.success(), "cargo build -p xtask failed");
+        profile_dir.join("xtask")
+    })
+}
+
+/// The outcome of one xtask run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// stdout as JSON, or a panic that shows both streams.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e})\nstdout:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Run `xtask ARGS` with a clean GitHub environment plus `envs`.
+pub fn xtask(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(xtask_bin());
+    cmd.args(args);
+    for var in [
+        "GITHUB_ACTIONS",
+        "RUNNER_ENVIRONMENT",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_OUTPUT",
+        "AGENT_TOOLSDIRECTORY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(envs.iter().copied());
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("running xtask");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Bytes on disk as `du -sB1 -x` counts them (hard links once across all paths).
+pub fn du_bytes(paths: &[PathBuf]) -> u64 {
+    let out = Command::new("du")
+        .args(["-sB1", "-x", "-c"])
+        .args(paths)
+        .output()
+        .expect("running du");
+    assert!(
+        out.status.success(),
+        "du failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let total = text.lines().last().expect("du prints a total");
+    total
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("du total is a number")
+}
+
+/// Run a command, panicking with its stderr when it fails.
+pub fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A small ext4 filesystem in a file, loop-mounted on a temporary directory (root only).
+/// Unmounted and deleted on drop.
+#[derive(Debug)]
+pub struct LoopFs {
+    pub mount: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl LoopFs {
+    pub fn new(mib: u64) -> LoopFs {
+        let dir = tempfile::Builder::new()
+            .prefix("headroom-loopfs-")
+            .tempdir()
+            .expect("tempdir");
+        let image = dir.path().join("fs.img");
+        let mount = dir.path().join("mnt");
+        std::fs::create_dir(&mount).expect("mkdir mount point");
+        let file = std::fs::File::create(&image).expect("create image");
+        file.set_len(mib << 20).expect("size image");
+        drop(file);
+        let img = image.to_str().expect("utf-8 temp path");
+        // No reserved blocks and no lazy init, so free space is exact and steady.
+        sh(
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-F",
+                "-m",
+                "0",
+                "-E",
+                "lazy_itable_init=0,lazy_journal_init=0",
+                img,
+            ],
+        );
+        sh(
+            "mount",
+            &["-o", "loop", img, mount.to_str().expect("utf-8")],
+        );
+        LoopFs { mount, dir }
+    }
+
+    pub fn is_mounted(path: &Path) -> bool {
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let want = path.to_string_lossy().replace(' ', "\\040");
+        table
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let m = self.mount.to_string_lossy().into_owned();
+        let ok = Command::new("umount")
+            .arg(&m)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        let _ = &self.dir;
+    }
+}
+
+/// Write `len` bytes of non-zero data (so the file is really allocated).
+pub fn write_file(path: &Path, len: usize) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create parent");
+    }
+    let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
+    std::fs::write(path, data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Fill `dir` with `files` files of `each` bytes, spread over nested directories.
+pub fn fill(dir: &Path, files: usize, each: usize) {
+    for i in 0..files {
+        let sub = dir.join(format!("d{}/e{}", i % 7, i % 3));
+        write_file(&sub.join(format!("f{i}")), each);
+    }
+}
+
+/// Every path below `root` (symlinks not followed), with file sizes, for before/after checks.
+pub fn listing(root: &Path) -> BTreeMap<PathBuf, u64> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(p.clone());
+            }
+            out.insert(p, meta.len());
+        }
+    }
+    out
+}
+
+/// Assert two listings are equal, showing only the first differences.
+#[track_caller]
+pub fn assert_same_tree(
+    before: &BTreeMap<PathBuf, u64>,
+    after: &BTreeMap<PathBuf, u64>,
+    what: &str,
+) {
+    let gone: Vec<_> = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .take(5)
+        .collect();
+    let new: Vec<_> = after
+        .keys()
+        .filter(|k| !before.contains_key(*k))
+        .take(5)
+        .collect();
+    let changed: Vec<_> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k).is_some_and(|a| a != *v))
+        .map(|(k, _)| k)
+        .take(5)
+        .collect();
+    assert!(
+        gone.is_empty() && new.is_empty() && changed.is_empty(),
+        "{what}: gone {gone:?}, new {new:?}, changed {changed:?}"
+    );
+}

@@ -268,14 +268,19 @@ pub fn plan(
                     items[idx].skip(reason);
                     continue;
                 }
-                // Items already chosen inside this one free their bytes only once.
-                let inner: u64 = chosen
+                // Items already chosen inside this one are covered by it: they are dropped
+                // (never two deleters on one tree) and their bytes are counted once.
+                let (inner, kept): (Vec<usize>, Vec<usize>) = chosen
                     .iter()
-                    .filter(|&&c| contains_all(&items[idx].paths, &items[c].paths))
-                    .map(|&c| items[c].size.disk_bytes)
-                    .sum();
-                projected =
-                    projected.saturating_add(items[idx].size.disk_bytes.saturating_sub(inner));
+                    .partition(|&&c| contains_all(&items[idx].paths, &items[c].paths));
+                let inner_bytes: u64 = inner.iter().map(|&c| items[c].size.disk_bytes).sum();
+                let reason = format!("included in {}", items[idx].spec.name);
+                for c in inner {
+                    items[c].skip(reason.clone());
+                }
+                projected = projected
+                    .saturating_add(items[idx].size.disk_bytes.saturating_sub(inner_bytes));
+                chosen = kept;
                 chosen.push(idx);
             }
         }
