@@ -13,6 +13,30 @@
 //! Safety is the design rule: deletion walks directories through file descriptors, never
 //! follows a symbolic link, never enters another filesystem, and never touches a path that
 //! the plan did not name. The library never prints; progress arrives through [`Progress`].
+//!
+//! ```no_run
+//! use headroom_disk::{Catalog, Environment, NoProgress, PlanRequest, ReclaimOptions, Selection};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plan = headroom_disk::plan(
+//!     &Catalog::builtin(),
+//!     &Environment::host(),
+//!     &PlanRequest {
+//!         target_path: "/var/lib/docker".into(),
+//!         need: Some(headroom_disk::parse_size("30G")?),
+//!         selection: Selection::default(),
+//!         protect: vec![],
+//!     },
+//!     &NoProgress,
+//! )?;
+//! // Go on with other work while the disk is freed; join when the space is needed.
+//! let handle =
+//!     headroom_disk::spawn(plan, ReclaimOptions::default(), std::sync::Arc::new(NoProgress))?;
+//! let report = handle.join().expect("the reclaim thread");
+//! assert!(report.target_met);
+//! # Ok(())
+//! # }
+//! ```
 
 mod catalog;
 mod error;

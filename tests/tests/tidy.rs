@@ -1,0 +1,99 @@
+//! Tidy tests: keep the tree honest about itself.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn ci_runs_the_test_command_the_readme_gives() {
+    let ci = read(".ci/run");
+    let readme = read("README.md");
+    assert!(
+        ci.contains("scripts/provision") && ci.contains("scripts/test"),
+        "{ci}"
+    );
+    assert!(readme.contains("scripts/provision") && readme.contains("scripts/test"));
+    let test = read("scripts/test");
+    for step in [
+        "cargo fmt --all --check",
+        "cargo clippy --workspace --all-targets",
+        "-D warnings",
+        "cargo test --workspace",
+    ] {
+        assert!(test.contains(step), "scripts/test lacks {step:?}");
+    }
+}
+
+#[test]
+fn libraries_never_print() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates"), &mut files);
+    assert!(!files.is_empty());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        // Unit tests sit at the end of a file, after `#[cfg(test)]`.
+        let code = text.split("#[cfg(test)]").next().unwrap();
+        for (n, line) in code.lines().enumerate() {
+            for mac in ["println!", "eprintln!", "print!(", "eprint!(", "dbg!("] {
+                assert!(
+                    !line.contains(mac),
+                    "{}:{}: libraries report through values and callbacks, not {mac}",
+                    f.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_crate_says_what_it_is_for() {
+    for lib in [
+        "crates/disk/src/lib.rs",
+        "crates/docker/src/lib.rs",
+        "xtask/src/main.rs",
+    ] {
+        assert!(read(lib).starts_with("//! "), "{lib} lacks a crate doc");
+    }
+}
+
+#[test]
+fn every_catalog_item_is_documented() {
+    let readme = read("README.md");
+    for item in headroom_disk::Catalog::builtin().items {
+        assert!(
+            readme.contains(&format!("`{}`", item.name)),
+            "README lacks `{}`",
+            item.name
+        );
+    }
+}
+
+#[test]
+fn benchmarks_come_with_their_command() {
+    let doc = read("docs/benchmarks.md");
+    assert!(
+        doc.contains("cargo xtask bench free"),
+        "docs/benchmarks.md lacks the command"
+    );
+}
