@@ -1,5 +1,7 @@
 //! The Docker items of the catalog, measured against the real engine.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
+
 use headroom_tests::{require_docker, sh, write_file, xtask};
 
 #[test]

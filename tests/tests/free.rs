@@ -1,6 +1,8 @@
 //! `cargo xtask free` and `headroom-disk` against real filesystems: synthetic runner trees in
 //! temporary directories and small loop-mounted ext4 filesystems.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
+
 use std::path::{Path, PathBuf};
 
 use headroom_tests::{
@@ -446,6 +448,35 @@ fn bad_input_gets_a_clear_error_and_deletes_nothing() {
     );
     assert!(run.stderr.contains("/no/such.toml"), "{}", run.stderr);
     assert_same_tree(&before, &listing(&t.root), "nothing was deleted");
+}
+
+#[test]
+fn a_symlinked_parent_never_leads_outside_the_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("runner");
+    let host_share = tmp.path().join("host-share");
+    fill(&host_share.join("dotnet"), 10, 1_000);
+    fill(&root.join("usr/local/lib/android"), 10, 1_000);
+    // runner/usr/share -> ../../host-share: runner/usr/share/dotnet is outside the root.
+    std::os::unix::fs::symlink(&host_share, root.join("usr/share")).unwrap();
+    let before = listing(&host_share);
+    let run = xtask(
+        &["free", "--root", root.to_str().unwrap(), "--yes", "--json"],
+        &[],
+    );
+    assert!(run.success(), "{run:?}");
+    let report = run.json();
+    let dotnet = item(&report, "dotnet");
+    assert_eq!(dotnet["action"], "skipped", "{dotnet:#}");
+    assert!(
+        dotnet["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outside --root"),
+        "{dotnet:#}"
+    );
+    assert_same_tree(&before, &listing(&host_share), "outside the root");
+    assert_eq!(item(&report, "android")["action"], "removed");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Tidy tests: keep the tree honest about itself.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
+
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {

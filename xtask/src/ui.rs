@@ -190,6 +190,6 @@ mod tests {
                 vec!["x".into(), "1.5 MB".into()],
             ],
         );
-        assert_eq!(t, "item      size\nandroid  12 GB\nx       1.5 MB\n");
+        assert_eq!(t, "item       size\nandroid   12 GB\nx        1.5 MB\n");
     }
 }

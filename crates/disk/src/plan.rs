@@ -354,6 +354,16 @@ impl Ctx<'_> {
         let mut elsewhere = Vec::new();
         for path in self.env.item_paths(&item.spec) {
             let Ok(dev) = device_of(&path) else { continue };
+            if let Some(root) = &self.env.root
+                && !resolves_within(&path, root)
+            {
+                item.notes.push(format!(
+                    "{}: leads outside --root {} through a symlink",
+                    path.display(),
+                    root.display()
+                ));
+                continue;
+            }
             if let Some(p) = self.protect.iter().find(|p| path.starts_with(p)) {
                 item.notes
                     .push(format!("{}: protected by {}", path.display(), p.display()));
@@ -475,6 +485,15 @@ fn join_paths(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// True when `path`'s parent directory, with symlinks resolved, is still inside `root`:
+/// under `--root`, a symlinked `usr/` must not lead the deleter onto the host.
+fn resolves_within(path: &Path, root: &Path) -> bool {
+    let (Some(parent), Ok(root)) = (path.parent(), std::fs::canonicalize(root)) else {
+        return false;
+    };
+    std::fs::canonicalize(parent).is_ok_and(|p| p.starts_with(&root))
 }
 
 /// True when `path` is `root` or inside it, lexically.
