@@ -90,7 +90,15 @@ impl Run {
 
 /// Run `xtask ARGS` with a clean GitHub environment plus `envs`.
 pub fn xtask(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    xtask_in(None, args, envs)
+}
+
+/// [`xtask`] in the working directory `cwd`.
+pub fn xtask_in(cwd: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(xtask_bin());
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     cmd.args(args);
     for var in [
         "GITHUB_ACTIONS",

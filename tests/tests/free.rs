@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use headroom_tests::{
     LoopFs, assert_same_tree, du_bytes, fill, listing, require_root, sh, write_file, xtask,
+    xtask_in,
 };
 use serde_json::Value;
 
@@ -664,4 +665,159 @@ fn list_shows_the_catalog() {
         assert!(run.stdout.contains(name), "{}", run.stdout);
     }
     assert!(run.stdout.contains("opt-in"));
+}
+
+#[test]
+fn a_relative_root_still_keeps_mounts_inside_items() {
+    if !require_root("a_relative_root_still_keeps_mounts_inside_items") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = runner_tree(tmp.path());
+    let precious = tmp.path().join("precious");
+    write_file(&precious.join("data.bin"), 10_000);
+    let cache = t.root.join("usr/share/dotnet/cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    // A bind mount of the same filesystem: only the mount table tells it apart.
+    sh(
+        "mount",
+        &[
+            "--bind",
+            precious.to_str().unwrap(),
+            cache.to_str().unwrap(),
+        ],
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(cache.clone());
+    let run = xtask_in(
+        Some(tmp.path()),
+        &[
+            "free", "--root", "runner", "--only", "dotnet", "--yes", "--json",
+        ],
+        &[],
+    );
+    assert!(run.success(), "{run:?}");
+    assert!(
+        precious.join("data.bin").exists(),
+        "the bind-mounted tree survives"
+    );
+    assert!(LoopFs::is_mounted(&cache));
+}
+
+#[test]
+fn paths_that_escape_or_name_the_root_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = runner_tree(tmp.path());
+    let before = listing(&t.root);
+    // $AGENT_TOOLSDIRECTORY pointing back up the tree must not widen the toolcache item.
+    for value in ["/opt/hostedtoolcache/..", "/", "/.", "//"] {
+        let run = xtask(
+            &[
+                "free",
+                "--root",
+                root_arg(&t),
+                "--only",
+                "toolcache",
+                "--dry-run",
+                "--json",
+            ],
+            &[("AGENT_TOOLSDIRECTORY", value)],
+        );
+        assert!(run.success(), "{run:?}");
+        let paths = paths_of(item(&run.json(), "toolcache"));
+        assert_eq!(paths, vec![t.root.join("opt/hostedtoolcache")], "{value}");
+    }
+    let run = xtask(&["free", "--root", "/", "--dry-run"], &[]);
+    assert!(!run.success());
+    assert!(
+        run.stderr.contains("--root /") && run.stderr.contains("without --root"),
+        "{}",
+        run.stderr
+    );
+    assert_same_tree(&before, &listing(&t.root), "nothing deleted");
+}
+
+#[test]
+fn hard_links_shared_between_items_are_not_counted_as_freed() {
+    if !require_root("hard_links_shared_between_items_are_not_counted_as_freed") {
+        return;
+    }
+    let fs = LoopFs::new(128);
+    let root = fs.mount.join("runner");
+    write_file(&root.join("usr/share/dotnet/big.bin"), 20_000_000);
+    std::fs::create_dir_all(root.join("usr/share/swift")).unwrap();
+    std::fs::hard_link(
+        root.join("usr/share/dotnet/big.bin"),
+        root.join("usr/share/swift/big.bin"),
+    )
+    .unwrap();
+    write_file(&root.join("usr/share/swift/own.bin"), 1_000_000);
+    let run = xtask(
+        &[
+            "free",
+            "--root",
+            root.to_str().unwrap(),
+            "--only",
+            "dotnet",
+            "--yes",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(run.success(), "{run:?}");
+    let report = run.json();
+    let dotnet = item(&report, "dotnet");
+    assert!(
+        dotnet["shared_bytes"].as_u64().unwrap() >= 20_000_000,
+        "{dotnet:#}"
+    );
+    let freed = report["freed_bytes"].as_u64().unwrap() as f64;
+    let delta = report["filesystem_delta_bytes"].as_i64().unwrap() as f64;
+    assert!(
+        (freed - delta).abs() <= 0.01 * 20e6,
+        "freed {freed} vs delta {delta}"
+    );
+    assert!(root.join("usr/share/swift/big.bin").exists());
+}
+
+#[test]
+fn a_symlink_swapped_in_after_planning_does_not_lead_outside_the_root() {
+    use headroom_disk::{Catalog, Environment, NoProgress, PlanRequest, ReclaimOptions, Selection};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("runner");
+    fill(&root.join("usr/share/dotnet"), 10, 1_000);
+    let outside = tmp.path().join("outside-share");
+    fill(&outside.join("dotnet"), 10, 1_000);
+    let plan = headroom_disk::plan(
+        &Catalog::builtin(),
+        &Environment::under_root(&root),
+        &PlanRequest {
+            target_path: root.clone(),
+            need: None,
+            selection: Selection {
+                only: vec!["dotnet".into()],
+                ..Selection::default()
+            },
+            protect: Vec::new(),
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    // Between plan and reclaim, usr/share becomes a symlink to a tree outside the root.
+    std::fs::rename(root.join("usr/share"), tmp.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("usr/share")).unwrap();
+    let before = listing(&outside);
+    let report = headroom_disk::reclaim(&plan, ReclaimOptions::default(), &NoProgress);
+    assert_same_tree(&before, &listing(&outside), "outside the root");
+    let dotnet = report.items.iter().find(|i| i.name == "dotnet").unwrap();
+    assert_eq!(dotnet.action, headroom_disk::Action::Failed, "{dotnet:?}");
+    assert!(
+        dotnet.reason.as_deref().unwrap_or("").contains("symlink"),
+        "{dotnet:?}"
+    );
 }

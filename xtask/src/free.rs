@@ -1,6 +1,6 @@
 //! `cargo xtask free`: free disk space on a CI runner, by target, safely.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -74,8 +74,11 @@ impl Free {
         }
         let env = match &self.root {
             Some(root) => {
-                if !root.is_dir() {
+                if !root.exists() {
                     bail!("--root {}: no such directory", root.display());
+                }
+                if !root.is_dir() {
+                    bail!("--root {}: not a directory", root.display());
                 }
                 Environment::under_root(root)
             }
@@ -197,7 +200,7 @@ impl Free {
                  naming opt-in items (--only large-packages,…), or move Docker's data root to a \
                  bigger disk.",
                 format_size(report.filesystem.available_after),
-                report.filesystem.mount_point.display(),
+                report.filesystem.mount_point,
                 format_size(need),
             );
             return ExitCode::FAILURE;
@@ -254,9 +257,9 @@ fn human(report: &FreeReport) -> String {
     };
     out.push_str(&format!(
         "{} ({} on {}): available {} before, {} after; {verb} {} in {:.1} s",
-        fs.mount_point.display(),
+        fs.mount_point,
         fs.fs_type,
-        short(&fs.path),
+        fs.path,
         format_size(fs.available_before),
         format_size(fs.available_after),
         format_size(report.freed_bytes),
@@ -271,8 +274,4 @@ fn human(report: &FreeReport) -> String {
     }
     out.push('\n');
     out
-}
-
-fn short(path: &Path) -> String {
-    path.display().to_string()
 }

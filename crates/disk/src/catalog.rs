@@ -1,8 +1,6 @@
 //! The catalog of reclaimable items, kept as data (`catalog.toml`, embedded), and the user's
 //! additions and protected paths.
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -196,6 +194,32 @@ impl Catalog {
     }
 }
 
+/// An item path must be absolute and plain: no `.` or `..`, and at least one name below `/`.
+pub(crate) fn valid_item_path(p: &str) -> std::result::Result<(), &'static str> {
+    use std::path::Component;
+    if !p.starts_with('/') {
+        return Err("is not absolute");
+    }
+    let mut names = 0;
+    for c in std::path::Path::new(p).components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(_) => names += 1,
+            Component::CurDir | Component::ParentDir | Component::Prefix(_) => {
+                return Err("contains '.' or '..'");
+            }
+        }
+    }
+    if names == 0 || p.split('/').any(|part| part == "." || part == "..") {
+        return Err(if names == 0 {
+            "names the root directory; refused"
+        } else {
+            "contains '.' or '..'"
+        });
+    }
+    Ok(())
+}
+
 fn validate(item: &ItemSpec, origin: &str) -> Result<()> {
     let bad = |message: String| Error::Config {
         origin: origin.to_string(),
@@ -212,18 +236,7 @@ fn validate(item: &ItemSpec, origin: &str) -> Result<()> {
         )));
     }
     for p in &item.paths {
-        if !p.starts_with('/') {
-            return Err(bad(format!("item {name:?}: path {p:?} is not absolute")));
-        }
-        if PathBuf::from(p)
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(bad(format!("item {name:?}: path {p:?} contains '..'")));
-        }
-        if p == "/" {
-            return Err(bad(format!("item {name:?}: refusing to reclaim '/'")));
-        }
+        valid_item_path(p).map_err(|why| bad(format!("item {name:?}: path {p:?} {why}")))?;
     }
     let needs_paths = matches!(item.reclaim, ReclaimKind::Delete | ReclaimKind::Swap);
     if needs_paths && item.paths.is_empty() && item.env_paths.is_empty() {
@@ -297,6 +310,9 @@ mod tests {
             "[[free.item]]\nname = \"Bad Name\"\npaths = [\"/x\"]\n",
             "[[free.item]]\nname = \"x\"\npaths = [\"relative\"]\n",
             "[[free.item]]\nname = \"x\"\npaths = [\"/\"]\n",
+            "[[free.item]]\nname = \"x\"\npaths = [\"/.\"]\n",
+            "[[free.item]]\nname = \"x\"\npaths = [\"//\"]\n",
+            "[[free.item]]\nname = \"x\"\npaths = [\"/a/./b\"]\n",
             "[[free.item]]\nname = \"x\"\npaths = [\"/a/../..\"]\n",
             "[[free.item]]\nname = \"x\"\n",
         ] {

@@ -65,9 +65,12 @@ pub(crate) fn pool() -> &'static rayon::ThreadPool {
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
                 (cores * 4).clamp(4, 64)
             });
+        raise_open_file_limit();
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("headroom-io-{i}"))
+            // The walks recurse once per directory level; deep trees must not overflow.
+            .stack_size(256 << 20)
             .build()
             .unwrap_or_else(|_| {
                 // A pool of one thread cannot fail to build for lack of resources in a way
@@ -78,6 +81,18 @@ pub(crate) fn pool() -> &'static rayon::ThreadPool {
                     .expect("a one-thread pool")
             })
     })
+}
+
+/// Each thread holds one descriptor per directory level it is inside: lift the soft limit on
+/// open files to the hard one so deep trees on a wide pool do not run out.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let want = limit.maximum.unwrap_or(1 << 20).min(1 << 20);
+    if limit.current.is_some_and(|c| c < want) {
+        limit.current = Some(want);
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
 }
 
 /// Turn a C name into a path component.

@@ -1,6 +1,6 @@
 //! What deleting a set of paths would free: bytes on disk as `du -sB1 -x` counts them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ops::Add;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -21,6 +21,16 @@ pub struct Size {
     /// Files, symlinks and other non-directories.
     pub files: u64,
     pub dirs: u64,
+    /// Bytes of hard-linked files that also have links outside the measured paths:
+    /// counted in `disk_bytes` (as `du` does) but not freed by deleting these paths.
+    pub shared_bytes: u64,
+}
+
+impl Size {
+    /// What deleting the measured paths frees: `disk_bytes` less the shared bytes.
+    pub fn reclaimable_bytes(&self) -> u64 {
+        self.disk_bytes.saturating_sub(self.shared_bytes)
+    }
 }
 
 impl Add for Size {
@@ -31,6 +41,7 @@ impl Add for Size {
             apparent_bytes: self.apparent_bytes + o.apparent_bytes,
             files: self.files + o.files,
             dirs: self.dirs + o.dirs,
+            shared_bytes: self.shared_bytes + o.shared_bytes,
         }
     }
 }
@@ -69,6 +80,8 @@ pub fn measure_excluding(paths: &[PathBuf], exclude: &[PathBuf]) -> Measurement 
             .map(|p| walker.measure_root(p))
             .reduce(Size::default, Size::add)
     });
+    let mut size = size;
+    size.shared_bytes = walker.links.shared_bytes();
     let notes = walker.notes.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut m = Measurement {
         size,
@@ -106,20 +119,45 @@ struct Notes {
     errors: Vec<String>,
 }
 
-/// Inodes with more than one link that were already counted, sharded to keep locks short.
+/// Inodes with more than one link: how many of their links were seen, so each is counted
+/// once and those with links elsewhere are known. Sharded to keep locks short.
 #[derive(Default)]
 struct LinkSet {
-    shards: [Mutex<HashSet<(u64, u64)>>; 16],
+    shards: [Mutex<HashMap<(u64, u64), Link>>; 16],
+}
+
+struct Link {
+    nlink: u64,
+    seen: u64,
+    bytes: u64,
 }
 
 impl LinkSet {
     /// True the first time an inode is seen.
-    fn first_sight(&self, dev: u64, ino: u64) -> bool {
-        let shard = &self.shards[(ino as usize) % self.shards.len()];
-        shard
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((dev, ino))
+    fn first_sight(&self, st: &Stat) -> bool {
+        let shard = &self.shards[(st.st_ino as usize) % self.shards.len()];
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let link = map.entry((st.st_dev, st.st_ino)).or_insert(Link {
+            nlink: st.st_nlink,
+            seen: 0,
+            bytes: (st.st_blocks as u64).saturating_mul(512),
+        });
+        link.seen += 1;
+        link.seen == 1
+    }
+
+    /// Bytes of inodes whose links were not all seen.
+    fn shared_bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .flat_map(|s| {
+                let map = s.lock().unwrap_or_else(|p| p.into_inner());
+                map.values()
+                    .filter(|l| l.seen < l.nlink)
+                    .map(|l| l.bytes)
+                    .collect::<Vec<_>>()
+            })
+            .sum()
     }
 }
 
@@ -171,7 +209,7 @@ impl Walker<'_> {
     }
 
     fn file_size(&self, st: &Stat) -> Size {
-        if st.st_nlink > 1 && !self.links.first_sight(st.st_dev, st.st_ino) {
+        if st.st_nlink > 1 && !self.links.first_sight(st) {
             return Size::default();
         }
         Size {
@@ -179,6 +217,7 @@ impl Walker<'_> {
             apparent_bytes: st.st_size as u64,
             files: 1,
             dirs: 0,
+            shared_bytes: 0,
         }
     }
 
@@ -203,9 +242,9 @@ impl Walker<'_> {
                 }
             };
             let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-            if is_dir || !self.exclude.is_empty() {
+            if is_dir || st.st_dev != dev || !self.exclude.is_empty() {
                 let child = path.join(name_path(&entry.name));
-                if is_dir && st.st_dev != dev {
+                if st.st_dev != dev {
                     self.note(|n| n.other_filesystems.push(child));
                     continue;
                 }
@@ -241,6 +280,7 @@ fn dir_size(st: &Stat) -> Size {
         apparent_bytes: st.st_size as u64,
         files: 0,
         dirs: 1,
+        shared_bytes: 0,
     }
 }
 

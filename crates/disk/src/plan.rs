@@ -29,7 +29,7 @@ impl Environment {
     pub fn host() -> Self {
         Environment {
             root: None,
-            vars: std::env::vars().collect(),
+            vars: utf8_vars(),
         }
     }
 
@@ -37,7 +37,7 @@ impl Environment {
     pub fn under_root(root: impl Into<PathBuf>) -> Self {
         Environment {
             root: Some(root.into()),
-            vars: std::env::vars().collect(),
+            vars: utf8_vars(),
         }
     }
 
@@ -52,7 +52,11 @@ impl Environment {
     fn item_paths(&self, item: &ItemSpec) -> Vec<PathBuf> {
         let mut paths: Vec<PathBuf> = item.paths.iter().map(|p| self.resolve(p)).collect();
         for var in &item.env_paths {
-            if let Some(value) = self.vars.get(var).filter(|v| v.starts_with('/')) {
+            if let Some(value) = self
+                .vars
+                .get(var)
+                .filter(|v| crate::catalog::valid_item_path(v).is_ok())
+            {
                 let p = self.resolve(value);
                 if !paths.contains(&p) {
                     paths.push(p);
@@ -61,6 +65,13 @@ impl Environment {
         }
         paths
     }
+}
+
+/// The environment's variables that are valid UTF-8 (the others cannot name catalog paths).
+fn utf8_vars() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 /// Which items are candidates.
@@ -142,7 +153,7 @@ impl Plan {
     }
 
     pub fn planned_bytes(&self) -> u64 {
-        self.selected().map(|i| i.size.disk_bytes).sum()
+        self.selected().map(|i| i.size.reclaimable_bytes()).sum()
     }
 
     /// Under `--root` (nothing outside the tree is touched).
@@ -161,30 +172,54 @@ pub fn plan(
     let sel = &request.selection;
     catalog.check_names(&sel.only, "--only")?;
     catalog.check_names(&sel.skip, "--skip")?;
+    // Everything is compared by canonical path: a relative or symlinked --root must not
+    // hide a mount point or a protected path from the planner.
+    let mut env = env.clone();
     if let Some(root) = &env.root {
-        let meta = std::fs::symlink_metadata(root).map_err(|_| Error::Missing {
+        let canonical = std::fs::canonicalize(root).map_err(|_| Error::Missing {
             what: "--root directory",
             path: root.clone(),
         })?;
-        if !meta.is_dir() {
+        if !canonical.is_dir() {
             return Err(Error::Config {
                 origin: format!("--root {}", root.display()),
                 message: "not a directory".into(),
             });
         }
+        if canonical == Path::new("/") {
+            return Err(Error::Config {
+                origin: format!("--root {}", root.display()),
+                message: "is this machine's own root; run without --root instead".into(),
+            });
+        }
+        env.root = Some(canonical);
     }
-    if !request.target_path.exists() {
-        return Err(Error::Missing {
-            what: "target path",
-            path: request.target_path.clone(),
-        });
-    }
-    let filesystem = usage(&request.target_path)?;
-    let target_dev = device_of(&request.target_path)?;
+    let env = &env;
+    let target_path = std::fs::canonicalize(&request.target_path).map_err(|_| Error::Missing {
+        what: "target path",
+        path: request.target_path.clone(),
+    })?;
+    let mut filesystem = usage(&target_path)?;
+    filesystem.path = request.target_path.clone();
+    // The filesystem the target is on, following a symlinked target (stat, not lstat).
+    let target_dev = rustix::fs::stat(&target_path)
+        .map(|s| s.st_dev)
+        .map_err(|e| Error::io(&target_path, e))?;
     let mounts = MountTable::read()?;
     let protect: Vec<PathBuf> = request.protect.iter().map(|p| env.resolve(p)).collect();
     let active_swaps = host::active_swaps();
 
+    let available = filesystem.available_bytes;
+    let already_met = request
+        .need
+        .filter(|&need| available >= need && !sel.all)
+        .map(|need| {
+            format!(
+                "target already met: {} available, {} needed",
+                format_size(available),
+                format_size(need)
+            )
+        });
     let mut items: Vec<PlannedItem> = catalog
         .items
         .iter()
@@ -209,6 +244,8 @@ pub fn plan(
             };
             if let Some(reason) = preselect(spec, sel, env) {
                 item.skip(reason);
+            } else if let Some(reason) = already_met.clone() {
+                item.skip(reason);
             } else {
                 progress.event(Event::Measuring { item: &spec.name });
                 ctx.size_item(&mut item);
@@ -227,62 +264,66 @@ pub fn plan(
         })
         .collect();
 
-    let available = filesystem.available_bytes;
     let mut projected = available;
-    match request.need {
-        Some(need) if available >= need && !sel.all => {
-            let reason = format!(
-                "target already met: {} available, {} needed",
-                format_size(available),
-                format_size(need)
+    if already_met.is_none() {
+        // Cheapest seconds per byte first; ties keep catalog order.
+        let mut order: Vec<usize> = (0..items.len()).filter(|&i| items[i].selected()).collect();
+        order.sort_by(|&a, &b| {
+            cost_per_byte(&items[a])
+                .partial_cmp(&cost_per_byte(&items[b]))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let mut chosen: Vec<usize> = Vec::new();
+        for idx in order {
+            if let Some(need) = request.need.filter(|_| !sel.all)
+                && projected >= need
+            {
+                let reason = format!(
+                    "not needed: target of {} met by cheaper items",
+                    format_size(need)
+                );
+                items[idx].skip(reason);
+                continue;
+            }
+            if let Some(&outer) = chosen
+                .iter()
+                .find(|&&c| contains_all(&items[c].paths, &items[idx].paths))
+            {
+                let reason = format!("included in {}", items[outer].spec.name);
+                items[idx].skip(reason);
+                continue;
+            }
+            let (inner, kept): (Vec<usize>, Vec<usize>) = chosen
+                .iter()
+                .partition(|&&c| contains_all(&items[idx].paths, &items[c].paths));
+            // Partial overlap (some paths shared, some not) would put two deleters on one
+            // tree and count its bytes twice: the later item gives way.
+            if let Some(&other) = kept
+                .iter()
+                .find(|&&c| overlaps(&items[c].paths, &items[idx].paths))
+            {
+                let reason = format!("overlaps {} in part: not taken", items[other].spec.name);
+                items[idx].skip(reason);
+                continue;
+            }
+            // Items already chosen inside this one are covered by it: they are dropped
+            // (never two deleters on one tree) and their bytes are counted once.
+            let inner_bytes: u64 = inner
+                .iter()
+                .map(|&c| items[c].size.reclaimable_bytes())
+                .sum();
+            let reason = format!("included in {}", items[idx].spec.name);
+            for c in inner {
+                items[c].skip(reason.clone());
+            }
+            projected = projected.saturating_add(
+                items[idx]
+                    .size
+                    .reclaimable_bytes()
+                    .saturating_sub(inner_bytes),
             );
-            for item in items.iter_mut().filter(|i| i.selected()) {
-                item.skip(reason.clone());
-            }
-        }
-        _ => {
-            // Cheapest seconds per byte first; ties keep catalog order.
-            let mut order: Vec<usize> = (0..items.len()).filter(|&i| items[i].selected()).collect();
-            order.sort_by(|&a, &b| {
-                cost_per_byte(&items[a])
-                    .partial_cmp(&cost_per_byte(&items[b]))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
-            let mut chosen: Vec<usize> = Vec::new();
-            for idx in order {
-                if let Some(need) = request.need.filter(|_| !sel.all)
-                    && projected >= need
-                {
-                    let reason = format!(
-                        "not needed: target of {} met by cheaper items",
-                        format_size(need)
-                    );
-                    items[idx].skip(reason);
-                    continue;
-                }
-                if let Some(&outer) = chosen
-                    .iter()
-                    .find(|&&c| contains_all(&items[c].paths, &items[idx].paths))
-                {
-                    let reason = format!("included in {}", items[outer].spec.name);
-                    items[idx].skip(reason);
-                    continue;
-                }
-                // Items already chosen inside this one are covered by it: they are dropped
-                // (never two deleters on one tree) and their bytes are counted once.
-                let (inner, kept): (Vec<usize>, Vec<usize>) = chosen
-                    .iter()
-                    .partition(|&&c| contains_all(&items[idx].paths, &items[c].paths));
-                let inner_bytes: u64 = inner.iter().map(|&c| items[c].size.disk_bytes).sum();
-                let reason = format!("included in {}", items[idx].spec.name);
-                for c in inner {
-                    items[c].skip(reason.clone());
-                }
-                projected = projected
-                    .saturating_add(items[idx].size.disk_bytes.saturating_sub(inner_bytes));
-                chosen = kept;
-                chosen.push(idx);
-            }
+            chosen = kept;
+            chosen.push(idx);
         }
     }
     let shortfall = request
@@ -301,7 +342,13 @@ pub fn plan(
 }
 
 fn cost_per_byte(item: &PlannedItem) -> f64 {
-    item.estimated_seconds / (item.size.disk_bytes.max(1) as f64)
+    item.estimated_seconds / (item.size.reclaimable_bytes().max(1) as f64)
+}
+
+/// True when some path of `a` and some path of `b` are the same or nested.
+fn overlaps(a: &[PathBuf], b: &[PathBuf]) -> bool {
+    a.iter()
+        .any(|x| b.iter().any(|y| x.starts_with(y) || y.starts_with(x)))
 }
 
 /// True when every path of `inner` lies inside one of `outer` (and `inner` has paths).
@@ -353,7 +400,23 @@ impl Ctx<'_> {
         let mut present = Vec::new();
         let mut elsewhere = Vec::new();
         for path in self.env.item_paths(&item.spec) {
-            let Ok(dev) = device_of(&path) else { continue };
+            let dev = match device_of(&path) {
+                Ok(dev) => dev,
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    continue;
+                }
+                Err(e) => {
+                    item.notes.push(format!("cannot read: {e}"));
+                    continue;
+                }
+            };
+            if self.mounts.mounts.iter().any(|m| m.mount_point == path) {
+                item.notes.push(format!(
+                    "{}: is a mount point; refused (name the paths inside it)",
+                    path.display()
+                ));
+                continue;
+            }
             if let Some(root) = &self.env.root
                 && !resolves_within(&path, root)
             {
@@ -461,7 +524,8 @@ impl Ctx<'_> {
             Ok(0) => item.skip("nothing reclaimable"),
             Ok(bytes) => {
                 item.size.disk_bytes = bytes;
-                item.paths = vec![data_root];
+                item.notes
+                    .push(format!("in Docker's data root {}", data_root.display()));
             }
             Err(e) => item.skip(e),
         }

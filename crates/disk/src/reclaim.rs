@@ -13,8 +13,8 @@ use crate::host;
 use crate::measure::measure_excluding;
 use crate::plan::{Plan, PlannedItem, within};
 use crate::progress::{Event, Progress};
-use crate::remove::remove_tree;
-use crate::report::{Action, FreeReport, ItemReport};
+use crate::remove::{remove_tree, remove_tree_beneath};
+use crate::report::{Action, FreeReport, ItemReport, lossy};
 use crate::usage::{available_bytes, sync_filesystem};
 
 /// Options of a reclaim.
@@ -32,7 +32,8 @@ pub fn reclaim(plan: &Plan, options: ReclaimOptions, progress: &dyn Progress) ->
     }
     report.dry_run = false;
     let start = Instant::now();
-    let target = plan.filesystem.path.clone();
+    // Read free space at the mount point: the target path itself may be inside an item.
+    let target = plan.filesystem.mount_point.clone();
     let before = available_bytes(&target).unwrap_or(plan.filesystem.available_bytes);
 
     // Package removals first and one at a time: dpkg runs maintainer scripts that expect
@@ -150,10 +151,20 @@ fn run_item(plan: &Plan, item: &PlannedItem, progress: &dyn Progress) -> ItemRep
                     Err(e) => errors.push(e),
                 }
             }
-            ReclaimKind::AptRemove => match host::apt_remove(&item.packages) {
-                Ok(()) => freed = item.size.disk_bytes,
-                Err(e) => errors.push(e),
-            },
+            ReclaimKind::AptRemove => {
+                // Package removals run alone, so the filesystem's delta is theirs.
+                let mount = &plan.filesystem.mount_point;
+                let before = available_bytes(mount).unwrap_or(0);
+                match host::apt_remove(&item.packages) {
+                    Ok(()) => {
+                        sync_filesystem(mount);
+                        freed = available_bytes(mount)
+                            .unwrap_or(before)
+                            .saturating_sub(before);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
         }
     }
 
@@ -186,7 +197,7 @@ fn run_item(plan: &Plan, item: &PlannedItem, progress: &dyn Progress) -> ItemRep
     });
     ItemReport {
         name: name.to_string(),
-        paths: item.paths.clone(),
+        paths: lossy(&item.paths),
         size_bytes: item.size.disk_bytes,
         apparent_bytes: item.size.apparent_bytes,
         files: item.size.files,
@@ -195,8 +206,9 @@ fn run_item(plan: &Plan, item: &PlannedItem, progress: &dyn Progress) -> ItemRep
         seconds,
         estimated_seconds: item.estimated_seconds,
         freed_bytes: freed,
-        kept,
+        kept: lossy(&kept),
         errors,
+        shared_bytes: item.size.shared_bytes,
     }
 }
 
@@ -211,7 +223,10 @@ fn delete_paths(
     let name = item.spec.name.as_str();
     let on_progress = |files: u64| progress.event(Event::Removed { item: name, files });
     for path in &item.paths {
-        let outcome = remove_tree(path, &exclude, &on_progress);
+        let outcome = match &plan.root {
+            Some(root) => remove_tree_beneath(root, path, &exclude, &on_progress),
+            None => remove_tree(path, &exclude, &on_progress),
+        };
         for k in outcome.kept {
             if !kept.contains(&k) {
                 kept.push(k);
@@ -227,5 +242,7 @@ fn delete_paths(
 fn remeasure_freed(plan: &Plan, item: &PlannedItem) -> u64 {
     let exclude: Vec<PathBuf> = item.keep.iter().chain(&plan.protect).cloned().collect();
     let left = measure_excluding(&item.paths, &exclude);
-    item.size.disk_bytes.saturating_sub(left.size.disk_bytes)
+    item.size
+        .reclaimable_bytes()
+        .saturating_sub(left.size.reclaimable_bytes())
 }

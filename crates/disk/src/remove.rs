@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{AtFlags, CWD, FileType};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use serde::Serialize;
 
@@ -39,11 +41,32 @@ impl RemoveOutcome {
 
 /// Delete `path` and everything below it that is on the same filesystem as `path`, except
 /// `exclude`d subtrees. `on_progress(files)` is called as directories are emptied. A missing
-/// `path` is not an error: there is nothing to do.
+/// `path` is not an error: there is nothing to do. The parent directories of `path` are
+/// resolved as the system resolves them; use [`remove_tree_beneath`] to confine the walk.
 pub fn remove_tree(
     path: &Path,
     exclude: &[PathBuf],
     on_progress: &(dyn Fn(u64) + Sync),
+) -> RemoveOutcome {
+    run_remover(exclude, on_progress, |r| r.remove_root(None, path))
+}
+
+/// [`remove_tree`], confined to `root`: every directory from `root` down to `path` is opened
+/// with `O_NOFOLLOW`, so a symlink anywhere on the way (even one swapped in after planning)
+/// makes the removal fail instead of leading it outside `root`.
+pub fn remove_tree_beneath(
+    root: &Path,
+    path: &Path,
+    exclude: &[PathBuf],
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> RemoveOutcome {
+    run_remover(exclude, on_progress, |r| r.remove_root(Some(root), path))
+}
+
+fn run_remover(
+    exclude: &[PathBuf],
+    on_progress: &(dyn Fn(u64) + Sync),
+    body: impl FnOnce(&Remover<'_>) + Send,
 ) -> RemoveOutcome {
     let remover = Remover {
         exclude,
@@ -52,7 +75,7 @@ pub fn remove_tree(
         dirs: AtomicU64::new(0),
         notes: Mutex::new((Vec::new(), Vec::new())),
     };
-    fsio::pool().install(|| remover.remove_root(path));
+    fsio::pool().install(|| body(&remover));
     let (mut kept, mut errors) = remover
         .notes
         .into_inner()
@@ -85,7 +108,11 @@ impl Remover<'_> {
     }
 
     fn fail(&self, path: &Path, e: Errno) {
-        let line = format!("{}: {}", path.display(), std::io::Error::from(e));
+        self.fail_msg(path, std::io::Error::from(e).to_string());
+    }
+
+    fn fail_msg(&self, path: &Path, message: String) {
+        let line = format!("{}: {message}", path.display());
         self.notes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -97,18 +124,71 @@ impl Remover<'_> {
         self.exclude.iter().any(|e| path.starts_with(e))
     }
 
-    fn remove_root(&self, path: &Path) {
+    /// Open the directory that holds `path`: beneath `root` one component at a time without
+    /// following symlinks, or (no root) as the system resolves it.
+    fn open_parent(&self, root: Option<&Path>, path: &Path) -> Result<OwnedFd, String> {
+        let parent = path
+            .parent()
+            .ok_or_else(|| "has no parent directory".to_string())?;
+        let Some(root) = root else {
+            return rustix::fs::openat(
+                CWD,
+                parent,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| std::io::Error::from(e).to_string());
+        };
+        let rel = parent
+            .strip_prefix(root)
+            .map_err(|_| format!("is outside {}; refused", root.display()))?;
+        let mut fd = rustix::fs::openat(
+            CWD,
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("{}: {}", root.display(), std::io::Error::from(e)))?;
+        for component in rel.components() {
+            let std::path::Component::Normal(name) = component else {
+                return Err(format!("unexpected component {component:?}; refused"));
+            };
+            let name = std::ffi::CString::new(name.as_bytes())
+                .map_err(|_| "a name contains NUL".to_string())?;
+            fd = fsio::open_dir_at(&fd, &name).map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR => format!(
+                    "a parent directory is a symlink or not a directory ({}); refused",
+                    name.to_string_lossy()
+                ),
+                e => std::io::Error::from(e).to_string(),
+            })?;
+        }
+        Ok(fd)
+    }
+
+    fn remove_root(&self, root: Option<&Path>, path: &Path) {
         if self.excluded(path) {
             self.keep(path.to_path_buf());
             return;
         }
-        let st = match rustix::fs::lstat(path) {
+        let Some(name) = path.file_name() else {
+            return self.fail_msg(path, "has no file name; refused".into());
+        };
+        let Ok(name) = std::ffi::CString::new(name.as_bytes()) else {
+            return self.fail_msg(path, "the name contains NUL".into());
+        };
+        let parent = match self.open_parent(root, path) {
+            Ok(fd) => fd,
+            Err(e) if e.contains("No such file") => return,
+            Err(e) => return self.fail_msg(path, e),
+        };
+        let st = match rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(Errno::NOENT) => return,
             Err(e) => return self.fail(path, e),
         };
         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-            match rustix::fs::unlinkat(CWD, path, AtFlags::empty()) {
+            match rustix::fs::unlinkat(&parent, &name, AtFlags::empty()) {
                 Ok(()) | Err(Errno::NOENT) => {
                     self.files.fetch_add(1, Ordering::Relaxed);
                     (self.on_progress)(1);
@@ -117,20 +197,15 @@ impl Remover<'_> {
             }
             return;
         }
-        let dir = match fsio::open_dir(path) {
-            Ok(fd) => fd,
-            Err(e) => return self.fail(path, e),
-        };
-        if self.empty_dir(&dir, path, st.st_dev) {
-            // Drop our descriptor first: the directory must be closed to be removed cleanly.
-            drop(dir);
-            match rustix::fs::unlinkat(CWD, path, AtFlags::REMOVEDIR) {
-                Ok(()) | Err(Errno::NOENT) => {
-                    self.dirs.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => self.fail(path, e),
-            }
+        // The same checks as any subdirectory: not followed, not on another filesystem.
+        let parent_dev = rustix::fs::fstat(&parent)
+            .map(|s| s.st_dev)
+            .unwrap_or(st.st_dev);
+        if st.st_dev != parent_dev && root.is_some() {
+            self.keep(path.to_path_buf());
+            return;
         }
+        self.remove_subdir(&parent, path.parent().unwrap_or(path), &name, st.st_dev);
     }
 
     /// Remove everything inside `dir`; true when it is now empty and may be removed.
@@ -286,6 +361,33 @@ mod tests {
         assert_eq!(out.kept, vec![tree.join("keep")]);
         assert!(tree.join("keep/inner/x").exists());
         assert!(!tree.join("drop").exists());
+    }
+
+    #[test]
+    fn very_deep_trees_are_measured_and_removed() {
+        use rustix::fs::{Mode, OFlags, mkdirat, openat};
+        let t = tempfile::tempdir().unwrap();
+        let top = t.path().join("deep");
+        fs::create_dir(&top).unwrap();
+        // 3000 levels: deeper than PATH_MAX allows as one path, so build it with *at calls.
+        let mut fd = openat(
+            rustix::fs::CWD,
+            &top,
+            OFlags::DIRECTORY | OFlags::RDONLY,
+            Mode::empty(),
+        )
+        .unwrap();
+        for _ in 0..3000 {
+            mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            fd = openat(&fd, "d", OFlags::DIRECTORY | OFlags::RDONLY, Mode::empty()).unwrap();
+        }
+        drop(fd);
+        let m = crate::measure(std::slice::from_ref(&top));
+        assert_eq!(m.size.dirs, 3001);
+        assert!(m.errors.is_empty(), "{:?}", &m.errors[..1]);
+        let out = remove_tree(&top, &[], &|_| {});
+        assert!(out.ok(), "{:?}", out.errors.first());
+        assert!(!top.exists());
     }
 
     #[test]

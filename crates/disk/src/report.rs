@@ -32,8 +32,8 @@ impl Action {
 /// The filesystem that was freed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FilesystemReport {
-    pub path: PathBuf,
-    pub mount_point: PathBuf,
+    pub path: String,
+    pub mount_point: String,
     pub fs_type: String,
     pub total_bytes: u64,
     pub available_before: u64,
@@ -44,7 +44,8 @@ pub struct FilesystemReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemReport {
     pub name: String,
-    pub paths: Vec<PathBuf>,
+    /// Paths as text (names that are not UTF-8 are shown with replacement characters).
+    pub paths: Vec<String>,
     /// Bytes on disk as measured before reclaiming.
     pub size_bytes: u64,
     pub apparent_bytes: u64,
@@ -56,8 +57,10 @@ pub struct ItemReport {
     /// Bytes this item freed: measured size minus what remains afterwards.
     pub freed_bytes: u64,
     /// Paths kept inside the item (other filesystems, protected paths).
-    pub kept: Vec<PathBuf>,
+    pub kept: Vec<String>,
     pub errors: Vec<String>,
+    /// Bytes of hard-linked files with links outside the item: not freed by deleting it.
+    pub shared_bytes: u64,
 }
 
 /// The result of a reclaim, or of a dry run.
@@ -76,6 +79,14 @@ pub struct FreeReport {
     pub seconds: f64,
 }
 
+/// Paths as text for reports.
+pub(crate) fn lossy(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
+}
+
 impl FreeReport {
     /// The report of a plan that is not carried out.
     pub fn from_plan(plan: &Plan) -> FreeReport {
@@ -90,7 +101,7 @@ impl FreeReport {
                 };
                 ItemReport {
                     name: i.spec.name.clone(),
-                    paths: i.paths.clone(),
+                    paths: lossy(&i.paths),
                     size_bytes: i.size.disk_bytes,
                     apparent_bytes: i.size.apparent_bytes,
                     files: i.size.files,
@@ -99,15 +110,16 @@ impl FreeReport {
                     seconds: 0.0,
                     estimated_seconds: i.estimated_seconds,
                     freed_bytes: 0,
-                    kept: i.keep.clone(),
+                    kept: lossy(&i.keep),
                     errors: Vec::new(),
+                    shared_bytes: i.size.shared_bytes,
                 }
             })
             .collect();
         FreeReport {
             filesystem: FilesystemReport {
-                path: fs.path.clone(),
-                mount_point: fs.mount_point.clone(),
+                path: fs.path.to_string_lossy().into_owned(),
+                mount_point: fs.mount_point.to_string_lossy().into_owned(),
                 fs_type: fs.fs_type.clone(),
                 total_bytes: fs.total_bytes,
                 available_before: fs.available_bytes,
@@ -140,7 +152,7 @@ impl FreeReport {
         let _ = writeln!(
             md,
             "Filesystem `{}` ({}, {} total): **{}** available before, **{}** after; {} {}.\n",
-            fs.mount_point.display(),
+            fs.mount_point,
             fs.fs_type,
             format_size(fs.total_bytes),
             format_size(fs.available_before),

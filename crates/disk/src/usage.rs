@@ -63,9 +63,13 @@ pub(crate) fn device_of(path: &Path) -> Result<u64> {
 
 /// Flush the filesystem of `path` so that freed blocks show in `statvfs`.
 pub(crate) fn sync_filesystem(path: &Path) {
+    // A directory only: opening a FIFO for reading would block.
     if let Ok(fd) = rustix::fs::open(
         path,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::DIRECTORY
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     ) {
         let _ = rustix::fs::syncfs(&fd);

@@ -68,9 +68,11 @@ impl Watchdog {
     /// Start watching. `on_floor` is called once, from the watchdog thread, when available
     /// bytes first drop under the floor.
     pub fn start(
-        config: WatchConfig,
+        mut config: WatchConfig,
         on_floor: impl FnOnce(Sample) + Send + 'static,
     ) -> Result<Watchdog> {
+        // statvfs is cheap, but a zero interval would spin a core.
+        config.interval = config.interval.max(Duration::from_millis(5));
         let first = available_bytes(&config.path)?;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
@@ -101,17 +103,18 @@ impl Watchdog {
 
     /// Wait up to `timeout` for a floor crossing; true if one happened.
     pub fn wait_below_floor(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now().checked_add(timeout);
         let mut guard = self.shared.lock.lock().unwrap_or_else(|p| p.into_inner());
         while !self.below_floor() {
             let now = Instant::now();
-            if now >= deadline || self.shared.stop.load(Ordering::Acquire) {
+            if deadline.is_some_and(|d| now >= d) || self.shared.stop.load(Ordering::Acquire) {
                 break;
             }
+            let wait = deadline.map_or(Duration::from_secs(3600), |d| d - now);
             guard = self
                 .shared
                 .wake
-                .wait_timeout(guard, deadline - now)
+                .wait_timeout(guard, wait)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
