@@ -1,10 +1,12 @@
 //! `cargo xtask`: headroom's commands. Each subcommand is a small struct with a `run`.
 //!
 //! - `free`: free disk space on a CI runner, by target, safely (see `cargo xtask free --help`).
+//! - `image`: free disk → build → smoke test → push (see `cargo xtask image --help`).
 //! - `bench`: benchmarks whose results are recorded in `docs/benchmarks.md`.
 
 mod bench;
 mod free;
+mod image;
 mod ui;
 
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Free(free::Free),
+    Image(Box<image::Image>),
     #[command(subcommand)]
     Bench(bench::Bench),
 }
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Free(cmd) => cmd.run(),
+        Command::Image(cmd) => cmd.run(),
         Command::Bench(cmd) => cmd.run(),
     };
     match result {

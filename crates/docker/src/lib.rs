@@ -1,5 +1,15 @@
-//! `headroom-docker`: the Docker side of headroom — engine, build, run, push, and
-//! Dockerfile and image analysis.
+//! `headroom-docker`: the Docker side of headroom — connect to an engine, build an image
+//! (through the Engine API or `docker buildx`), tag, push with retries, and explain failures
+//! with the engine's own disk figures.
 //!
-//! The crate is laid out now so that sibling repositories can depend on a stable name; its
-//! capabilities arrive with the `cargo xtask image` pipeline.
+//! The library is async on tokio, never prints, and reports progress through events; the
+//! `cargo xtask image` pipeline decides how to show them.
+
+pub mod auth;
+pub mod build;
+pub mod context;
+pub mod diagnose;
+pub mod engine;
+pub mod ignore;
+pub mod push;
+pub mod tags;

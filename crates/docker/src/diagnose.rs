@@ -1,0 +1,102 @@
+//! What to show when something fails: how full the data root's filesystem is, and Docker's
+//! own disk usage (images, containers, build cache, volumes) with what is reclaimable.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, EngineFacts};
+
+/// One row of `docker system df`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRow {
+    pub kind: String,
+    pub total_count: String,
+    pub active: String,
+    pub size: String,
+    pub reclaimable: String,
+}
+
+/// The figures that explain a failure.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Diagnostics {
+    pub data_root: Option<String>,
+    pub filesystem: Option<headroom_disk::FsUsage>,
+    pub docker_usage: Vec<UsageRow>,
+    pub notes: Vec<String>,
+}
+
+/// Gather diagnostics; never fails (what cannot be read becomes a note).
+pub async fn diagnose(engine: &Engine, facts: Option<&EngineFacts>) -> Diagnostics {
+    let mut d = Diagnostics::default();
+    let data_root = match facts {
+        Some(f) => f.data_root.clone(),
+        None => engine.facts().await.ok().and_then(|f| f.data_root),
+    };
+    if let Some(root) = &data_root {
+        d.data_root = Some(root.display().to_string());
+        // Only meaningful when the engine is local; a remote data root is not on this machine.
+        if engine.endpoint.host.starts_with("unix://") {
+            match headroom_disk::usage(root) {
+                Ok(u) => d.filesystem = Some(u),
+                Err(e) => d.notes.push(format!("data root: {e}")),
+            }
+        }
+    }
+    // The CLI's `system df` answers in every engine's schema; bollard's model follows the
+    // newest API and leaves older engines' fields empty.
+    let out = duct::cmd("docker", ["system", "df", "--format", "{{json .}}"])
+        .env("DOCKER_HOST", &engine.endpoint.host)
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run();
+    match out {
+        Ok(o) if o.status.success() => {
+            for line in String::from_utf8_lossy(&o.stdout).lines() {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                    d.docker_usage.push(UsageRow {
+                        kind: s("Type"),
+                        total_count: s("TotalCount"),
+                        active: s("Active"),
+                        size: s("Size"),
+                        reclaimable: s("Reclaimable"),
+                    });
+                }
+            }
+        }
+        Ok(o) => d.notes.push(format!(
+            "docker system df: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .next()
+                .unwrap_or("failed")
+        )),
+        Err(e) => d.notes.push(format!("docker system df: {e}")),
+    }
+    d
+}
+
+impl Diagnostics {
+    /// Human lines.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(fs) = &self.filesystem {
+            out.push(format!(
+                "data root {} on {} ({}): {} available of {}",
+                self.data_root.as_deref().unwrap_or("?"),
+                fs.mount_point.display(),
+                fs.fs_type,
+                headroom_disk::format_size(fs.available_bytes),
+                headroom_disk::format_size(fs.total_bytes),
+            ));
+        }
+        for r in &self.docker_usage {
+            out.push(format!(
+                "docker {}: {} ({} of {} active), reclaimable {}",
+                r.kind, r.size, r.active, r.total_count, r.reclaimable
+            ));
+        }
+        out.extend(self.notes.iter().cloned());
+        out
+    }
+}

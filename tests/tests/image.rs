@@ -1,0 +1,514 @@
+//! `cargo xtask image` and `headroom-docker` against the real engine and a real registry
+//! with authentication.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use headroom_tests::registry::{Registry, base_image};
+use headroom_tests::{Run, require_docker, sh, xtask};
+use serde_json::Value;
+
+/// A build context with a Dockerfile on the local base image.
+fn context(dir: &Path, dockerfile: &str) -> PathBuf {
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        dockerfile.replace("BASE", base_image()),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("hello.txt"), "hello\n").unwrap();
+    ctx
+}
+
+fn git(args: &[&str]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Flags that make `latest` and `sha-<short>` appear whatever branch this checkout is on.
+fn tag_flags() -> Vec<String> {
+    match git(&["symbolic-ref", "--short", "-q", "HEAD"]) {
+        b if !b.is_empty() => vec!["--default-branch".into(), b],
+        _ => vec!["--tag".into(), "latest".into()],
+    }
+}
+
+fn image_run(args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut all = vec!["image"];
+    all.extend_from_slice(args);
+    let flags = tag_flags();
+    all.extend(flags.iter().map(String::as_str));
+    xtask(&all, envs)
+}
+
+fn report(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn pushes_latest_and_sha_tags_whose_digests_match_the_registry() {
+    if !require_docker("pushes_latest_and_sha_tags_whose_digests_match_the_registry") {
+        return;
+    }
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(
+        tmp.path(),
+        "FROM BASE\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt > /copy.txt\n",
+    );
+    let image = format!("{}/ns/app", registry.host());
+    let report_path = tmp.path().join("r.json");
+    let run = image_run(
+        &[
+            "--dockerfile",
+            ctx.join("Dockerfile").to_str().unwrap(),
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            &image,
+            "--push",
+            "--skip",
+            "free,smoke",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[
+            ("REGISTRY_USERNAME", &registry.user),
+            ("REGISTRY_PASSWORD", &registry.password),
+        ],
+    );
+    assert!(run.success(), "{run:?}");
+    let r = report(&report_path);
+    let short = &git(&["rev-parse", "HEAD"])[..7];
+    for tag in ["latest".to_string(), format!("sha-{short}")] {
+        let reference = format!("{image}:{tag}");
+        let reported = r["image"]["digests"][&reference]
+            .as_str()
+            .unwrap_or_else(|| panic!("{reference} not in {r:#}"));
+        let registry_digest = registry
+            .manifest_digest("ns/app", &tag)
+            .expect("the registry has the tag");
+        assert_eq!(reported, registry_digest, "{reference}");
+    }
+    assert!(r["image"]["size_bytes"].as_u64().unwrap() > 0);
+    assert!(r["image"]["layers"].as_u64().unwrap() >= 2);
+    let stages: Vec<(&str, &str)> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("free", "skipped"),
+            ("lint", "skipped"),
+            ("build", "passed"),
+            ("smoke", "skipped"),
+            ("push", "passed")
+        ]
+    );
+    for text in [
+        &run.stdout,
+        &run.stderr,
+        &std::fs::read_to_string(&report_path).unwrap(),
+    ] {
+        assert!(!text.contains(&registry.password), "the password leaked");
+    }
+}
+
+#[test]
+fn a_wrong_password_fails_fast_and_is_never_printed() {
+    if !require_docker("a_wrong_password_fails_fast_and_is_never_printed") {
+        return;
+    }
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(tmp.path(), "FROM BASE\nCOPY hello.txt /hello.txt\n");
+    let image = format!("{}/ns/wrong", registry.host());
+    let report_path = tmp.path().join("r.json");
+    let wrong = "definitely-not-the-password-7f3a";
+    let start = Instant::now();
+    let run = image_run(
+        &[
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            &image,
+            "--push",
+            "--skip",
+            "free,smoke",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[
+            ("REGISTRY_USERNAME", &registry.user),
+            ("REGISTRY_PASSWORD", wrong),
+        ],
+    );
+    assert!(!run.success(), "{run:?}");
+    assert!(start.elapsed() < Duration::from_secs(60));
+    assert!(
+        !run.stderr.contains("attempt 2"),
+        "no retry on an auth failure: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("REGISTRY_USERNAME"),
+        "says where the credentials came from: {}",
+        run.stderr
+    );
+    let report_text = std::fs::read_to_string(&report_path).unwrap();
+    for text in [&run.stdout, &run.stderr, &report_text] {
+        assert!(!text.contains(wrong), "the password leaked: {text}");
+    }
+}
+
+#[test]
+fn an_unreachable_daemon_is_a_clear_error_within_ten_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context_without_base(tmp.path());
+    // A port nobody listens on, and a socket that does not exist.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for host in [
+        format!("tcp://127.0.0.1:{closed}"),
+        "unix:///no/such/docker.sock".to_string(),
+    ] {
+        let start = Instant::now();
+        let run = xtask(
+            &[
+                "image",
+                "--context",
+                ctx.to_str().unwrap(),
+                "--image",
+                "x/y",
+                "--skip",
+                "free",
+                "--report",
+                tmp.path().join("r.json").to_str().unwrap(),
+            ],
+            &[("DOCKER_HOST", &host)],
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{host}: took {:?}",
+            start.elapsed()
+        );
+        assert!(!run.success());
+        assert!(
+            run.stderr.contains(&host) && run.stderr.contains("DOCKER_HOST"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+fn context_without_base(dir: &Path) -> PathBuf {
+    let ctx = dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\n").unwrap();
+    ctx
+}
+
+#[test]
+fn a_failing_build_names_the_step_and_shows_diagnostics() {
+    if !require_docker("a_failing_build_names_the_step_and_shows_diagnostics") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(
+        tmp.path(),
+        "FROM BASE\nRUN echo about to fail && false\nRUN echo never\n",
+    );
+    let report_path = tmp.path().join("r.json");
+    for backend in ["engine", "buildx"] {
+        let run = image_run(
+            &[
+                "--context",
+                ctx.to_str().unwrap(),
+                "--image",
+                "headroom-test/fails",
+                "--backend",
+                backend,
+                "--skip",
+                "free",
+                "--report",
+                report_path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(!run.success(), "{backend}: {run:?}");
+        assert!(
+            run.stderr.contains("echo about to fail && false"),
+            "{backend}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("diagnostics: docker Images"),
+            "{backend}: {}",
+            run.stderr
+        );
+        let r = report(&report_path);
+        assert_eq!(r["stages"][2]["status"], "failed", "{r:#}");
+        assert!(
+            r["diagnostics"]["docker_usage"].as_array().unwrap().len() >= 3,
+            "{r:#}"
+        );
+    }
+}
+
+#[test]
+fn both_backends_build_the_same_dockerfile() {
+    if !require_docker("both_backends_build_the_same_dockerfile") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(
+        tmp.path(),
+        "FROM BASE\nARG GREETING=none\nRUN echo $GREETING > /greeting\n",
+    );
+    for backend in ["engine", "buildx"] {
+        let image = format!("headroom-test/both-{backend}");
+        let report_path = tmp.path().join(format!("{backend}.json"));
+        let run = image_run(
+            &[
+                "--context",
+                ctx.to_str().unwrap(),
+                "--image",
+                &image,
+                "--backend",
+                backend,
+                "--build-arg",
+                "GREETING=hi",
+                "--skip",
+                "free",
+                "--report",
+                report_path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(run.success(), "{backend}: {run:?}");
+        let r = report(&report_path);
+        assert_eq!(r["build"]["backend"], backend);
+        let out = sh(
+            "docker",
+            &[
+                "run",
+                "--rm",
+                &format!("{image}:latest"),
+                "cat",
+                "/greeting",
+            ],
+        );
+        assert_eq!(out.trim(), "hi", "{backend}");
+        let labels = sh(
+            "docker",
+            &[
+                "inspect",
+                "--format",
+                "{{json .Config.Labels}}",
+                &format!("{image}:latest"),
+            ],
+        );
+        assert!(
+            labels.contains("org.opencontainers.image.revision"),
+            "{backend}: {labels}"
+        );
+    }
+}
+
+#[test]
+fn dockerignore_is_applied_as_the_docker_cli_applies_it() {
+    if !require_docker("dockerignore_is_applied_as_the_docker_cli_applies_it") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(
+        tmp.path(),
+        "FROM BASE\nCOPY . /ctx\nRUN cd /ctx && find . | sort > /list\n",
+    );
+    for f in [
+        "a.md",
+        "README.md",
+        "docs/x.md",
+        "docs/keep/y.md",
+        "src/m.pyc",
+        "src/deep/n.pyc",
+        "src/ok.py",
+        "build/out.o",
+        "build/keep.txt",
+        "notes.txt",
+        "[x].txt",
+        "x/y/z/b",
+    ] {
+        let p = ctx.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, f).unwrap();
+    }
+    std::fs::write(
+        ctx.join(".dockerignore"),
+        "# comment\n*.md\n!README.md\n**/*.pyc\ndocs\n!docs/keep/**\nbuild/*\n!build/keep.txt\n/notes.txt\nx/**/b\n",
+    )
+    .unwrap();
+    // The reference: the Docker CLI's own context handling (classic builder).
+    let status = std::process::Command::new("docker")
+        .args([
+            "build",
+            "-q",
+            "-t",
+            "headroom-test/ignore-cli",
+            ctx.to_str().unwrap(),
+        ])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let report_path = tmp.path().join("r.json");
+    let run = image_run(
+        &[
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            "headroom-test/ignore-ours",
+            "--backend",
+            "engine",
+            "--skip",
+            "free",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(run.success(), "{run:?}");
+    let theirs = sh(
+        "docker",
+        &["run", "--rm", "headroom-test/ignore-cli", "cat", "/list"],
+    );
+    let ours = sh(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "headroom-test/ignore-ours:latest",
+            "cat",
+            "/list",
+        ],
+    );
+    assert_eq!(ours, theirs);
+    assert!(
+        ours.contains("./README.md")
+            && !ours.contains("./a.md")
+            && ours.contains("./build/keep.txt"),
+        "{ours}"
+    );
+}
+
+#[test]
+fn buildx_inline_cache_makes_a_rebuild_on_an_emptied_engine_cached() {
+    if !require_docker("buildx_inline_cache_makes_a_rebuild_on_an_emptied_engine_cached") {
+        return;
+    }
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(
+        tmp.path(),
+        "FROM BASE\nRUN echo one > /one\nRUN echo two > /two\n",
+    );
+    let image = format!("{}/ns/cached", registry.host());
+    let creds = [
+        ("REGISTRY_USERNAME", registry.user.as_str()),
+        ("REGISTRY_PASSWORD", registry.password.as_str()),
+    ];
+    // buildx's BuildKit reads the cache from the registry with the engine's credentials.
+    let login = std::process::Command::new("docker")
+        .args([
+            "login",
+            "-u",
+            &registry.user,
+            "--password-stdin",
+            &registry.host(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(registry.password.as_bytes())?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(login.success());
+    let first = tmp.path().join("first.json");
+    let run = image_run(
+        &[
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            &image,
+            "--backend",
+            "buildx",
+            "--cache-to",
+            "type=inline",
+            "--push",
+            "--skip",
+            "free,smoke",
+            "--report",
+            first.to_str().unwrap(),
+        ],
+        &creds,
+    );
+    assert!(run.success(), "{run:?}");
+    // Empty the engine: the image, its tags and the build cache.
+    for reference in report(&first)["image"]["references"].as_array().unwrap() {
+        let _ = sh("docker", &["rmi", "-f", reference.as_str().unwrap()]);
+    }
+    sh("docker", &["builder", "prune", "--all", "--force"]);
+    let second = tmp.path().join("second.json");
+    let cache_from = format!("type=registry,ref={image}:latest");
+    let run = image_run(
+        &[
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            &image,
+            "--backend",
+            "buildx",
+            "--cache-from",
+            &cache_from,
+            "--skip",
+            "free,smoke,push",
+            "--report",
+            second.to_str().unwrap(),
+        ],
+        &creds,
+    );
+    assert!(run.success(), "{run:?}");
+    let r = report(&second);
+    assert!(
+        r["build"]["cached_steps"].as_u64().unwrap() >= 2,
+        "{:#}",
+        r["build"]
+    );
+    let _ = std::process::Command::new("docker")
+        .args(["logout", &registry.host()])
+        .output();
+}

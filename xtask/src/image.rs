@@ -1,0 +1,757 @@
+//! `cargo xtask image`: the pipeline — free disk → build → smoke test → push — the same
+//! command locally and in CI.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use headroom_disk::{
+    Catalog, Environment, PlanRequest, ReclaimOptions, Selection, Timeline, WatchConfig, Watchdog,
+    format_size, parse_size,
+};
+use headroom_docker::auth::{self, ResolveOptions};
+use headroom_docker::build::{self, BackendChoice, BuildEvent, BuildSpec, SecretSpec};
+use headroom_docker::diagnose::diagnose;
+use headroom_docker::engine::{Engine, EngineFacts};
+use headroom_docker::push::{self, PushEvent, RetryPolicy};
+use headroom_docker::tags::{self, TagRules};
+use serde::{Deserialize, Serialize};
+
+use crate::ui;
+
+/// Run the image pipeline: free → build → smoke → push.
+///
+/// Settings come from docker/image.toml (paths in it are relative to that file); every
+/// setting can be overridden by a flag. Without --push nothing leaves the machine.
+#[derive(Args, Debug, Default)]
+pub(crate) struct Image {
+    /// Configuration file.
+    #[arg(long, value_name = "FILE", default_value = "docker/image.toml")]
+    config: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    dockerfile: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    context: Option<PathBuf>,
+    /// Repository to tag and push, e.g. 127.0.0.1:5000/ns/app or docker.io/org/app.
+    #[arg(long, value_name = "NAME")]
+    image: Option<String>,
+    /// Extra tag (repeatable); `latest` and `sha-<short>` come from git.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Build argument (repeatable).
+    #[arg(long = "build-arg", value_name = "K=V")]
+    build_args: Vec<String>,
+    /// engine | buildx | auto.
+    #[arg(long, value_name = "BACKEND")]
+    backend: Option<BackendChoice>,
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<String>,
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
+    /// Target platform (repeatable or comma-separated).
+    #[arg(long = "platform", value_name = "OS/ARCH", value_delimiter = ',')]
+    platforms: Vec<String>,
+    /// Build secret id=NAME,src=PATH (repeatable); never stored in a layer.
+    #[arg(long = "secret", value_name = "id=NAME,src=PATH")]
+    secrets: Vec<SecretSpec>,
+    /// Build stage to stop at.
+    #[arg(long, value_name = "STAGE")]
+    target: Option<String>,
+    /// buildx builder to use (a remote BuildKit).
+    #[arg(long, value_name = "NAME")]
+    builder: Option<String>,
+    /// Push the tags after a successful build and smoke test.
+    #[arg(long)]
+    push: bool,
+    /// Stages to skip (comma-separated): free, lint, build, smoke, push.
+    #[arg(long, value_name = "STAGES", value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Where to write the JSON report.
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
+    /// Read the registry password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Registry username (with --password-stdin).
+    #[arg(long, value_name = "USER")]
+    username: Option<String>,
+    /// Free-stage target: available bytes needed on the data root's filesystem.
+    #[arg(long, value_name = "SIZE")]
+    need: Option<String>,
+    /// Let the free stage delete off a GitHub-hosted runner.
+    #[arg(long)]
+    yes: bool,
+    /// The default branch, for the `latest` tag.
+    #[arg(long, value_name = "BRANCH")]
+    default_branch: Option<String>,
+    #[arg(long)]
+    no_cache: bool,
+}
+
+/// `docker/image.toml`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct ImageConfig {
+    dockerfile: Option<PathBuf>,
+    context: Option<PathBuf>,
+    image: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    default_branch: Option<String>,
+    backend: Option<BackendChoice>,
+    #[serde(default)]
+    build_args: BTreeMap<String, String>,
+    target: Option<String>,
+    #[serde(default)]
+    platforms: Vec<String>,
+    #[serde(default)]
+    cache_from: Vec<String>,
+    #[serde(default)]
+    cache_to: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
+    builder: Option<String>,
+    provenance: Option<bool>,
+    sbom: Option<bool>,
+    #[serde(default)]
+    free: FreeConfig,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct FreeConfig {
+    /// Available bytes the build needs on the data root's filesystem, e.g. "25G".
+    need: Option<String>,
+}
+
+const STAGES: &[&str] = &["free", "lint", "build", "smoke", "push"];
+
+/// The JSON report.
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    stages: Vec<StageReport>,
+    image: ImageReport,
+    engine: Option<EngineFacts>,
+    disk: DiskReport,
+    build: Option<build::BuildOutcome>,
+    diagnostics: Option<headroom_docker::diagnose::Diagnostics>,
+    errors: Vec<String>,
+    seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct StageReport {
+    name: String,
+    status: String,
+    seconds: f64,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ImageReport {
+    name: String,
+    tags: Vec<String>,
+    references: Vec<String>,
+    id: Option<String>,
+    digest: Option<String>,
+    digests: BTreeMap<String, String>,
+    size_bytes: Option<u64>,
+    layers: Option<usize>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct DiskReport {
+    path: Option<PathBuf>,
+    available_before: Option<u64>,
+    available_after: Option<u64>,
+    low_water_bytes: Option<u64>,
+    freed_bytes: Option<u64>,
+    timeline: Option<Timeline>,
+}
+
+/// One stage's outcome, as the pipeline sees it.
+enum Outcome {
+    Passed,
+    Skipped(String),
+}
+
+impl Image {
+    pub(crate) fn run(self) -> Result<ExitCode> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        runtime.block_on(self.run_async())
+    }
+
+    async fn run_async(self) -> Result<ExitCode> {
+        for s in &self.skip {
+            if !STAGES.contains(&s.as_str()) {
+                bail!("--skip {s:?}: unknown stage (free, lint, build, smoke, push)");
+            }
+        }
+        let config = load_config(&self.config)?;
+        let base = self
+            .config
+            .parent()
+            .filter(|_| self.config.exists())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let spec = self.spec(&config, &base)?;
+        let report_path = self
+            .report
+            .clone()
+            .unwrap_or_else(|| crate::project_root().join("target/headroom/report.json"));
+        let password = if self.password_stdin {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("--password-stdin: reading standard input")?;
+            Some(text.trim_end_matches(['\n', '\r']).to_string())
+        } else {
+            None
+        };
+
+        let pipeline = Pipeline {
+            args: &self,
+            spec,
+            config,
+            report: Mutex::new(Report::default()),
+            password,
+        };
+        let start = Instant::now();
+        let result = tokio::select! {
+            r = pipeline.run() => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C): the build was stopped")),
+        };
+        let mut report = pipeline
+            .report
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner());
+        report.seconds = start.elapsed().as_secs_f64();
+        if let Err(e) = &result {
+            report.errors.push(format!("{e:#}"));
+        }
+        write_report(&report, &report_path)?;
+        eprintln!("image: report written to {}", report_path.display());
+        result.map(|()| ExitCode::SUCCESS)
+    }
+
+    fn spec(&self, config: &ImageConfig, base: &Path) -> Result<BuildSpec> {
+        let rel = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
+        let context = match &self.context {
+            Some(c) => c.clone(),
+            None => config
+                .context
+                .as_ref()
+                .map(rel)
+                .unwrap_or_else(|| base.to_path_buf()),
+        };
+        let dockerfile = match &self.dockerfile {
+            Some(f) => f.clone(),
+            None => config
+                .dockerfile
+                .as_ref()
+                .map(rel)
+                .unwrap_or_else(|| context.join("Dockerfile")),
+        };
+        let image = self
+            .image
+            .clone()
+            .or_else(|| config.image.clone())
+            .context("no image name: pass --image NAME or set `image` in docker/image.toml")?;
+        let mut build_args = config.build_args.clone();
+        for kv in &self.build_args {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--build-arg {kv:?}: expected K=V"))?;
+            build_args.insert(k.to_string(), v.to_string());
+        }
+        let mut secrets = Vec::new();
+        for s in &config.secrets {
+            secrets.push(
+                s.parse::<SecretSpec>()
+                    .map_err(|e| anyhow::anyhow!("{}: secrets: {e}", self.config.display()))?,
+            );
+        }
+        secrets.extend(self.secrets.iter().cloned());
+        let or = |flag: &Vec<String>, conf: &Vec<String>| {
+            if flag.is_empty() {
+                conf.clone()
+            } else {
+                flag.clone()
+            }
+        };
+        Ok(BuildSpec {
+            context,
+            dockerfile,
+            image,
+            tags: Vec::new(),
+            build_args,
+            target: self.target.clone().or_else(|| config.target.clone()),
+            labels: BTreeMap::new(),
+            platforms: or(&self.platforms, &config.platforms),
+            secrets,
+            cache_from: or(&self.cache_from, &config.cache_from),
+            cache_to: or(&self.cache_to, &config.cache_to),
+            builder: self.builder.clone().or_else(|| config.builder.clone()),
+            provenance: config.provenance,
+            sbom: config.sbom,
+            no_cache: self.no_cache,
+        })
+    }
+
+    fn skipped(&self, stage: &str) -> bool {
+        self.skip.iter().any(|s| s == stage)
+    }
+}
+
+fn load_config(path: &Path) -> Result<ImageConfig> {
+    if !path.exists() {
+        if path == Path::new("docker/image.toml") {
+            return Ok(ImageConfig::default());
+        }
+        bail!("--config {}: no such file", path.display());
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--config {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+struct Pipeline<'a> {
+    args: &'a Image,
+    spec: BuildSpec,
+    config: ImageConfig,
+    report: Mutex<Report>,
+    password: Option<String>,
+}
+
+impl Pipeline<'_> {
+    fn report(&self) -> std::sync::MutexGuard<'_, Report> {
+        self.report.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn stage<F, Fut>(&self, name: &str, body: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Outcome>>,
+    {
+        let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        if github {
+            println!("::group::{name}");
+        }
+        let start = Instant::now();
+        let result = if self.args.skipped(name) {
+            Ok(Outcome::Skipped("--skip".into()))
+        } else {
+            body().await
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        let (status, reason) = match &result {
+            Ok(Outcome::Passed) => ("passed", None),
+            Ok(Outcome::Skipped(why)) => ("skipped", Some(why.clone())),
+            Err(e) => ("failed", Some(format!("{e:#}"))),
+        };
+        eprintln!(
+            "image: {name}: {status}{} ({seconds:.1} s)",
+            reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        if github {
+            println!("::endgroup::");
+        }
+        self.report().stages.push(StageReport {
+            name: name.to_string(),
+            status: status.to_string(),
+            seconds,
+            reason,
+        });
+        result.map(|_| ())
+    }
+
+    async fn run(&self) -> Result<()> {
+        let engine = Engine::from_env(Duration::from_secs(5)).await?;
+        let facts = engine.facts().await.ok();
+        self.report().engine = facts.clone();
+        let data_root = facts.as_ref().and_then(|f| f.data_root.clone());
+        let local = engine.endpoint.host.starts_with("unix://");
+        let watch_path = data_root.clone().filter(|p| local && p.exists());
+
+        let mut spec = self.spec.clone();
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let git = tags::git_facts(&crate::project_root(), &env);
+        let rules = TagRules {
+            default_branch: self
+                .args
+                .default_branch
+                .clone()
+                .or_else(|| self.config.default_branch.clone()),
+            extra: self
+                .config
+                .tags
+                .iter()
+                .chain(&self.args.tags)
+                .cloned()
+                .collect(),
+        };
+        spec.tags = tags::compute_tags(&git, &rules)?;
+        if spec.tags.is_empty() {
+            spec.tags.push("latest".into());
+        }
+        let created = rfc3339_now();
+        spec.labels = tags::oci_labels(&git, None, &created);
+        {
+            let mut r = self.report();
+            r.image.name = spec.image.clone();
+            r.image.tags = spec.tags.clone();
+            r.image.references = spec.references();
+            r.disk.path = watch_path.clone();
+            if let Some(p) = &watch_path {
+                r.disk.available_before = headroom_disk::available_bytes(p).ok();
+            }
+        }
+
+        self.stage("free", || self.free(watch_path.as_deref()))
+            .await?;
+        self.stage("lint", || async {
+            Ok(Outcome::Skipped("no Dockerfile lint configured yet".into()))
+        })
+        .await?;
+        let built = self
+            .stage("build", || {
+                self.build(&engine, &spec, watch_path.as_deref())
+            })
+            .await;
+        if let Err(e) = built {
+            self.report().diagnostics = Some(diagnose(&engine, facts.as_ref()).await);
+            let d = self.report().diagnostics.clone();
+            for line in d.map(|d| d.lines()).unwrap_or_default() {
+                eprintln!("image: diagnostics: {line}");
+            }
+            return Err(e);
+        }
+        self.stage("smoke", || async {
+            Ok(Outcome::Skipped("no smoke test configured yet".into()))
+        })
+        .await?;
+        let pushed = self.stage("push", || self.push(&engine, &spec)).await;
+        if let Some(p) = &watch_path {
+            self.report().disk.available_after = headroom_disk::available_bytes(p).ok();
+        }
+        pushed?;
+        self.outputs()?;
+        Ok(())
+    }
+
+    async fn free(&self, data_root: Option<&Path>) -> Result<Outcome> {
+        let Some(path) = data_root else {
+            return Ok(Outcome::Skipped(
+                "the engine's data root is not on this machine".into(),
+            ));
+        };
+        let need = match self.args.need.as_ref().or(self.config.free.need.as_ref()) {
+            Some(n) => Some(parse_size(n).with_context(|| "--need / free.need")?),
+            None => None,
+        };
+        let Some(need) = need else {
+            return Ok(Outcome::Skipped(
+                "no target: set --need SIZE or free.need in docker/image.toml".into(),
+            ));
+        };
+        let hosted = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+            && std::env::var("RUNNER_ENVIRONMENT").is_ok_and(|v| v == "github-hosted");
+        let plan = headroom_disk::plan(
+            &Catalog::builtin(),
+            &Environment::host(),
+            &PlanRequest {
+                target_path: path.to_path_buf(),
+                need: Some(need),
+                selection: Selection::default(),
+                protect: Vec::new(),
+            },
+            &headroom_disk::NoProgress,
+        )?;
+        let dry_run = !(hosted || self.args.yes);
+        let report =
+            headroom_disk::reclaim(&plan, ReclaimOptions { dry_run }, &ui::Reporter::new());
+        self.report().disk.freed_bytes = Some(report.freed_bytes);
+        if dry_run {
+            eprintln!("{}", report.to_markdown());
+            return Ok(Outcome::Skipped(
+                "not a GitHub-hosted runner: plan printed, nothing deleted (pass --yes to free)"
+                    .into(),
+            ));
+        }
+        if !report.target_met {
+            bail!(
+                "free: {} available on {}, {} needed",
+                format_size(report.filesystem.available_after),
+                report.filesystem.mount_point,
+                format_size(need)
+            );
+        }
+        Ok(Outcome::Passed)
+    }
+
+    async fn build(
+        &self,
+        engine: &Engine,
+        spec: &BuildSpec,
+        watch: Option<&Path>,
+    ) -> Result<Outcome> {
+        let backend = build::choose_backend(
+            self.args
+                .backend
+                .or(self.config.backend)
+                .unwrap_or_default(),
+            spec,
+        )?;
+        let dog = match watch {
+            Some(p) => Some(Watchdog::start(
+                WatchConfig {
+                    path: p.to_path_buf(),
+                    interval: Duration::from_millis(500),
+                    floor: None,
+                },
+                |_| {},
+            )?),
+            None => None,
+        };
+        eprintln!(
+            "image: building {} with {backend:?}",
+            spec.references().join(", ")
+        );
+        let lines = Arc::new(Mutex::new(0u64));
+        let on_event = |e: BuildEvent| match e {
+            BuildEvent::Step { name, cached } => {
+                eprintln!("build: {name}{}", if cached { " (cached)" } else { "" })
+            }
+            BuildEvent::Line(l) => {
+                *lines.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+                eprintln!("build: {l}");
+            }
+        };
+        let result = build::build(engine, backend, spec, &on_event).await;
+        let timeline = dog.map(Watchdog::stop);
+        if let Some(t) = &timeline {
+            let mut r = self.report();
+            r.disk.low_water_bytes = Some(t.low_water_bytes);
+            r.disk.timeline = Some(t.clone());
+        }
+        match result {
+            Ok(outcome) => {
+                let id = outcome.image_id.clone();
+                self.report().build = Some(outcome);
+                if let Some(id) = id {
+                    if let Ok(inspect) = engine.docker.inspect_image(&id).await {
+                        let mut r = self.report();
+                        r.image.id = inspect.id.clone();
+                        r.image.size_bytes = inspect.size.map(|s| s.max(0) as u64);
+                        r.image.layers = inspect.root_fs.and_then(|fs| fs.layers).map(|l| l.len());
+                    }
+                }
+                Ok(Outcome::Passed)
+            }
+            Err(e) => {
+                let mut message = e.message.clone();
+                if e.no_space {
+                    message.push_str(&self.no_space_advice(watch, timeline.as_ref()));
+                }
+                if !e.last_lines.is_empty() {
+                    message.push_str("\nlast build lines:\n  ");
+                    message.push_str(&e.last_lines.join("\n  "));
+                }
+                bail!(message)
+            }
+        }
+    }
+
+    /// Plain words for a build that died of a full disk.
+    fn no_space_advice(&self, watch: Option<&Path>, timeline: Option<&Timeline>) -> String {
+        let mut s = String::from("\nThe build ran out of disk space");
+        if let Some(p) = watch {
+            s.push_str(&format!(
+                " on the filesystem of Docker's data root {}",
+                p.display()
+            ));
+        }
+        if let Some(t) = timeline {
+            s.push_str(&format!(
+                "; low-water mark {}",
+                format_size(t.low_water_bytes)
+            ));
+        }
+        s.push('.');
+        if let Some(p) = watch
+            && let Ok(plan) = headroom_disk::plan(
+                &Catalog::builtin(),
+                &Environment::host(),
+                &PlanRequest {
+                    target_path: p.to_path_buf(),
+                    need: None,
+                    selection: Selection::default(),
+                    protect: Vec::new(),
+                },
+                &headroom_disk::NoProgress,
+            )
+        {
+            let names: Vec<&str> = plan.selected().map(|i| i.spec.name.as_str()).collect();
+            let skipped = if self.args.skipped("free") {
+                "free stage skipped; "
+            } else {
+                ""
+            };
+            s.push_str(&format!(
+                " {skipped}{} reclaimable{}{}",
+                format_size(plan.planned_bytes()),
+                if names.is_empty() { "" } else { ": " },
+                names.join(", ")
+            ));
+            s.push_str(". Run the free stage with a target (--need SIZE), or move Docker's data root to a bigger disk.");
+        }
+        s
+    }
+
+    async fn push(&self, engine: &Engine, spec: &BuildSpec) -> Result<Outcome> {
+        if !self.args.push {
+            return Ok(Outcome::Skipped(
+                "--push not given: nothing leaves this machine".into(),
+            ));
+        }
+        let host = auth::registry_host(&spec.image);
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let credentials = auth::resolve(
+            &host,
+            &ResolveOptions {
+                password_stdin: self.password.clone(),
+                username: self.args.username.clone(),
+                env,
+                ..ResolveOptions::default()
+            },
+        )?;
+        let on_event = |e: PushEvent| match e {
+            PushEvent::Status { reference, line } => {
+                if line.contains("digest:") || line.starts_with("Pushed") {
+                    eprintln!("push: {reference}: {line}");
+                }
+            }
+            PushEvent::Retry {
+                reference,
+                attempt,
+                delay,
+                error,
+            } => eprintln!(
+                "push: {reference}: attempt {attempt} in {:.1} s after: {error}",
+                delay.as_secs_f64()
+            ),
+        };
+        let pushed = push::push_all(
+            engine,
+            &spec.references(),
+            credentials.as_ref(),
+            RetryPolicy::default(),
+            &on_event,
+        )
+        .await?;
+        let mut r = self.report();
+        for p in &pushed {
+            r.image
+                .digests
+                .insert(p.reference.clone(), p.digest.clone());
+        }
+        r.image.digest = pushed.first().map(|p| p.digest.clone());
+        Ok(Outcome::Passed)
+    }
+
+    fn outputs(&self) -> Result<()> {
+        let r = self.report();
+        ui::github_outputs(&[
+            ("digest", r.image.digest.clone().unwrap_or_default()),
+            ("tags", r.image.references.join(",")),
+            ("image-size", r.image.size_bytes.unwrap_or(0).to_string()),
+        ])?;
+        ui::github_step_summary(&markdown(&r))?;
+        Ok(())
+    }
+}
+
+fn write_report(report: &Report, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("--report {}", path.display()))?;
+    }
+    let text = serde_json::to_string_pretty(report)?;
+    std::fs::write(path, text).with_context(|| format!("--report {}", path.display()))
+}
+
+/// The step summary: stages, the image, and free space over the build as a mermaid chart.
+fn markdown(r: &Report) -> String {
+    let mut md = String::from(
+        "### headroom image\n\n| stage | status | seconds | reason |\n|---|---|---:|---|\n",
+    );
+    for s in &r.stages {
+        md.push_str(&format!(
+            "| {} | {} | {:.1} | {} |\n",
+            s.name,
+            s.status,
+            s.seconds,
+            s.reason.as_deref().unwrap_or("").replace('|', "\\|")
+        ));
+    }
+    md.push_str(&format!(
+        "\n**{}** — {}; size {}, {} layers; digest `{}`\n",
+        r.image.name,
+        r.image.tags.join(", "),
+        r.image
+            .size_bytes
+            .map(format_size)
+            .unwrap_or_else(|| "?".into()),
+        r.image
+            .layers
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "?".into()),
+        r.image.digest.as_deref().unwrap_or("-"),
+    ));
+    if let Some(t) = &r.disk.timeline
+        && t.samples.len() > 1
+    {
+        let step = (t.samples.len() / 40).max(1);
+        let points: Vec<&headroom_disk::Sample> = t.samples.iter().step_by(step).collect();
+        let xs: Vec<String> = points
+            .iter()
+            .map(|s| format!("{:.0}", s.ms as f64 / 1000.0))
+            .collect();
+        let ys: Vec<String> = points
+            .iter()
+            .map(|s| format!("{:.2}", s.available_bytes as f64 / 1e9))
+            .collect();
+        md.push_str(&format!(
+            "\nLow-water mark: {}\n\n```mermaid\nxychart-beta\n  title \"Free space on the data root during the build (GB)\"\n  x-axis \"seconds\" [{}]\n  y-axis \"GB\"\n  line [{}]\n```\n",
+            format_size(t.low_water_bytes),
+            xs.join(", "),
+            ys.join(", ")
+        ));
+    }
+    md
+}
+
+/// Now as RFC 3339 (UTC), without a date crate: from `date`, else the Unix epoch seconds.
+fn rfc3339_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
