@@ -1,30 +1,18 @@
-//! A real registry for push tests: `docker-registry` on a free loopback port, with htpasswd
-//! (bcrypt) authentication and its own storage directory; and a tiny local base image made
-//! from busybox-static (nothing can be pulled here).
+//! The registry and base image for push tests: headroom-docker's local stand-ins, plus a
+//! look at what the registry itself says about a tag.
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
-use crate::sh;
+pub use headroom_docker::local::Registry as LocalRegistry;
 
-/// A running registry; stopped on drop.
+/// A running registry with its own temporary directory; stopped on drop.
 #[derive(Debug)]
 pub struct Registry {
-    pub port: u16,
+    inner: LocalRegistry,
     pub user: String,
     pub password: String,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    _dir: tempfile::TempDir,
 }
 
 impl Registry {
@@ -33,63 +21,31 @@ impl Registry {
             .prefix("headroom-registry-")
             .tempdir()
             .expect("tempdir");
-        let user = "headroom".to_string();
-        let password = format!("pw-{}-{}", std::process::id(), free_port());
-        let htpasswd = sh("htpasswd", &["-Bbn", &user, &password]);
-        std::fs::write(dir.path().join("htpasswd"), htpasswd).expect("htpasswd file");
-        let mut r = Registry {
-            port: free_port(),
-            user,
+        let password = format!(
+            "pw-{}-{}",
+            std::process::id(),
+            headroom_docker::local::free_port().expect("port")
+        );
+        let inner =
+            LocalRegistry::start(dir.path(), "headroom", &password).expect("starting the registry");
+        Registry {
+            user: inner.user.clone(),
             password,
-            dir,
-            child: None,
-        };
-        r.resume();
-        r
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Start (again) on the same port with the same storage.
-    pub fn resume(&mut self) {
-        let config = self.dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\nauth:\n  htpasswd:\n    realm: headroom-test\n    path: {}\n",
-                self.dir.path().join("data").display(),
-                self.port,
-                self.dir.path().join("htpasswd").display()
-            ),
-        )
-        .expect("registry config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting docker-registry (run scripts/provision)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
+            inner,
+            _dir: dir,
         }
+    }
+
+    pub fn host(&self) -> String {
+        self.inner.host()
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.inner.stop();
+    }
+
+    pub fn resume(&mut self) {
+        self.inner.resume().expect("restarting the registry");
     }
 
     /// The registry's `Docker-Content-Digest` for `repo:tag` (`repo` without the host).
@@ -121,56 +77,15 @@ impl Registry {
                 .then(|| v.trim().to_string())
         })
     }
-
-    pub fn storage(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A local base image (`/bin/busybox` and its applet links) imported once per process.
+/// The local busybox base image, imported once per test process.
 pub fn base_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let name = "headroom-test/busybox:latest".to_string();
         let dir = tempfile::tempdir().expect("tempdir");
-        let rootfs = dir.path().join("rootfs");
-        std::fs::create_dir_all(rootfs.join("bin")).expect("rootfs");
-        std::fs::create_dir_all(rootfs.join("tmp")).expect("rootfs");
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static");
-        for applet in [
-            "sh", "echo", "cat", "ls", "rm", "mkdir", "true", "false", "dd", "sleep", "wc", "head",
-            "touch", "find", "sort",
-        ] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet))
-                .expect("applet link");
-        }
-        let tar = dir.path().join("rootfs.tar");
-        sh(
-            "tar",
-            &[
-                "-C",
-                rootfs.to_str().expect("utf-8"),
-                "-cf",
-                tar.to_str().expect("utf-8"),
-                ".",
-            ],
-        );
-        sh(
-            "docker",
-            &[
-                "import",
-                "--change",
-                "ENV PATH=/bin",
-                tar.to_str().expect("utf-8"),
-                &name,
-            ],
-        );
+        headroom_docker::local::busybox_image(&name, None, dir.path()).expect("importing busybox");
         name
     })
 }

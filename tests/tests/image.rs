@@ -84,10 +84,33 @@ fn pushes_latest_and_sha_tags_whose_digests_match_the_registry() {
         &[
             ("REGISTRY_USERNAME", &registry.user),
             ("REGISTRY_PASSWORD", &registry.password),
+            (
+                "GITHUB_OUTPUT",
+                tmp.path().join("out.txt").to_str().unwrap(),
+            ),
+            (
+                "GITHUB_STEP_SUMMARY",
+                tmp.path().join("summary.md").to_str().unwrap(),
+            ),
         ],
     );
     assert!(run.success(), "{run:?}");
     let r = report(&report_path);
+    let outputs = std::fs::read_to_string(tmp.path().join("out.txt")).unwrap();
+    let digest_line = format!("digest={}", r["image"]["digest"].as_str().unwrap());
+    assert!(outputs.lines().any(|l| l == digest_line), "{outputs}");
+    assert!(
+        outputs.contains(&format!("tags={image}:latest")),
+        "{outputs}"
+    );
+    assert!(
+        outputs
+            .lines()
+            .any(|l| l.starts_with("image-size=") && l != "image-size=0"),
+        "{outputs}"
+    );
+    let summary = std::fs::read_to_string(tmp.path().join("summary.md")).unwrap();
+    assert!(summary.contains("| push | passed |"), "{summary}");
     let short = &git(&["rev-parse", "HEAD"])[..7];
     for tag in ["latest".to_string(), format!("sha-{short}")] {
         let reference = format!("{image}:{tag}");
@@ -511,4 +534,184 @@ fn buildx_inline_cache_makes_a_rebuild_on_an_emptied_engine_cached() {
     let _ = std::process::Command::new("docker")
         .args(["logout", &registry.host()])
         .output();
+}
+
+#[test]
+fn a_registry_that_goes_away_is_retried_then_reported() {
+    use headroom_docker::auth::{CredentialSource, Credentials, Secret};
+    use headroom_docker::engine::Engine;
+    use headroom_docker::push::{PushEvent, RetryPolicy, push_all};
+    use std::sync::{Arc, Mutex};
+
+    if !require_docker("a_registry_that_goes_away_is_retried_then_reported") {
+        return;
+    }
+    let registry = Arc::new(Mutex::new(Registry::start()));
+    let (host, user, password) = {
+        let r = registry.lock().unwrap();
+        (r.host(), r.user.clone(), r.password.clone())
+    };
+    let reference = format!("{host}/ns/retry:latest");
+    sh("docker", &["tag", base_image(), &reference]);
+    let credentials = Credentials {
+        username: user,
+        password: Secret::new(password),
+        server: host.clone(),
+        source: CredentialSource::Env {
+            user_var: "REGISTRY_USERNAME".into(),
+            pass_var: "REGISTRY_PASSWORD".into(),
+        },
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let engine = runtime
+        .block_on(Engine::from_env(Duration::from_secs(5)))
+        .unwrap();
+    let retries = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&retries);
+    let on_event = move |e: PushEvent| {
+        if let PushEvent::Retry { attempt, .. } = e {
+            seen.lock().unwrap().push(attempt);
+        }
+    };
+    let policy = |attempts, ms| RetryPolicy {
+        attempts,
+        first_delay: Duration::from_millis(ms),
+        max_delay: Duration::from_secs(2),
+    };
+
+    // Down for good: three attempts, then a clear error that says it was transient.
+    registry.lock().unwrap().stop();
+    let err = runtime
+        .block_on(push_all(
+            &engine,
+            std::slice::from_ref(&reference),
+            Some(&credentials),
+            policy(3, 200),
+            &on_event,
+        ))
+        .unwrap_err();
+    assert_eq!(err.attempts, 3, "{err}");
+    assert!(err.transient, "{err}");
+    assert!(
+        err.to_string().contains(&reference) && err.to_string().contains("3 attempt"),
+        "{err}"
+    );
+    assert_eq!(*retries.lock().unwrap(), [2, 3]);
+
+    // Back after a second: the retries carry the push through.
+    retries.lock().unwrap().clear();
+    let back = Arc::clone(&registry);
+    let restarter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1200));
+        back.lock().unwrap().resume();
+    });
+    let pushed = runtime
+        .block_on(push_all(
+            &engine,
+            std::slice::from_ref(&reference),
+            Some(&credentials),
+            policy(8, 300),
+            &on_event,
+        ))
+        .unwrap();
+    restarter.join().unwrap();
+    assert!(pushed[0].attempts >= 2, "{pushed:?}");
+    let digest = registry
+        .lock()
+        .unwrap()
+        .manifest_digest("ns/retry", "latest");
+    assert_eq!(digest.as_deref(), Some(pushed[0].digest.as_str()));
+    let _ = sh("docker", &["rmi", &reference]);
+}
+
+#[test]
+fn configuration_errors_name_the_file_key_or_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("image.toml");
+    std::fs::write(&config, "image = \"x/y\"\ndockerfle = \"Dockerfile\"\n").unwrap();
+    let run = xtask(&["image", "--config", config.to_str().unwrap()], &[]);
+    assert!(!run.success());
+    assert!(
+        run.stderr.contains("image.toml") && run.stderr.contains("dockerfle"),
+        "{}",
+        run.stderr
+    );
+    let run = xtask(
+        &[
+            "image",
+            "--config",
+            config.to_str().unwrap(),
+            "--skip",
+            "free,bogus",
+        ],
+        &[],
+    );
+    assert!(
+        run.stderr.contains("--skip") && run.stderr.contains("bogus"),
+        "{}",
+        run.stderr
+    );
+    let run = xtask(&["image", "--backend", "podman"], &[]);
+    assert!(
+        run.stderr.contains("--backend") && run.stderr.contains("podman"),
+        "{}",
+        run.stderr
+    );
+    let run = xtask(&["image", "--secret", "nonsense"], &[]);
+    assert!(
+        run.stderr.contains("--secret") && run.stderr.contains("id=NAME,src=PATH"),
+        "{}",
+        run.stderr
+    );
+    let run = xtask(&["image", "--config", "/no/such/image.toml"], &[]);
+    assert!(run.stderr.contains("/no/such/image.toml"), "{}", run.stderr);
+}
+
+#[test]
+fn pushes_with_credentials_from_a_docker_config_file() {
+    if !require_docker("pushes_with_credentials_from_a_docker_config_file") {
+        return;
+    }
+    use base64::Engine as _;
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(tmp.path(), "FROM BASE\nCOPY hello.txt /hello.txt\n");
+    let config_dir = tmp.path().join("docker-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", registry.user, registry.password));
+    std::fs::write(
+        config_dir.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let image = format!("{}/ns/from-config", registry.host());
+    let report_path = tmp.path().join("r.json");
+    let run = image_run(
+        &[
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            &image,
+            "--push",
+            "--skip",
+            "free,smoke",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[("DOCKER_CONFIG", config_dir.to_str().unwrap())],
+    );
+    assert!(run.success(), "{run:?}");
+    let r = report(&report_path);
+    let reported = r["image"]["digests"][format!("{image}:latest")]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        Some(reported),
+        registry.manifest_digest("ns/from-config", "latest")
+    );
 }

@@ -24,12 +24,14 @@ use crate::ui;
 pub(crate) enum Bench {
     // The help text is `FreeBench`'s doc comment.
     Free(FreeBench),
+    Pipeline(crate::bench_pipeline::PipelineBench),
 }
 
 impl Bench {
     pub(crate) fn run(self) -> Result<ExitCode> {
         match self {
             Bench::Free(bench) => bench.run(),
+            Bench::Pipeline(bench) => bench.run(),
         }
     }
 }
@@ -408,7 +410,7 @@ fn describe(cmd: &Command) -> String {
 }
 
 /// Run a command and return its trimmed stdout; failure names the command.
-fn capture(cmd: &mut Command) -> Result<String> {
+pub(crate) fn capture(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("running `{}`", describe(cmd)))?;
@@ -955,7 +957,7 @@ struct Report {
     runs: Vec<RunTimes>,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     match n {
@@ -1125,7 +1127,17 @@ fn met(ratio: f64) -> String {
 
 /// Put `section` (markers included) into the Markdown file at `path`: in place of the old
 /// section when the markers are there, else at the end; create the file when absent.
-fn record(path: &Path, section: &str) -> Result<()> {
+/// Replace (or append) the section between `start` and `end` markers in `path`.
+pub(crate) fn record(path: &Path, section: &str) -> Result<()> {
+    record_between(path, section, MARK_START, MARK_END)
+}
+
+pub(crate) fn record_between(
+    path: &Path,
+    section: &str,
+    start_mark: &str,
+    end_mark: &str,
+) -> Result<()> {
     let old = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::from(
@@ -1133,9 +1145,9 @@ fn record(path: &Path, section: &str) -> Result<()> {
         ),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let new = match (old.find(MARK_START), old.find(MARK_END)) {
+    let new = match (old.find(start_mark), old.find(end_mark)) {
         (Some(start), Some(end)) if start < end => {
-            let mut after = &old[end + MARK_END.len()..];
+            let mut after = &old[end + end_mark.len()..];
             after = after.strip_prefix('\n').unwrap_or(after);
             format!("{}{section}{after}", &old[..start])
         }
@@ -1146,8 +1158,10 @@ fn record(path: &Path, section: &str) -> Result<()> {
             text
         }
         _ => bail!(
-            "{}: the markers {MARK_START} and {MARK_END} are unbalanced; fix them by hand",
-            path.display()
+            "{}: the markers {} and {} are unbalanced; fix them by hand",
+            path.display(),
+            start_mark,
+            end_mark
         ),
     };
     if let Some(parent) = path.parent() {

@@ -221,11 +221,18 @@ impl Image {
             config,
             report: Mutex::new(Report::default()),
             password,
+            previous_need: estimate_need(&report_path),
         };
         let start = Instant::now();
+        let mut interrupted = false;
+        // Ctrl-C drops the pipeline future: the build request is cancelled, and the engine
+        // removes the build's intermediate containers (forcerm).
         let result = tokio::select! {
             r = pipeline.run() => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted (Ctrl-C): the build was stopped")),
+            _ = tokio::signal::ctrl_c() => {
+                interrupted = true;
+                Err(anyhow::anyhow!("interrupted (Ctrl-C): the pipeline was stopped"))
+            }
         };
         let mut report = pipeline
             .report
@@ -237,6 +244,10 @@ impl Image {
         }
         write_report(&report, &report_path)?;
         eprintln!("image: report written to {}", report_path.display());
+        if interrupted {
+            eprintln!("error: interrupted (Ctrl-C): the pipeline was stopped");
+            return Ok(ExitCode::from(130));
+        }
         result.map(|()| ExitCode::SUCCESS)
     }
 
@@ -333,6 +344,19 @@ struct Pipeline<'a> {
     config: ImageConfig,
     report: Mutex<Report>,
     password: Option<String>,
+    /// A free-stage target estimated from the previous run's report.
+    previous_need: Option<u64>,
+}
+
+/// What the last build consumed on the data root (before − low-water), plus a quarter and
+/// 2 GB of margin: the space to have free before the next one.
+fn estimate_need(previous_report: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(previous_report).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let before = v["disk"]["available_before"].as_u64()?;
+    let low = v["disk"]["low_water_bytes"].as_u64()?;
+    let consumed = before.checked_sub(low)?;
+    Some(consumed + consumed / 4 + 2_000_000_000)
 }
 
 impl Pipeline<'_> {
@@ -381,16 +405,20 @@ impl Pipeline<'_> {
     }
 
     async fn run(&self) -> Result<()> {
+        // git and the engine answer independently: ask both at once.
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let git_env = env.clone();
+        let git_task =
+            tokio::task::spawn_blocking(move || tags::git_facts(&crate::project_root(), &git_env));
         let engine = Engine::from_env(Duration::from_secs(5)).await?;
         let facts = engine.facts().await.ok();
+        let git = git_task.await.context("reading git facts")?;
         self.report().engine = facts.clone();
         let data_root = facts.as_ref().and_then(|f| f.data_root.clone());
         let local = engine.endpoint.host.starts_with("unix://");
         let watch_path = data_root.clone().filter(|p| local && p.exists());
 
         let mut spec = self.spec.clone();
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        let git = tags::git_facts(&crate::project_root(), &env);
         let rules = TagRules {
             default_branch: self
                 .args
@@ -464,11 +492,20 @@ impl Pipeline<'_> {
             Some(n) => Some(parse_size(n).with_context(|| "--need / free.need")?),
             None => None,
         };
-        let Some(need) = need else {
+        let Some(need) = need.or(self.previous_need) else {
             return Ok(Outcome::Skipped(
-                "no target: set --need SIZE or free.need in docker/image.toml".into(),
+                "no target: set --need SIZE or free.need in docker/image.toml (after one \
+                 build with a report, the target is estimated from it)"
+                    .into(),
             ));
         };
+        if self.args.need.is_none() && self.config.free.need.is_none() {
+            eprintln!(
+                "image: free: target {} estimated from the last report (what the last build \
+                 consumed, plus a quarter and 2 GB)",
+                format_size(need)
+            );
+        }
         let hosted = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
             && std::env::var("RUNNER_ENVIRONMENT").is_ok_and(|v| v == "github-hosted");
         let plan = headroom_disk::plan(

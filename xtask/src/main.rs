@@ -5,6 +5,7 @@
 //! - `bench`: benchmarks whose results are recorded in `docs/benchmarks.md`.
 
 mod bench;
+mod bench_pipeline;
 mod free;
 mod image;
 mod ui;

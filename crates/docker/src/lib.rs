@@ -11,5 +11,6 @@ pub mod context;
 pub mod diagnose;
 pub mod engine;
 pub mod ignore;
+pub mod local;
 pub mod push;
 pub mod tags;

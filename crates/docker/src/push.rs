@@ -126,9 +126,19 @@ pub async fn push_all(
     policy: RetryPolicy,
     on_event: &(dyn Fn(PushEvent) + Send + Sync),
 ) -> Result<Vec<Pushed>, PushError> {
-    let mut pushed = Vec::new();
-    for reference in references {
-        pushed.push(push_one(engine, reference, credentials, policy, on_event).await?);
+    let Some((first, rest)) = references.split_first() else {
+        return Ok(Vec::new());
+    };
+    // The first push uploads the layers; the other tags then only add manifests, so they
+    // go together.
+    let mut pushed = vec![push_one(engine, first, credentials, policy, on_event).await?];
+    let others = futures_util::future::join_all(
+        rest.iter()
+            .map(|r| push_one(engine, r, credentials, policy, on_event)),
+    )
+    .await;
+    for result in others {
+        pushed.push(result?);
     }
     Ok(pushed)
 }
