@@ -58,6 +58,8 @@ impl PipelineBench {
                 "FROM {base}\nARG RUN_ID\nRUN head -c {bytes} /dev/urandom > /blob && echo $RUN_ID > /run-id\n"
             ),
         )?;
+        // An empty image config: the bench passes everything as flags.
+        std::fs::write(work.join("image.toml"), "")?;
         // The plain commands log in through a config file of their own.
         let docker_config = work.join("docker-config");
         std::fs::create_dir_all(&docker_config)?;

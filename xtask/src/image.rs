@@ -18,6 +18,7 @@ use headroom_docker::build::{self, BackendChoice, BuildEvent, BuildSpec, SecretS
 use headroom_docker::diagnose::diagnose;
 use headroom_docker::engine::{Engine, EngineFacts};
 use headroom_docker::push::{self, PushEvent, RetryPolicy};
+use headroom_docker::smoke::{self, GpuPolicy, HealthRun, SmokeRun};
 use headroom_docker::tags::{self, TagRules};
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,9 @@ pub(crate) struct Image {
     default_branch: Option<String>,
     #[arg(long)]
     no_cache: bool,
+    /// GPUs for the smoke test: auto (when the engine has them), required, off.
+    #[arg(long, value_name = "POLICY")]
+    gpu: Option<GpuPolicy>,
 }
 
 /// `docker/image.toml`.
@@ -119,6 +123,28 @@ struct ImageConfig {
     sbom: Option<bool>,
     #[serde(default)]
     free: FreeConfig,
+    /// The smoke stage runs when this table is present (or --gpu is given).
+    smoke: Option<SmokeConfig>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct SmokeConfig {
+    gpu: Option<GpuPolicy>,
+    /// The torch version the smoke test must find (the local `+cuXXX` part is ignored).
+    torch: Option<String>,
+    /// Minimum matrix-multiply throughput, TFLOP/s.
+    min_tflops: Option<f64>,
+    /// A model path or name for one load and one inference.
+    model: Option<String>,
+    /// Seconds to wait for the container's health.
+    health_timeout: Option<u64>,
+    /// Seconds the smoke script may run.
+    timeout: Option<u64>,
+    /// Port of the health endpoint inside the container.
+    port: Option<u16>,
+    /// The smoke command [default: python3 /opt/headroom/smoke.py].
+    command: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -138,9 +164,20 @@ struct Report {
     engine: Option<EngineFacts>,
     disk: DiskReport,
     build: Option<build::BuildOutcome>,
+    smoke: Option<SmokeReport>,
     diagnostics: Option<headroom_docker::diagnose::Diagnostics>,
     errors: Vec<String>,
     seconds: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct SmokeReport {
+    /// `cpu` or the GPU request that was made.
+    device: String,
+    note: Option<String>,
+    run: Option<SmokeRun>,
+    health: Option<HealthRun>,
+    mismatches: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -469,10 +506,8 @@ impl Pipeline<'_> {
             }
             return Err(e);
         }
-        self.stage("smoke", || async {
-            Ok(Outcome::Skipped("no smoke test configured yet".into()))
-        })
-        .await?;
+        self.stage("smoke", || self.smoke(&engine, facts.as_ref(), &spec))
+            .await?;
         let pushed = self.stage("push", || self.push(&engine, &spec)).await;
         if let Some(p) = &watch_path {
             self.report().disk.available_after = headroom_disk::available_bytes(p).ok();
@@ -660,6 +695,105 @@ impl Pipeline<'_> {
         s
     }
 
+    async fn smoke(
+        &self,
+        engine: &Engine,
+        facts: Option<&EngineFacts>,
+        spec: &BuildSpec,
+    ) -> Result<Outcome> {
+        let default = SmokeConfig::default();
+        let config = match (&self.config.smoke, self.args.gpu) {
+            (Some(c), _) => c,
+            (None, Some(_)) => &default,
+            (None, None) => {
+                return Ok(Outcome::Skipped(
+                    "no [smoke] table in the config (and no --gpu)".into(),
+                ));
+            }
+        };
+        let policy = self.args.gpu.or(config.gpu).unwrap_or_default();
+        let facts = facts.cloned().unwrap_or_default();
+        let gpu = smoke::gpu_request(policy, &facts).map_err(|e| anyhow::anyhow!(e))?;
+        let mut report = SmokeReport {
+            device: match &gpu {
+                None => "cpu".into(),
+                Some(g) => serde_json::to_string(g).unwrap_or_default(),
+            },
+            ..SmokeReport::default()
+        };
+        if gpu.is_none() && policy == GpuPolicy::Auto {
+            let note = "no GPU on this engine (no NVIDIA runtime, no CDI devices): the smoke test runs on CPU";
+            eprintln!("image: smoke: {note}");
+            report.note = Some(note.into());
+        }
+        let image = spec.references().remove(0);
+        let mut env = BTreeMap::new();
+        if gpu.is_some() {
+            env.insert("HEADROOM_SMOKE_REQUIRE_CUDA".to_string(), "1".to_string());
+        }
+        if let Some(t) = &config.torch {
+            env.insert("HEADROOM_SMOKE_REQUIRE_TORCH".into(), "1".into());
+            env.insert("HEADROOM_SMOKE_TORCH_VERSION".into(), t.clone());
+        }
+        if let Some(m) = config.min_tflops {
+            env.insert("HEADROOM_SMOKE_MIN_TFLOPS".into(), m.to_string());
+        }
+        if let Some(m) = &config.model {
+            env.insert("HEADROOM_SMOKE_MODEL".into(), m.clone());
+        }
+        let command = config
+            .command
+            .clone()
+            .unwrap_or_else(|| vec!["python3".into(), "/opt/headroom/smoke.py".into()]);
+        let run = smoke::run_smoke(
+            engine,
+            &image,
+            &command,
+            &env,
+            gpu.clone(),
+            Duration::from_secs(config.timeout.unwrap_or(600)),
+        )
+        .await?;
+        report.mismatches = smoke_mismatches(&run, config, gpu.is_some());
+        let failed = !report.mismatches.is_empty();
+        if let Some(result) = &run.result {
+            eprintln!("image: smoke: {result}");
+        }
+        report.run = Some(run);
+        if failed {
+            let message = format!("smoke test failed: {}", report.mismatches.join("; "));
+            self.report().smoke = Some(report);
+            bail!(message);
+        }
+        let health = smoke::check_health(
+            engine,
+            &image,
+            config.port.unwrap_or(8000),
+            gpu,
+            Duration::from_secs(config.health_timeout.unwrap_or(120)),
+        )
+        .await;
+        match health {
+            Ok(h) => {
+                eprintln!(
+                    "image: smoke: healthy after {:.1} s: {}",
+                    h.seconds,
+                    h.response
+                        .as_ref()
+                        .map(|r| r.to_string())
+                        .unwrap_or_default()
+                );
+                report.health = Some(h);
+                self.report().smoke = Some(report);
+                Ok(Outcome::Passed)
+            }
+            Err(e) => {
+                self.report().smoke = Some(report);
+                bail!("health check: {e}")
+            }
+        }
+    }
+
     async fn push(&self, engine: &Engine, spec: &BuildSpec) -> Result<Outcome> {
         if !self.args.push {
             return Ok(Outcome::Skipped(
@@ -721,6 +855,52 @@ impl Pipeline<'_> {
         ui::github_step_summary(&markdown(&r))?;
         Ok(())
     }
+}
+
+/// Everything the smoke run got wrong, spelled out: its own failed checks, and the
+/// expectations of the config (checked here too, so a script that forgets one cannot pass).
+fn smoke_mismatches(run: &SmokeRun, config: &SmokeConfig, gpu_requested: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(r) = &run.result else {
+        out.push(format!(
+            "the smoke test printed no JSON object (exit code {}); last lines: {}",
+            run.exit_code,
+            run.log_tail.join(" | ")
+        ));
+        return out;
+    };
+    for check in r["checks"].as_array().into_iter().flatten() {
+        if check["ok"] == false {
+            out.push(format!(
+                "check {} failed: {}",
+                check["name"].as_str().unwrap_or("?"),
+                check["detail"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    if let Some(want) = &config.torch {
+        let got = r["torch"].as_str().unwrap_or("none");
+        let base = got.split('+').next().unwrap_or(got);
+        if base != want && !out.iter().any(|m| m.contains("torch")) {
+            out.push(format!("torch {got} found, {want} expected"));
+        }
+    }
+    if gpu_requested
+        && r["cuda_available"] != true
+        && !out.iter().any(|m| m.contains("cuda_available"))
+    {
+        out.push("GPUs were requested but the container reports cuda_available: false".into());
+    }
+    if let Some(min) = config.min_tflops {
+        let got = r["matmul"]["tflops"].as_f64().unwrap_or(0.0);
+        if got < min && !out.iter().any(|m| m.contains("tflops")) {
+            out.push(format!("matmul {got:.3} TFLOP/s, at least {min} expected"));
+        }
+    }
+    if run.exit_code != 0 && out.is_empty() {
+        out.push(format!("the smoke test exited with code {}", run.exit_code));
+    }
+    out
 }
 
 fn write_report(report: &Report, path: &Path) -> Result<()> {

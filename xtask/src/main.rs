@@ -2,8 +2,10 @@
 //!
 //! - `free`: free disk space on a CI runner, by target, safely (see `cargo xtask free --help`).
 //! - `image`: free disk → build → smoke test → push (see `cargo xtask image --help`).
+//! - `base-image`: a local Debian base image for machines that cannot pull one.
 //! - `bench`: benchmarks whose results are recorded in `docs/benchmarks.md`.
 
+mod base_image;
 mod bench;
 mod bench_pipeline;
 mod free;
@@ -29,6 +31,7 @@ struct Cli {
 enum Command {
     Free(free::Free),
     Image(Box<image::Image>),
+    BaseImage(base_image::BaseImage),
     #[command(subcommand)]
     Bench(bench::Bench),
 }
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Free(cmd) => cmd.run(),
         Command::Image(cmd) => cmd.run(),
+        Command::BaseImage(cmd) => cmd.run(),
         Command::Bench(cmd) => cmd.run(),
     };
     match result {

@@ -112,6 +112,9 @@ impl BuildSpec {
     /// Features only BuildKit through buildx provides.
     pub fn needs_buildx(&self) -> Vec<&'static str> {
         let mut why = Vec::new();
+        if let Ok(text) = std::fs::read_to_string(&self.dockerfile) {
+            why.extend(buildkit_syntax(&text));
+        }
         if !self.secrets.is_empty() {
             why.push("build secrets");
         }
@@ -141,6 +144,32 @@ pub enum BuildEvent {
     Step { name: String, cached: bool },
     /// A line of build output.
     Line(String),
+}
+
+/// Dockerfile syntax the classic builder does not know: `RUN --mount`, heredocs,
+/// `COPY --link`/`--chmod` and `ADD --checksum`.
+pub fn buildkit_syntax(dockerfile: &str) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    for line in dockerfile.lines().map(str::trim_start) {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with('#') {
+            continue;
+        }
+        if upper.starts_with("RUN ") && line.contains("--mount=") && !found.contains(&"RUN --mount")
+        {
+            found.push("RUN --mount");
+        }
+        if line.contains("<<") && !found.contains(&"heredocs") {
+            found.push("heredocs");
+        }
+        if (upper.starts_with("COPY ") || upper.starts_with("ADD "))
+            && (line.contains("--link") || line.contains("--chmod") || line.contains("--checksum"))
+            && !found.contains(&"COPY/ADD --link, --chmod or --checksum")
+        {
+            found.push("COPY/ADD --link, --chmod or --checksum");
+        }
+    }
+    found
 }
 
 /// A finished build.
@@ -713,6 +742,19 @@ mod tests {
             assert!(args.contains(want), "{want} not in {args}");
         }
         assert!(args.ends_with(" ctx"));
+    }
+
+    #[test]
+    fn buildkit_only_syntax_is_found() {
+        assert_eq!(
+            buildkit_syntax("FROM x\nRUN --mount=type=secret,id=ca true\n"),
+            ["RUN --mount"]
+        );
+        assert_eq!(
+            buildkit_syntax("FROM x\nRUN <<EOF\necho\nEOF\n"),
+            ["heredocs"]
+        );
+        assert!(buildkit_syntax("FROM x\n# RUN --mount=type=cache\nRUN true\n").is_empty());
     }
 
     #[test]

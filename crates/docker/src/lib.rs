@@ -13,4 +13,5 @@ pub mod engine;
 pub mod ignore;
 pub mod local;
 pub mod push;
+pub mod smoke;
 pub mod tags;

@@ -1,0 +1,467 @@
+//! Proving an image works before it is pushed: run its smoke test in a container (on GPUs
+//! when the engine has them and the policy allows), and start it as it runs in production to
+//! wait for `/health` and Docker's health status. Containers are removed in every case.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, HealthConfig, HealthStatusEnum, HostConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, EngineFacts};
+
+/// Whether the smoke test asks for GPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuPolicy {
+    /// All GPUs when the engine has them, else CPU (and say so).
+    #[default]
+    Auto,
+    /// Fail unless the engine can give the container GPUs.
+    Required,
+    /// Never ask for a GPU.
+    Off,
+}
+
+impl std::str::FromStr for GpuPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(GpuPolicy::Auto),
+            "required" => Ok(GpuPolicy::Required),
+            "off" => Ok(GpuPolicy::Off),
+            other => Err(format!(
+                "unknown GPU policy {other:?} (auto, required or off)"
+            )),
+        }
+    }
+}
+
+/// How GPUs are requested for a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum GpuRequest {
+    /// The NVIDIA runtime's device request for all GPUs.
+    Nvidia,
+    /// CDI device names.
+    Cdi { devices: Vec<String> },
+}
+
+/// Decide the GPU request from the policy and the engine's facts; `Ok(None)` means CPU.
+pub fn gpu_request(policy: GpuPolicy, facts: &EngineFacts) -> Result<Option<GpuRequest>, String> {
+    let found = if !facts.cdi_gpu_devices.is_empty() {
+        Some(GpuRequest::Cdi {
+            devices: facts.cdi_gpu_devices.clone(),
+        })
+    } else if facts.nvidia_runtime {
+        Some(GpuRequest::Nvidia)
+    } else {
+        None
+    };
+    match (policy, found) {
+        (GpuPolicy::Off, _) => Ok(None),
+        (GpuPolicy::Auto, found) => Ok(found),
+        (GpuPolicy::Required, Some(found)) => Ok(Some(found)),
+        (GpuPolicy::Required, None) => Err(format!(
+            "--gpu required, but the engine ({} {}) has no NVIDIA runtime (runtimes: {}) and no CDI GPU \
+             devices: install the NVIDIA Container Toolkit on a machine with a GPU, or use --gpu auto to \
+             run the smoke test on CPU",
+            facts.os,
+            facts.version,
+            if facts.runtimes.is_empty() {
+                "none".to_string()
+            } else {
+                facts.runtimes.join(", ")
+            }
+        )),
+    }
+}
+
+impl GpuRequest {
+    fn device_requests(&self) -> Vec<DeviceRequest> {
+        match self {
+            GpuRequest::Nvidia => vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: Some(-1),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..Default::default()
+            }],
+            GpuRequest::Cdi { devices } => vec![DeviceRequest {
+                driver: Some("cdi".into()),
+                device_ids: Some(devices.clone()),
+                ..Default::default()
+            }],
+        }
+    }
+}
+
+/// What the smoke container did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmokeRun {
+    pub exit_code: i64,
+    /// The one JSON object the smoke script printed.
+    pub result: Option<serde_json::Value>,
+    pub gpu: Option<GpuRequest>,
+    pub seconds: f64,
+    /// The last lines of its stderr (and stdout when that was not JSON).
+    pub log_tail: Vec<String>,
+}
+
+/// Why a container step failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SmokeError(pub String);
+
+fn api(what: &str) -> impl Fn(bollard::errors::Error) -> SmokeError + '_ {
+    move |e| SmokeError(format!("{what}: {e}"))
+}
+
+/// Removes a container when dropped, whatever happened (errors, Ctrl-C).
+struct Cleanup {
+    id: String,
+    host: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        // Synchronous on purpose: it must run even while the async runtime shuts down.
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.id])
+            .env("DOCKER_HOST", &self.host)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+async fn remove(engine: &Engine, id: &str) {
+    let options = RemoveContainerOptionsBuilder::default().force(true).build();
+    let _ = engine.docker.remove_container(id, Some(options)).await;
+}
+
+/// Run `cmd` in a container of `image` with `env`, wait for it, and collect its output.
+pub async fn run_smoke(
+    engine: &Engine,
+    image: &str,
+    cmd: &[String],
+    env: &BTreeMap<String, String>,
+    gpu: Option<GpuRequest>,
+    timeout: Duration,
+) -> Result<SmokeRun, SmokeError> {
+    let start = Instant::now();
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: Some(cmd.to_vec()),
+        env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        host_config: Some(HostConfig {
+            device_requests: gpu.as_ref().map(GpuRequest::device_requests),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let name = format!(
+        "headroom-smoke-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    let created = engine
+        .docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(api("creating the smoke container"))?;
+    let _cleanup = Cleanup {
+        id: created.id.clone(),
+        host: engine.endpoint.host.clone(),
+    };
+    engine
+        .docker
+        .start_container(
+            &created.id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(api("starting the smoke container"))?;
+    let waited = tokio::time::timeout(timeout, async {
+        let mut wait = engine.docker.wait_container(
+            &created.id,
+            None::<bollard::query_parameters::WaitContainerOptions>,
+        );
+        let mut code = 0;
+        while let Some(item) = wait.next().await {
+            match item {
+                Ok(r) => code = r.status_code,
+                Err(bollard::errors::Error::DockerContainerWaitError { code: c, .. }) => code = c,
+                Err(e) => return Err(api("waiting for the smoke container")(e)),
+            }
+        }
+        Ok(code)
+    })
+    .await;
+    let exit_code = match waited {
+        Ok(result) => result?,
+        Err(_) => {
+            remove(engine, &created.id).await;
+            return Err(SmokeError(format!(
+                "the smoke test did not finish within {} s",
+                timeout.as_secs()
+            )));
+        }
+    };
+    let (stdout, stderr) = logs(engine, &created.id).await;
+    remove(engine, &created.id).await;
+    let result = parse_one_json(&stdout);
+    let mut log_tail: Vec<String> = stderr.lines().map(String::from).collect();
+    if result.is_none() {
+        log_tail.extend(stdout.lines().map(String::from));
+    }
+    let keep = log_tail.len().saturating_sub(30);
+    Ok(SmokeRun {
+        exit_code,
+        result,
+        gpu,
+        seconds: start.elapsed().as_secs_f64(),
+        log_tail: log_tail.split_off(keep),
+    })
+}
+
+async fn logs(engine: &Engine, id: &str) -> (String, String) {
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut stream = engine.docker.logs(id, Some(options));
+    let (mut out, mut err) = (String::new(), String::new());
+    while let Some(Ok(chunk)) = stream.next().await {
+        match chunk {
+            bollard::container::LogOutput::StdOut { message } => {
+                out.push_str(&String::from_utf8_lossy(&message))
+            }
+            bollard::container::LogOutput::StdErr { message } => {
+                err.push_str(&String::from_utf8_lossy(&message))
+            }
+            _ => {}
+        }
+    }
+    (out, err)
+}
+
+/// The smoke script prints exactly one JSON object; accept surrounding blank lines only.
+pub fn parse_one_json(stdout: &str) -> Option<serde_json::Value> {
+    let value: serde_json::Value = serde_json::from_str(stdout.trim()).ok()?;
+    value.is_object().then_some(value)
+}
+
+/// What the health probe saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthRun {
+    /// Docker's health status at the end (`healthy`, `unhealthy`, `starting`, or `none`).
+    pub docker_status: String,
+    /// The body of `GET /health`, when it answered.
+    pub response: Option<serde_json::Value>,
+    pub seconds: f64,
+}
+
+/// Start `image` as it runs in production (its own command), wait up to `timeout` for Docker's
+/// health status to be healthy and `/health` on `port` to answer, then stop and remove it.
+/// The health check's timing is tightened (1 s interval) so the wait is short; its test is
+/// the image's own.
+pub async fn check_health(
+    engine: &Engine,
+    image: &str,
+    port: u16,
+    gpu: Option<GpuRequest>,
+    timeout: Duration,
+) -> Result<HealthRun, SmokeError> {
+    let start = Instant::now();
+    let second = 1_000_000_000i64;
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        healthcheck: Some(HealthConfig {
+            interval: Some(second),
+            start_period: Some(0),
+            timeout: Some(5 * second),
+            retries: Some(3),
+            ..Default::default()
+        }),
+        host_config: Some(HostConfig {
+            device_requests: gpu.as_ref().map(GpuRequest::device_requests),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let name = format!(
+        "headroom-health-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    let created = engine
+        .docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(api("creating the health-check container"))?;
+    let _cleanup = Cleanup {
+        id: created.id.clone(),
+        host: engine.endpoint.host.clone(),
+    };
+    engine
+        .docker
+        .start_container(
+            &created.id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(api("starting the health-check container"))?;
+    let deadline = Instant::now() + timeout;
+    let mut status;
+    let mut response = None;
+    let outcome = loop {
+        let inspect = engine
+            .docker
+            .inspect_container(
+                &created.id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .map_err(api("inspecting the health-check container"))?;
+        let state = inspect.state.unwrap_or_default();
+        status = match state.health.and_then(|h| h.status) {
+            Some(HealthStatusEnum::HEALTHY) => "healthy",
+            Some(HealthStatusEnum::UNHEALTHY) => "unhealthy",
+            Some(HealthStatusEnum::STARTING) => "starting",
+            _ => "none",
+        }
+        .to_string();
+        if state.running != Some(true) {
+            break Err(format!(
+                "the container exited (code {}) before it became healthy",
+                state.exit_code.unwrap_or(-1)
+            ));
+        }
+        if response.is_none() {
+            response = probe(engine, &created.id, port).await;
+        }
+        if status == "healthy" && response.is_some() {
+            break Ok(());
+        }
+        if status == "unhealthy" {
+            break Err("Docker reports the container unhealthy".to_string());
+        }
+        if Instant::now() >= deadline {
+            break Err(format!(
+                "not healthy within {} s (Docker health: {status}; /health {})",
+                timeout.as_secs(),
+                if response.is_some() {
+                    "answered"
+                } else {
+                    "did not answer"
+                }
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    remove(engine, &created.id).await;
+    outcome.map_err(SmokeError)?;
+    Ok(HealthRun {
+        docker_status: status,
+        response,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// `GET http://127.0.0.1:PORT/health` from inside the container (works for remote engines).
+async fn probe(engine: &Engine, id: &str, port: u16) -> Option<serde_json::Value> {
+    let script = format!(
+        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=3).read().decode())"
+    );
+    let exec = engine
+        .docker
+        .create_exec(
+            id,
+            CreateExecOptions {
+                cmd: Some(vec!["python3".to_string(), "-c".to_string(), script]),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .ok()?;
+    let StartExecResults::Attached { mut output, .. } =
+        engine.docker.start_exec(&exec.id, None).await.ok()?
+    else {
+        return None;
+    };
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = output.next().await {
+        if let bollard::container::LogOutput::StdOut { message } = chunk {
+            text.push_str(&String::from_utf8_lossy(&message));
+        }
+    }
+    parse_one_json(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(nvidia: bool, cdi: &[&str]) -> EngineFacts {
+        EngineFacts {
+            version: "26.1.5".into(),
+            os: "linux".into(),
+            runtimes: if nvidia {
+                vec!["nvidia".into(), "runc".into()]
+            } else {
+                vec!["runc".into()]
+            },
+            nvidia_runtime: nvidia,
+            cdi_gpu_devices: cdi.iter().map(|s| s.to_string()).collect(),
+            ..EngineFacts::default()
+        }
+    }
+
+    #[test]
+    fn gpu_policy_decisions() {
+        let cpu = facts(false, &[]);
+        assert_eq!(gpu_request(GpuPolicy::Auto, &cpu), Ok(None));
+        assert_eq!(gpu_request(GpuPolicy::Off, &facts(true, &[])), Ok(None));
+        assert_eq!(
+            gpu_request(GpuPolicy::Auto, &facts(true, &[])),
+            Ok(Some(GpuRequest::Nvidia))
+        );
+        assert_eq!(
+            gpu_request(GpuPolicy::Required, &facts(true, &["nvidia.com/gpu=0"])),
+            Ok(Some(GpuRequest::Cdi {
+                devices: vec!["nvidia.com/gpu=0".into()]
+            }))
+        );
+        let err = gpu_request(GpuPolicy::Required, &cpu).unwrap_err();
+        assert!(
+            err.contains("no NVIDIA runtime") && err.contains("runc") && err.contains("CDI"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nvidia_requests_all_gpus() {
+        let r = GpuRequest::Nvidia.device_requests();
+        assert_eq!(r[0].count, Some(-1));
+        assert_eq!(r[0].capabilities, Some(vec![vec!["gpu".to_string()]]));
+    }
+
+    #[test]
+    fn one_json_object_is_required() {
+        assert!(parse_one_json("\n{\"ok\": true}\n").is_some());
+        assert!(parse_one_json("{\"ok\": true}\n{\"ok\": true}").is_none());
+        assert!(parse_one_json("[1]").is_none());
+        assert!(parse_one_json("Traceback …").is_none());
+    }
+}

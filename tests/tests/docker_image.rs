@@ -1,0 +1,275 @@
+//! `docker/Dockerfile` built for real (ci profile, on a local Debian base), its smoke test on
+//! CPU, the GPU policy, and the health probe.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use headroom_tests::registry::base_image;
+use headroom_tests::{require_docker, sh, xtask};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The local Debian base (debootstrap + docker import), made once per test process.
+fn debian_base() -> &'static str {
+    static BASE: OnceLock<String> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let run = xtask(&["base-image", "--name", "headroom/debian:bookworm"], &[]);
+        assert!(run.success(), "cargo xtask base-image: {run:?}");
+        run.stdout.trim().to_string()
+    })
+}
+
+const CI_IMAGE: &str = "headroom-test/cuda-pytorch-ci";
+
+/// The ci-profile image, built once per test process through the whole pipeline.
+fn ci_build() -> &'static (Value, String) {
+    static BUILT: OnceLock<(Value, String)> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let report_path = tmp.path().join("r.json");
+        let base = format!("BASE_IMAGE={}", debian_base());
+        let config = root().join("docker/image.ci.toml");
+        let run = xtask(
+            &[
+                "image",
+                "--config",
+                config.to_str().unwrap(),
+                "--image",
+                CI_IMAGE,
+                "--build-arg",
+                &base,
+                "--skip",
+                "free,push",
+                "--gpu",
+                "auto",
+                "--report",
+                report_path.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(run.success(), "{run:?}");
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+        (report, run.stderr)
+    })
+}
+
+#[test]
+fn the_ci_profile_builds_smokes_on_cpu_and_answers_health() {
+    if !require_docker("the_ci_profile_builds_smokes_on_cpu_and_answers_health") {
+        return;
+    }
+    let (r, stderr) = ci_build();
+    let stages: Vec<(&str, &str)> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert!(
+        stages.contains(&("build", "passed")) && stages.contains(&("smoke", "passed")),
+        "{stages:?}"
+    );
+    assert_eq!(
+        r["build"]["backend"], "buildx",
+        "RUN --mount needs BuildKit"
+    );
+    let smoke = &r["smoke"];
+    assert_eq!(smoke["device"], "cpu");
+    assert!(smoke["note"].as_str().unwrap().contains("CPU"), "{smoke:#}");
+    assert!(stderr.contains("runs on CPU"), "said in the output too");
+    let result = &smoke["run"]["result"];
+    assert_eq!(result["cuda_available"], false, "{result:#}");
+    assert_eq!(result["ok"], true, "{result:#}");
+    assert!(result["matmul"]["tflops"].as_f64().unwrap() > 0.0);
+    assert_eq!(smoke["health"]["docker_status"], "healthy");
+    assert_eq!(smoke["health"]["response"]["status"], "healthy");
+    // At most 12 layers on top of the base; the proxy CA was a secret, not a file.
+    let base_layers = layers(debian_base());
+    let image = format!("{CI_IMAGE}:latest");
+    assert!(
+        layers(&image) - base_layers <= 12,
+        "{} layers added",
+        layers(&image) - base_layers
+    );
+    let secrets = sh(
+        "docker",
+        &[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "sh",
+            &image,
+            "-c",
+            "ls -A /run/secrets 2>/dev/null | wc -l",
+        ],
+    );
+    assert_eq!(secrets.trim(), "0");
+    let user = sh(
+        "docker",
+        &["inspect", "--format", "{{.Config.User}}", &image],
+    );
+    assert_eq!(user.trim(), "10001:10001");
+}
+
+fn layers(image: &str) -> usize {
+    sh(
+        "docker",
+        &["inspect", "--format", "{{len .RootFS.Layers}}", image],
+    )
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+#[test]
+fn gpu_required_fails_clearly_without_a_gpu() {
+    if !require_docker("gpu_required_fails_clearly_without_a_gpu") {
+        return;
+    }
+    ci_build();
+    let tmp = tempfile::tempdir().unwrap();
+    let config = root().join("docker/image.ci.toml");
+    let start = Instant::now();
+    let run = xtask(
+        &[
+            "image",
+            "--config",
+            config.to_str().unwrap(),
+            "--image",
+            CI_IMAGE,
+            "--skip",
+            "free,build,push",
+            "--gpu",
+            "required",
+            "--report",
+            tmp.path().join("r.json").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!run.success(), "{run:?}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert!(
+        run.stderr.contains("--gpu required") && run.stderr.contains("no NVIDIA runtime"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_container_that_never_becomes_healthy_fails_in_time_and_is_removed() {
+    if !require_docker("a_container_that_never_becomes_healthy_fails_in_time_and_is_removed") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nHEALTHCHECK --interval=1s --retries=100 CMD [\"false\"]\nCMD [\"sleep\", \"300\"]\n",
+            base_image()
+        ),
+    )
+    .unwrap();
+    let config = tmp.path().join("image.toml");
+    std::fs::write(
+        &config,
+        "[smoke]\ncommand = [\"sh\", \"-c\", \"echo '{\\\"checks\\\": [], \\\"ok\\\": true}'\"]\nhealth_timeout = 4\n",
+    )
+    .unwrap();
+    let start = Instant::now();
+    let run = xtask(
+        &[
+            "image",
+            "--config",
+            config.to_str().unwrap(),
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            "headroom-test/never-healthy",
+            "--skip",
+            "free,push",
+            "--report",
+            tmp.path().join("r.json").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!run.success(), "{run:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(run.stderr.contains("health check"), "{}", run.stderr);
+    let left = sh(
+        "docker",
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "name=headroom-health-",
+            "--format",
+            "{{.Names}}",
+        ],
+    );
+    assert_eq!(left.trim(), "", "containers left behind");
+}
+
+#[test]
+fn the_dockerfile_is_clean_under_hadolint() {
+    let hadolint =
+        std::env::var("HEADROOM_TOOLS_VENV").unwrap_or_else(|_| "/opt/headroom/venv".into());
+    let bin = Path::new(&hadolint).join("bin/hadolint");
+    if !bin.exists() {
+        assert!(
+            !headroom_tests::ci(),
+            "hadolint missing: run scripts/provision"
+        );
+        eprintln!(
+            "skipping: {} missing (scripts/provision installs it)",
+            bin.display()
+        );
+        return;
+    }
+    let out = std::process::Command::new(&bin)
+        .arg(root().join("docker/Dockerfile"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn the_smoke_scripts_pass_their_own_tests() {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            "docker/smoke",
+            "-p",
+            "test_*.py",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
