@@ -23,6 +23,7 @@ Environment:
 """
 
 import contextlib
+import importlib
 import json
 import math
 import os
@@ -95,6 +96,7 @@ def empty_report():
         "peak_gpu_memory_bytes": None,
         "model": "skipped",
         "model_reason": NO_MODEL,
+        "imports": {},
         "errors": [],
         "checks": [],
         "ok": False,
@@ -277,7 +279,19 @@ def collect(torch, env=None, torch_error=None, transformers=None):
         _torch_facts(torch, report)
     _matmul(torch, env, report)
     _model(torch, env, report, transformers)
+    _imports(env, report)
     return report
+
+
+def _imports(env, report):
+    """HEADROOM_SMOKE_IMPORTS=transformers,diffusers: each must import (a stack whose pins
+    drifted apart fails here, not in a user's first job). Records version or error."""
+    for name in [n.strip() for n in env.get("HEADROOM_SMOKE_IMPORTS", "").split(",") if n.strip()]:
+        try:
+            module = importlib.import_module(name)
+            report["imports"][name] = {"version": str(getattr(module, "__version__", "")), "error": None}
+        except BaseException as exc:  # noqa: BLE001 - any failure to import is the finding
+            report["imports"][name] = {"version": None, "error": describe(exc)}
 
 
 def version_matches(have, want):
@@ -334,6 +348,11 @@ def evaluate(report, env):
         else:
             add("min_tflops", ran and rate >= minimum,
                 "want >= %g TFLOP/s, have %s" % (minimum, rate if ran else "none"))
+    imports = report.get("imports") or {}
+    if imports:
+        failed = ["%s: %s" % (k, v.get("error")) for k, v in sorted(imports.items()) if v.get("error")]
+        add("imports", not failed, "; ".join(failed) or ", ".join(
+            "%s %s" % (k, v.get("version")) for k, v in sorted(imports.items())))
     model = report.get("model")
     if isinstance(model, dict):
         add("model", model.get("error") is None, model.get("error") or

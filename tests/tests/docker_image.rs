@@ -273,3 +273,38 @@ fn the_smoke_scripts_pass_their_own_tests() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_base_that_cannot_be_pulled_names_the_override() {
+    if !require_docker("a_base_that_cannot_be_pulled_names_the_override") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let config = root().join("docker/image.ci.toml");
+    let run = xtask(
+        &[
+            "image",
+            "--config",
+            config.to_str().unwrap(),
+            "--image",
+            "headroom-test/no-base",
+            "--build-arg",
+            "BASE_IMAGE=headroom-test/not-here-anywhere:1",
+            "--skip",
+            "free,smoke,push",
+            "--report",
+            tmp.path().join("r.json").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!run.success(), "{run:?}");
+    assert!(
+        run.stderr.contains("could not be pulled")
+            && run
+                .stderr
+                .contains("BASE_IMAGE=headroom-test/not-here-anywhere:1")
+            && run.stderr.contains("cargo xtask base-image"),
+        "{}",
+        run.stderr
+    );
+}

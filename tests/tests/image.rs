@@ -326,6 +326,18 @@ fn both_backends_build_the_same_dockerfile() {
         assert!(run.success(), "{backend}: {run:?}");
         let r = report(&report_path);
         assert_eq!(r["build"]["backend"], backend);
+        assert!(
+            r["image"]["size_bytes"].as_u64().unwrap() > 0,
+            "{backend}: {:#}",
+            r["image"]
+        );
+        assert!(
+            r["build"]["image_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:"),
+            "{backend}"
+        );
         let out = sh(
             "docker",
             &[

@@ -141,6 +141,9 @@ struct SmokeConfig {
     health_timeout: Option<u64>,
     /// Seconds the smoke script may run.
     timeout: Option<u64>,
+    /// Python modules that must import in the image.
+    #[serde(default)]
+    imports: Vec<String>,
     /// Port of the health endpoint inside the container.
     port: Option<u16>,
     /// The smoke command [default: python3 /opt/headroom/smoke.py].
@@ -623,7 +626,11 @@ impl Pipeline<'_> {
         }
         match result {
             Ok(outcome) => {
-                let id = outcome.image_id.clone();
+                // By id when the backend reported one, else by the first tag.
+                let id = outcome
+                    .image_id
+                    .clone()
+                    .or_else(|| spec.references().first().cloned());
                 self.report().build = Some(outcome);
                 if let Some(id) = id {
                     if let Ok(inspect) = engine.docker.inspect_image(&id).await {
@@ -639,6 +646,9 @@ impl Pipeline<'_> {
                 let mut message = e.message.clone();
                 if e.no_space {
                     message.push_str(&self.no_space_advice(watch, timeline.as_ref()));
+                }
+                if let Some(hint) = base_pull_hint(&message, &e.last_lines, &spec.build_args) {
+                    message.push_str(&hint);
                 }
                 if !e.last_lines.is_empty() {
                     message.push_str("\nlast build lines:\n  ");
@@ -740,6 +750,9 @@ impl Pipeline<'_> {
         }
         if let Some(m) = &config.model {
             env.insert("HEADROOM_SMOKE_MODEL".into(), m.clone());
+        }
+        if !config.imports.is_empty() {
+            env.insert("HEADROOM_SMOKE_IMPORTS".into(), config.imports.join(","));
         }
         let command = config
             .command
@@ -857,6 +870,43 @@ impl Pipeline<'_> {
     }
 }
 
+/// When a build failed because its base image could not be pulled (an offline or
+/// air-gapped machine), say so and name the override.
+fn base_pull_hint(
+    message: &str,
+    lines: &[String],
+    args: &BTreeMap<String, String>,
+) -> Option<String> {
+    let text = std::iter::once(message)
+        .chain(lines.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_ascii_lowercase();
+    let pull_failed = [
+        "pull access denied",
+        "failed to resolve source metadata",
+        "failed to do request",
+        "manifest unknown",
+        "repository does not exist",
+        "no such host",
+        "i/o timeout",
+    ]
+    .iter()
+    .any(|p| text.contains(p));
+    if !pull_failed {
+        return None;
+    }
+    let current = args
+        .get("BASE_IMAGE")
+        .map(|b| format!(" (BASE_IMAGE={b})"))
+        .unwrap_or_default();
+    Some(format!(
+        "\nThe base image could not be pulled{current}: this machine may be offline or unable to reach \
+         the registry. Make a local stand-in with `cargo xtask base-image` and build with \
+         --build-arg BASE_IMAGE=headroom/debian:bookworm (or another image the engine already has)."
+    ))
+}
+
 /// Everything the smoke run got wrong, spelled out: its own failed checks, and the
 /// expectations of the config (checked here too, so a script that forgets one cannot pass).
 fn smoke_mismatches(run: &SmokeRun, config: &SmokeConfig, gpu_requested: bool) -> Vec<String> {
@@ -971,4 +1021,91 @@ fn rfc3339_now() -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> SmokeRun {
+        let path = crate::project_root()
+            .join("docker/smoke/fixtures")
+            .join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        SmokeRun {
+            exit_code: 0,
+            result: headroom_docker::smoke::parse_one_json(&text),
+            gpu: None,
+            seconds: 1.0,
+            log_tail: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_recorded_gpu_run_passes_the_gpu_policy() {
+        let run = fixture("gpu-fake-h200.json");
+        let config = SmokeConfig {
+            torch: Some("2.0.1".into()),
+            min_tflops: Some(100.0),
+            ..SmokeConfig::default()
+        };
+        assert_eq!(smoke_mismatches(&run, &config, true), Vec::<String>::new());
+        let r = run.result.as_ref().unwrap();
+        assert_eq!(r["devices"][0], "NVIDIA H200");
+        assert!(r["peak_gpu_memory_bytes"].as_u64().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_cpu_run_fails_gpu_and_torch_expectations_with_the_mismatch_spelled_out() {
+        let run = fixture("cpu-no-torch.json");
+        let config = SmokeConfig {
+            torch: Some("2.0.1".into()),
+            ..SmokeConfig::default()
+        };
+        let mismatches = smoke_mismatches(&run, &config, true);
+        assert!(
+            mismatches
+                .iter()
+                .any(|m| m.contains("torch none found, 2.0.1 expected")),
+            "{mismatches:?}"
+        );
+        assert!(
+            mismatches
+                .iter()
+                .any(|m| m.contains("cuda_available: false")),
+            "{mismatches:?}"
+        );
+        assert!(smoke_mismatches(&run, &SmokeConfig::default(), false).is_empty());
+    }
+
+    #[test]
+    fn no_json_is_a_mismatch_with_the_last_lines() {
+        let run = SmokeRun {
+            exit_code: 1,
+            result: None,
+            gpu: None,
+            seconds: 0.1,
+            log_tail: vec!["python3: can't open file".into()],
+        };
+        let m = smoke_mismatches(&run, &SmokeConfig::default(), false);
+        assert!(
+            m[0].contains("no JSON") && m[0].contains("can't open file"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn pull_failures_name_the_override() {
+        let args = BTreeMap::from([("BASE_IMAGE".to_string(), "nvidia/cuda:x".to_string())]);
+        let hint = base_pull_hint(
+            "failed to resolve source metadata for docker.io/nvidia/cuda:x",
+            &[],
+            &args,
+        )
+        .unwrap();
+        assert!(
+            hint.contains("BASE_IMAGE=nvidia/cuda:x") && hint.contains("cargo xtask base-image")
+        );
+        assert!(base_pull_hint("exit code 1", &[], &args).is_none());
+    }
 }

@@ -641,6 +641,10 @@ fn build_buildx(
         .flatten()
         .map(|o| o.status.success())
         .unwrap_or(false);
+    let meta: serde_json::Value = std::fs::read_to_string(&metadata)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     if !status || error.is_some() {
         let message = error
@@ -658,10 +662,6 @@ fn build_buildx(
             tail.take(),
         ));
     }
-    let meta: serde_json::Value = std::fs::read_to_string(&metadata)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
     outcome.image_id = meta["containerimage.config.digest"]
         .as_str()
         .map(String::from);
