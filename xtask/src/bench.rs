@@ -25,6 +25,7 @@ pub(crate) enum Bench {
     // The help text is `FreeBench`'s doc comment.
     Free(FreeBench),
     Pipeline(crate::bench_pipeline::PipelineBench),
+    Image(crate::bench_image::ImageBench),
 }
 
 impl Bench {
@@ -32,6 +33,7 @@ impl Bench {
         match self {
             Bench::Free(bench) => bench.run(),
             Bench::Pipeline(bench) => bench.run(),
+            Bench::Image(bench) => bench.run(),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod base_image;
 mod bench;
+mod bench_image;
 mod bench_pipeline;
 mod free;
 mod image;
