@@ -727,3 +727,150 @@ fn pushes_with_credentials_from_a_docker_config_file() {
         registry.manifest_digest("ns/from-config", "latest")
     );
 }
+
+#[test]
+fn a_missing_cache_to_import_does_not_fail_a_buildx_build() {
+    if !require_docker("a_missing_cache_to_import_does_not_fail_a_buildx_build") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(tmp.path(), "FROM BASE\nRUN echo cached-or-not > /x\n");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = image_run(
+        &[
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            "headroom-test/nocache",
+            "--backend",
+            "buildx",
+            "--cache-from",
+            &format!("type=registry,ref=127.0.0.1:{closed}/x:cache"),
+            "--skip",
+            "free",
+            "--report",
+            tmp.path().join("r.json").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(run.success(), "{run:?}");
+}
+
+#[test]
+fn credentials_and_flags_are_checked_before_anything_is_built() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context_without_base(tmp.path());
+    let report = tmp.path().join("r.json");
+    let base = [
+        "image",
+        "--context",
+        ctx.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    // A half-set credential pair fails before the build stage runs.
+    let mut args = base.to_vec();
+    args.extend([
+        "--image",
+        "127.0.0.1:5999/ns/app",
+        "--push",
+        "--skip",
+        "free",
+    ]);
+    let run = xtask(&args, &[("REGISTRY_USERNAME", "someone")]);
+    assert!(!run.success());
+    assert!(run.stderr.contains("REGISTRY_PASSWORD"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("image: build:"),
+        "nothing was built: {}",
+        run.stderr
+    );
+    // A tag in --image, and a registry cache export without --push, are refused.
+    let mut args = base.to_vec();
+    args.extend(["--image", "ns/app:v1"]);
+    let run = xtask(&args, &[]);
+    assert!(
+        run.stderr.contains("--image") && run.stderr.contains("repository only"),
+        "{}",
+        run.stderr
+    );
+    let mut args = base.to_vec();
+    args.extend([
+        "--image",
+        "ns/app",
+        "--cache-to",
+        "type=registry,ref=r/x:cache",
+    ]);
+    let run = xtask(&args, &[]);
+    assert!(run.stderr.contains("without --push"), "{}", run.stderr);
+}
+
+#[test]
+fn sigterm_stops_a_buildx_build_and_its_child() {
+    if !require_docker("sigterm_stops_a_buildx_build_and_its_child") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = format!("headroom-sigterm-{}", std::process::id());
+    let ctx = context(
+        tmp.path(),
+        &format!("FROM BASE\nRUN echo {marker} && sleep 60\n"),
+    );
+    let mut child = std::process::Command::new(headroom_tests::xtask_bin())
+        .args([
+            "image",
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            "headroom-test/sigterm",
+            "--backend",
+            "buildx",
+            "--skip",
+            "free",
+            "--no-cache",
+            "--report",
+        ])
+        .arg(tmp.path().join("r.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the RUN step has printed its marker (then it sleeps).
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = marker.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(&wanted) && !line.contains("RUN") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the build never started");
+    let start = Instant::now();
+    sh("kill", &["-TERM", &child.id().to_string()]);
+    let status = child.wait().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(Duration::from_secs(2));
+    let ps = sh("ps", &["-eo", "args"]);
+    assert!(
+        !ps.lines()
+            .any(|l| l.contains("buildx") && l.contains("headroom-test/sigterm")),
+        "{ps}"
+    );
+    assert!(tmp.path().join("r.json").exists(), "the report is written");
+}

@@ -267,11 +267,20 @@ impl Image {
         let mut interrupted = false;
         // Ctrl-C drops the pipeline future: the build request is cancelled, and the engine
         // removes the build's intermediate containers (forcerm).
+        // SIGTERM is how CI cancels a job: handled like Ctrl-C, so containers and the buildx
+        // child are cleaned up by their drop guards.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("installing the SIGTERM handler")?;
         let result = tokio::select! {
             r = pipeline.run() => r,
             _ = tokio::signal::ctrl_c() => {
                 interrupted = true;
                 Err(anyhow::anyhow!("interrupted (Ctrl-C): the pipeline was stopped"))
+            }
+            _ = terminate.recv() => {
+                interrupted = true;
+                Err(anyhow::anyhow!("terminated (SIGTERM): the pipeline was stopped"))
             }
         };
         let mut report = pipeline
@@ -282,10 +291,17 @@ impl Image {
         if let Err(e) = &result {
             report.errors.push(format!("{e:#}"));
         }
-        write_report(&report, &report_path)?;
+        if let Err(e) = write_report(&report, &report_path) {
+            if let Err(pipeline) = &result {
+                eprintln!("error: {pipeline:#}");
+            }
+            return Err(e);
+        }
         eprintln!("image: report written to {}", report_path.display());
         if interrupted {
-            eprintln!("error: interrupted (Ctrl-C): the pipeline was stopped");
+            if let Err(e) = &result {
+                eprintln!("error: {e:#}");
+            }
             return Ok(ExitCode::from(130));
         }
         result.map(|()| ExitCode::SUCCESS)
@@ -320,6 +336,17 @@ impl Image {
             .clone()
             .or_else(|| config.image.clone())
             .context("no image name: pass --image NAME or set `image` in docker/image.toml")?;
+        let last = image.rsplit('/').next().unwrap_or(&image);
+        if image.contains('@')
+            || last.contains(':')
+            || image.is_empty()
+            || image != image.to_ascii_lowercase()
+        {
+            bail!(
+                "--image {image:?}: give the repository only, in lower case (e.g. registry:5000/ns/app); \
+                 tags come from git and --tag"
+            );
+        }
         let mut build_args = config.build_args.clone();
         for kv in &self.build_args {
             let (k, v) = kv
@@ -342,6 +369,13 @@ impl Image {
                 flag.clone()
             }
         };
+        let cache_to = or(&self.cache_to, &config.cache_to);
+        if !self.push && cache_to.iter().any(|c| c.contains("type=registry")) {
+            bail!(
+                "--cache-to type=registry uploads to a registry, and without --push nothing may \
+                 leave this machine: add --push, or use type=inline or type=local"
+            );
+        }
         Ok(BuildSpec {
             context,
             dockerfile,
@@ -353,7 +387,7 @@ impl Image {
             platforms: or(&self.platforms, &config.platforms),
             secrets,
             cache_from: or(&self.cache_from, &config.cache_from),
-            cache_to: or(&self.cache_to, &config.cache_to),
+            cache_to,
             builder: self.builder.clone().or_else(|| config.builder.clone()),
             provenance: config.provenance,
             sbom: config.sbom,
@@ -490,6 +524,7 @@ impl Pipeline<'_> {
             }
         }
 
+        let credentials = self.credentials(&spec).await?;
         self.stage("free", || self.free(watch_path.as_deref()))
             .await?;
         self.stage("lint", || async {
@@ -511,7 +546,9 @@ impl Pipeline<'_> {
         }
         self.stage("smoke", || self.smoke(&engine, facts.as_ref(), &spec))
             .await?;
-        let pushed = self.stage("push", || self.push(&engine, &spec)).await;
+        let pushed = self
+            .stage("push", || self.push(&engine, &spec, credentials.clone()))
+            .await;
         if let Some(p) = &watch_path {
             self.report().disk.available_after = headroom_disk::available_bytes(p).ok();
         }
@@ -558,8 +595,12 @@ impl Pipeline<'_> {
             &headroom_disk::NoProgress,
         )?;
         let dry_run = !(hosted || self.args.yes);
-        let report =
-            headroom_disk::reclaim(&plan, ReclaimOptions { dry_run }, &ui::Reporter::new());
+        // Deleting gigabytes blocks: keep it off the task that also watches for signals.
+        let report = tokio::task::spawn_blocking(move || {
+            headroom_disk::reclaim(&plan, ReclaimOptions { dry_run }, &ui::Reporter::new())
+        })
+        .await
+        .context("the free stage's reclaim thread")?;
         self.report().disk.freed_bytes = Some(report.freed_bytes);
         if dry_run {
             eprintln!("{}", report.to_markdown());
@@ -585,13 +626,15 @@ impl Pipeline<'_> {
         spec: &BuildSpec,
         watch: Option<&Path>,
     ) -> Result<Outcome> {
-        let backend = build::choose_backend(
-            self.args
-                .backend
-                .or(self.config.backend)
-                .unwrap_or_default(),
-            spec,
-        )?;
+        let choice = self
+            .args
+            .backend
+            .or(self.config.backend)
+            .unwrap_or_default();
+        let owned = spec.clone();
+        let backend = tokio::task::spawn_blocking(move || build::choose_backend(choice, &owned))
+            .await
+            .context("choosing the backend")??;
         let dog = match watch {
             Some(p) => Some(Watchdog::start(
                 WatchConfig {
@@ -807,23 +850,38 @@ impl Pipeline<'_> {
         }
     }
 
-    async fn push(&self, engine: &Engine, spec: &BuildSpec) -> Result<Outcome> {
+    /// The registry credentials, resolved before anything is built so a half-set pair or a
+    /// broken config.json fails in seconds, not after the build.
+    async fn credentials(&self, spec: &BuildSpec) -> Result<Option<auth::Credentials>> {
+        if !self.args.push || self.args.skipped("push") {
+            return Ok(None);
+        }
+        let host = auth::registry_host(&spec.image);
+        let options = ResolveOptions {
+            password_stdin: self.password.clone(),
+            username: self.args.username.clone(),
+            env: std::env::vars().collect(),
+            ..ResolveOptions::default()
+        };
+        // Credential helpers may take their time (an unlock prompt): not on the async thread.
+        Ok(
+            tokio::task::spawn_blocking(move || auth::resolve(&host, &options))
+                .await
+                .context("resolving registry credentials")??,
+        )
+    }
+
+    async fn push(
+        &self,
+        engine: &Engine,
+        spec: &BuildSpec,
+        credentials: Option<auth::Credentials>,
+    ) -> Result<Outcome> {
         if !self.args.push {
             return Ok(Outcome::Skipped(
                 "--push not given: nothing leaves this machine".into(),
             ));
         }
-        let host = auth::registry_host(&spec.image);
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        let credentials = auth::resolve(
-            &host,
-            &ResolveOptions {
-                password_stdin: self.password.clone(),
-                username: self.args.username.clone(),
-                env,
-                ..ResolveOptions::default()
-            },
-        )?;
         let on_event = |e: PushEvent| match e {
             PushEvent::Status { reference, line } => {
                 if line.contains("digest:") || line.starts_with("Pushed") {
@@ -868,6 +926,17 @@ impl Pipeline<'_> {
         ui::github_step_summary(&markdown(&r))?;
         Ok(())
     }
+}
+
+/// The smoke script's rule: `2.0.1` matches `2.0.1+cu117`, `2.0` matches `2.0.1`, but
+/// `2.0.1` not `2.0.10`; a wanted local part (`2.0.1+cu117`) must match exactly.
+fn version_matches(have: &str, want: &str) -> bool {
+    if want.contains('+') {
+        return have == want;
+    }
+    let have: Vec<&str> = have.split('+').next().unwrap_or(have).split('.').collect();
+    let want: Vec<&str> = want.split('.').collect();
+    have.len() >= want.len() && have[..want.len()] == want[..]
 }
 
 /// When a build failed because its base image could not be pulled (an offline or
@@ -919,8 +988,14 @@ fn smoke_mismatches(run: &SmokeRun, config: &SmokeConfig, gpu_requested: bool) -
         ));
         return out;
     };
+    if r["ok"] != true {
+        out.push(format!(
+            "the smoke test reports ok: {}",
+            serde_json::to_string(&r["ok"]).unwrap_or_default()
+        ));
+    }
     for check in r["checks"].as_array().into_iter().flatten() {
-        if check["ok"] == false {
+        if check["ok"] != true {
             out.push(format!(
                 "check {} failed: {}",
                 check["name"].as_str().unwrap_or("?"),
@@ -930,8 +1005,7 @@ fn smoke_mismatches(run: &SmokeRun, config: &SmokeConfig, gpu_requested: bool) -
     }
     if let Some(want) = &config.torch {
         let got = r["torch"].as_str().unwrap_or("none");
-        let base = got.split('+').next().unwrap_or(got);
-        if base != want && !out.iter().any(|m| m.contains("torch")) {
+        if !version_matches(got, want) && !out.iter().any(|m| m.contains("torch")) {
             out.push(format!("torch {got} found, {want} expected"));
         }
     }
@@ -1079,6 +1153,23 @@ mod tests {
     }
 
     #[test]
+    fn a_run_that_says_it_failed_fails_even_without_failed_checks() {
+        let run = SmokeRun {
+            exit_code: 0,
+            result: serde_json::from_str(
+                r#"{"ok": false, "checks": [{"name": "x", "ok": "false"}]}"#,
+            )
+            .ok(),
+            gpu: None,
+            seconds: 0.1,
+            log_tail: Vec::new(),
+        };
+        let m = smoke_mismatches(&run, &SmokeConfig::default(), false);
+        assert!(m.iter().any(|m| m.contains("ok: false")), "{m:?}");
+        assert!(m.iter().any(|m| m.contains("check x failed")), "{m:?}");
+    }
+
+    #[test]
     fn no_json_is_a_mismatch_with_the_last_lines() {
         let run = SmokeRun {
             exit_code: 1,
@@ -1092,6 +1183,16 @@ mod tests {
             m[0].contains("no JSON") && m[0].contains("can't open file"),
             "{m:?}"
         );
+    }
+
+    #[test]
+    fn torch_versions_match_as_the_smoke_script_matches_them() {
+        assert!(version_matches("2.0.1+cu117", "2.0.1"));
+        assert!(version_matches("2.0.1+cu117", "2.0"));
+        assert!(!version_matches("2.0.10", "2.0.1"));
+        assert!(version_matches("2.0.1+cu118", "2.0.1+cu118"));
+        assert!(!version_matches("2.0.1+cu117", "2.0.1+cu118"));
+        assert!(!version_matches("none", "2.0.1"));
     }
 
     #[test]

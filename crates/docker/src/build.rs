@@ -298,11 +298,12 @@ pub async fn build(
     let mut outcome = match backend {
         Backend::Engine => build_engine(engine, spec, on_event).await?,
         Backend::Buildx => {
-            let spec = spec.clone();
-            let endpoint = engine.endpoint.clone();
-            // buildx runs as a child process; its output is read on a blocking thread.
+            let started = start_buildx(&engine.endpoint, spec)?;
+            // If this future is dropped (Ctrl-C, SIGTERM), the child must not build on.
+            let _kill = KillOnDrop(std::sync::Arc::clone(&started.reader));
+            // buildx's output is read on a blocking thread.
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let task = tokio::task::spawn_blocking(move || build_buildx(&endpoint, &spec, &tx));
+            let task = tokio::task::spawn_blocking(move || read_buildx(started, &tx));
             while let Some(event) = rx.recv().await {
                 on_event(event);
             }
@@ -544,27 +545,60 @@ struct RawLog {
     data: String,
 }
 
-fn build_buildx(
+/// A running `docker buildx build`.
+struct Buildx {
+    reader: std::sync::Arc<duct::ReaderHandle>,
+    dir: PathBuf,
+    metadata: PathBuf,
+}
+
+/// Kills the buildx child when the build is abandoned; a no-op once it has exited.
+struct KillOnDrop(std::sync::Arc<duct::ReaderHandle>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+fn start_buildx(
     endpoint: &crate::engine::Endpoint,
     spec: &BuildSpec,
-    tx: &tokio::sync::mpsc::UnboundedSender<BuildEvent>,
-) -> Result<BuildOutcome, BuildError> {
+) -> Result<Buildx, BuildError> {
     let dir =
         tempfile_dir().map_err(|e| BuildError::new(format!("temp dir: {e}"), None, Vec::new()))?;
     let metadata = dir.join("metadata.json");
     let args = buildx_args(spec, &metadata);
     let mut cmd = duct::cmd("docker", &args).env("DOCKER_HOST", &endpoint.host);
-    if let Some(tls) = &endpoint.tls {
-        if let Some(d) = tls.ca.parent() {
-            cmd = cmd.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", d);
-        }
+    if let Some(tls) = &endpoint.tls
+        && let Some(d) = tls.ca.parent()
+    {
+        cmd = cmd.env("DOCKER_TLS_VERIFY", "1").env("DOCKER_CERT_PATH", d);
     }
     // rawjson progress goes to stderr; merge it into the stream we read.
     let reader = cmd
         .stderr_to_stdout()
+        .stdin_null()
         .unchecked()
         .reader()
         .map_err(|e| BuildError::new(format!("docker buildx: {e}"), None, Vec::new()))?;
+    Ok(Buildx {
+        reader: std::sync::Arc::new(reader),
+        dir,
+        metadata,
+    })
+}
+
+fn read_buildx(
+    started: Buildx,
+    tx: &tokio::sync::mpsc::UnboundedSender<BuildEvent>,
+) -> Result<BuildOutcome, BuildError> {
+    let Buildx {
+        reader,
+        dir,
+        metadata,
+    } = started;
+    let reader = &*reader;
     let mut tail = Tail::default();
     let mut outcome = BuildOutcome::default();
     let mut seen: HashMap<String, (bool, bool)> = HashMap::new(); // digest -> (started, cached)
@@ -573,7 +607,7 @@ fn build_buildx(
     // rawjson prints one JSON object per status, pretty-printed over several lines; other
     // lines (buildx's own errors) are plain text.
     let mut pending = String::new();
-    for line in std::io::BufReader::new(&reader).lines() {
+    for line in std::io::BufReader::new(reader).lines() {
         let Ok(line) = line else { break };
         if pending.is_empty() && !line.starts_with('{') {
             tail.push(&line);
@@ -620,7 +654,13 @@ fn build_buildx(
                     cached: true,
                 });
             }
-            if let Some(e) = v.error.filter(|e| !e.is_empty()) {
+            // Keep the first real error: later ones are usually "context canceled" echoes,
+            // and some (a missing cache to import) do not fail the build at all.
+            if let Some(e) = v
+                .error
+                .filter(|e| !e.is_empty() && !e.contains("context canceled"))
+                && error.is_none()
+            {
                 failing = Some(v.name.clone());
                 error = Some(e);
             }
@@ -646,7 +686,9 @@ fn build_buildx(
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
-    if !status || error.is_some() {
+    // buildx's exit status decides; a vertex error alone (e.g. a cache that could not be
+    // imported) does not fail a build that completed.
+    if !status {
         let message = error
             .or_else(|| tail.lines.back().cloned())
             .unwrap_or_else(|| "docker buildx build failed".into());

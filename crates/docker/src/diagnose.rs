@@ -43,12 +43,18 @@ pub async fn diagnose(engine: &Engine, facts: Option<&EngineFacts>) -> Diagnosti
     }
     // The CLI's `system df` answers in every engine's schema; bollard's model follows the
     // newest API and leaves older engines' fields empty.
-    let out = duct::cmd("docker", ["system", "df", "--format", "{{json .}}"])
-        .env("DOCKER_HOST", &engine.endpoint.host)
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked()
-        .run();
+    let host = engine.endpoint.host.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        duct::cmd("docker", ["system", "df", "--format", "{{json .}}"])
+            .env("DOCKER_HOST", host)
+            .stdout_capture()
+            .stderr_capture()
+            .stdin_null()
+            .unchecked()
+            .run()
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
     match out {
         Ok(o) if o.status.success() => {
             for line in String::from_utf8_lossy(&o.stdout).lines() {

@@ -30,13 +30,22 @@ pub fn free_port() -> Result<u16, LocalError> {
 }
 
 /// A `docker-registry` on loopback that requires a username and password; stopped on drop.
-#[derive(Debug)]
 pub struct Registry {
     pub port: u16,
     pub user: String,
     password: String,
     dir: PathBuf,
     child: Option<Child>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 impl Registry {

@@ -85,15 +85,15 @@ pub fn is_transient(message: &str) -> bool {
         "authentication required",
         "denied",
         "forbidden",
-        "401",
-        "403",
-        "404",
         "not found",
         "no basic auth credentials",
         "does not exist",
         "invalid reference",
+        "x509",
+        "certificate",
+        "server gave http response to https client",
     ];
-    if permanent.iter().any(|p| m.contains(p)) {
+    if permanent.iter().any(|p| m.contains(p)) || has_status(&m, &[401, 403, 404]) {
         return false;
     }
     let transient = [
@@ -103,19 +103,48 @@ pub fn is_transient(message: &str) -> bool {
         "timeout",
         "timed out",
         "eof",
-        "500",
-        "502",
-        "503",
-        "504",
         "internal server error",
         "bad gateway",
         "service unavailable",
+        "gateway timeout",
+        "toomanyrequests",
+        "too many requests",
         "temporarily",
         "tls handshake",
         "no such host",
         "i/o",
     ];
-    transient.iter().any(|t| m.contains(t))
+    transient.iter().any(|t| m.contains(t)) || has_status(&m, &[429, 500, 502, 503, 504])
+}
+
+/// An HTTP status code as a whole word: not part of a longer number, and not a port
+/// (a number right after ':').
+fn has_status(message: &str, codes: &[u16]) -> bool {
+    let bytes = message.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let after_colon = start > 0 && bytes[start - 1] == b':';
+            if !after_colon
+                && let Ok(n) = message[start..i].parse::<u16>()
+                && codes.contains(&n)
+            {
+                return true;
+            }
+        } else if bytes[i].is_ascii_alphabetic() {
+            // Skip words such as "sha256" or "cu118" whole.
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 /// Push every reference (`repo:tag`), each with retries; returns the digests.
@@ -215,11 +244,22 @@ async fn push_attempt(
     credentials: Option<&Credentials>,
     on_event: &(dyn Fn(PushEvent) + Send + Sync),
 ) -> Result<String, String> {
-    let creds = credentials.map(|c| DockerCredentials {
-        username: Some(c.username.clone()),
-        password: Some(c.password.expose().to_string()),
-        serveraddress: Some(c.server.clone()),
-        ..Default::default()
+    let creds = credentials.map(|c| {
+        if c.is_identity_token() {
+            // `docker login` with a token stores it under the username `<token>`.
+            DockerCredentials {
+                identitytoken: Some(c.password.expose().to_string()),
+                serveraddress: Some(c.server.clone()),
+                ..Default::default()
+            }
+        } else {
+            DockerCredentials {
+                username: Some(c.username.clone()),
+                password: Some(c.password.expose().to_string()),
+                serveraddress: Some(c.server.clone()),
+                ..Default::default()
+            }
+        }
     });
     let options = PushImageOptionsBuilder::default().tag(tag).build();
     let mut stream = engine.docker.push_image(repo, Some(options), creds);
@@ -285,6 +325,18 @@ mod tests {
             "denied: requested access to the resource is denied"
         ));
         assert!(!is_transient("something odd"));
+        // Ports are not status codes; certificates are not transient; 429 is.
+        assert!(!is_transient(
+            "Get https://reg:5000/v2/: x509: certificate signed by unknown authority"
+        ));
+        assert!(is_transient(
+            "dial tcp 10.0.0.1:4040: connect: connection refused"
+        ));
+        assert!(is_transient("toomanyrequests: rate limit exceeded"));
+        assert!(is_transient(
+            "received unexpected HTTP status: 502 Bad Gateway"
+        ));
+        assert!(!is_transient("unexpected status 404 from registry"));
     }
 
     #[test]

@@ -127,10 +127,14 @@ fn api(what: &str) -> impl Fn(bollard::errors::Error) -> SmokeError + '_ {
 struct Cleanup {
     id: String,
     host: String,
+    done: bool,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         // Synchronous on purpose: it must run even while the async runtime shuts down.
         let _ = std::process::Command::new("docker")
             .args(["rm", "-f", &self.id])
@@ -141,9 +145,16 @@ impl Drop for Cleanup {
     }
 }
 
-async fn remove(engine: &Engine, id: &str) {
+async fn remove(engine: &Engine, cleanup: &mut Cleanup) {
     let options = RemoveContainerOptionsBuilder::default().force(true).build();
-    let _ = engine.docker.remove_container(id, Some(options)).await;
+    if engine
+        .docker
+        .remove_container(&cleanup.id, Some(options))
+        .await
+        .is_ok()
+    {
+        cleanup.done = true;
+    }
 }
 
 /// Run `cmd` in a container of `image` with `env`, wait for it, and collect its output.
@@ -177,9 +188,10 @@ pub async fn run_smoke(
         .create_container(Some(options), body)
         .await
         .map_err(api("creating the smoke container"))?;
-    let _cleanup = Cleanup {
+    let mut cleanup = Cleanup {
         id: created.id.clone(),
         host: engine.endpoint.host.clone(),
+        done: false,
     };
     engine
         .docker
@@ -208,7 +220,7 @@ pub async fn run_smoke(
     let exit_code = match waited {
         Ok(result) => result?,
         Err(_) => {
-            remove(engine, &created.id).await;
+            remove(engine, &mut cleanup).await;
             return Err(SmokeError(format!(
                 "the smoke test did not finish within {} s",
                 timeout.as_secs()
@@ -216,7 +228,7 @@ pub async fn run_smoke(
         }
     };
     let (stdout, stderr) = logs(engine, &created.id).await;
-    remove(engine, &created.id).await;
+    remove(engine, &mut cleanup).await;
     let result = parse_one_json(&stdout);
     let mut log_tail: Vec<String> = stderr.lines().map(String::from).collect();
     if result.is_none() {
@@ -308,9 +320,10 @@ pub async fn check_health(
         .create_container(Some(options), body)
         .await
         .map_err(api("creating the health-check container"))?;
-    let _cleanup = Cleanup {
+    let mut cleanup = Cleanup {
         id: created.id.clone(),
         host: engine.endpoint.host.clone(),
+        done: false,
     };
     engine
         .docker
@@ -349,7 +362,8 @@ pub async fn check_health(
         if response.is_none() {
             response = probe(engine, &created.id, port).await;
         }
-        if status == "healthy" && response.is_some() {
+        // An image without a HEALTHCHECK has no Docker status to wait for: /health decides.
+        if (status == "healthy" || status == "none") && response.is_some() {
             break Ok(());
         }
         if status == "unhealthy" {
@@ -368,7 +382,7 @@ pub async fn check_health(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    remove(engine, &created.id).await;
+    remove(engine, &mut cleanup).await;
     outcome.map_err(SmokeError)?;
     Ok(HealthRun {
         docker_status: status,
@@ -380,7 +394,7 @@ pub async fn check_health(
 /// `GET http://127.0.0.1:PORT/health` from inside the container (works for remote engines).
 async fn probe(engine: &Engine, id: &str, port: u16) -> Option<serde_json::Value> {
     let script = format!(
-        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/health', timeout=3).read().decode())"
+        "import urllib.request as u; o = u.build_opener(u.ProxyHandler({{}})); print(o.open('http://127.0.0.1:{port}/health', timeout=3).read().decode())"
     );
     let exec = engine
         .docker
