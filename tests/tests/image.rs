@@ -136,6 +136,7 @@ fn pushes_latest_and_sha_tags_whose_digests_match_the_registry() {
             ("free", "skipped"),
             ("lint", "skipped"),
             ("build", "passed"),
+            ("inspect", "skipped"),
             ("smoke", "skipped"),
             ("push", "passed")
         ]

@@ -26,6 +26,7 @@ pub(crate) enum Bench {
     Free(FreeBench),
     Pipeline(crate::bench_pipeline::PipelineBench),
     Image(crate::bench_image::ImageBench),
+    Inspect(crate::bench_inspect::InspectBench),
 }
 
 impl Bench {
@@ -34,6 +35,7 @@ impl Bench {
             Bench::Free(bench) => bench.run(),
             Bench::Pipeline(bench) => bench.run(),
             Bench::Image(bench) => bench.run(),
+            Bench::Inspect(bench) => bench.run(),
         }
     }
 }

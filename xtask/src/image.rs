@@ -94,6 +94,9 @@ pub(crate) struct Image {
     /// GPUs for the smoke test: auto (when the engine has them), required, off.
     #[arg(long, value_name = "POLICY")]
     gpu: Option<GpuPolicy>,
+    /// Analyse the built image's layers and waste, and gate on its thresholds.
+    #[arg(long)]
+    inspect: bool,
 }
 
 /// `docker/image.toml`.
@@ -125,6 +128,9 @@ struct ImageConfig {
     free: FreeConfig,
     /// The smoke stage runs when this table is present (or --gpu is given).
     smoke: Option<SmokeConfig>,
+    /// The inspect stage runs when this table is present (or --inspect is given): waste and
+    /// size thresholds, on top of dive's `.dive-ci` rules.
+    inspect: Option<crate::inspect::Thresholds>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -157,7 +163,7 @@ struct FreeConfig {
     need: Option<String>,
 }
 
-const STAGES: &[&str] = &["free", "lint", "build", "smoke", "push"];
+const STAGES: &[&str] = &["free", "lint", "build", "inspect", "smoke", "push"];
 
 /// The JSON report.
 #[derive(Debug, Default, Serialize)]
@@ -168,6 +174,7 @@ struct Report {
     disk: DiskReport,
     build: Option<build::BuildOutcome>,
     smoke: Option<SmokeReport>,
+    inspect: Option<crate::inspect::InspectReport>,
     diagnostics: Option<headroom_docker::diagnose::Diagnostics>,
     errors: Vec<String>,
     seconds: f64,
@@ -231,7 +238,7 @@ impl Image {
     async fn run_async(self) -> Result<ExitCode> {
         for s in &self.skip {
             if !STAGES.contains(&s.as_str()) {
-                bail!("--skip {s:?}: unknown stage (free, lint, build, smoke, push)");
+                bail!("--skip {s:?}: unknown stage (free, lint, build, inspect, smoke, push)");
             }
         }
         let config = load_config(&self.config)?;
@@ -544,6 +551,8 @@ impl Pipeline<'_> {
             }
             return Err(e);
         }
+        self.stage("inspect", || self.inspect(&engine, &spec))
+            .await?;
         self.stage("smoke", || self.smoke(&engine, facts.as_ref(), &spec))
             .await?;
         let pushed = self
@@ -748,6 +757,59 @@ impl Pipeline<'_> {
         s
     }
 
+    async fn inspect(&self, engine: &Engine, spec: &BuildSpec) -> Result<Outcome> {
+        if self.config.inspect.is_none() && !self.args.inspect {
+            return Ok(Outcome::Skipped(
+                "no [inspect] table in the config (and no --inspect)".into(),
+            ));
+        }
+        let start = Instant::now();
+        let image = spec.references().remove(0);
+        let reader = headroom_docker::export::export(engine, &image);
+        let analysis = tokio::task::spawn_blocking(move || {
+            headroom_docker::inspect::analyze(
+                std::io::BufReader::with_capacity(1 << 20, reader),
+                &headroom_docker::inspect::AnalyzeOptions::default(),
+            )
+        })
+        .await
+        .context("the analysis thread")?
+        .with_context(|| format!("analysing {image}"))?;
+        let mut thresholds =
+            crate::inspect::thresholds(Path::new(".dive-ci"), Path::new("/nonexistent"))?;
+        if let Some(ours) = &self.config.inspect {
+            thresholds = thresholds.with(ours);
+        }
+        let gate = thresholds.evaluate(&analysis)?;
+        let dockerfile = std::fs::read_to_string(&spec.dockerfile).ok();
+        let report = crate::inspect::finish(
+            analysis,
+            dockerfile.as_deref(),
+            gate,
+            start.elapsed().as_secs_f64(),
+        );
+        eprintln!(
+            "image: inspect: {} stored, {} wasted (efficiency {:.2}%)",
+            format_size(report.analysis.total_bytes),
+            format_size(report.analysis.wasted_bytes),
+            report.analysis.efficiency * 100.0
+        );
+        for h in &report.hints {
+            eprintln!("image: inspect: hint: {h}");
+        }
+        let failed: Vec<String> = report
+            .gate
+            .iter()
+            .filter(|g| !g.passed)
+            .map(|g| format!("{} {} (limit {})", g.rule, g.actual, g.limit))
+            .collect();
+        self.report().inspect = Some(report);
+        if !failed.is_empty() {
+            bail!("over the image thresholds: {}", failed.join("; "));
+        }
+        Ok(Outcome::Passed)
+    }
+
     async fn smoke(
         &self,
         engine: &Engine,
@@ -923,7 +985,12 @@ impl Pipeline<'_> {
             ("tags", r.image.references.join(",")),
             ("image-size", r.image.size_bytes.unwrap_or(0).to_string()),
         ])?;
-        ui::github_step_summary(&markdown(&r))?;
+        let mut md = markdown(&r);
+        if let Some(i) = &r.inspect {
+            md.push('\n');
+            md.push_str(&crate::inspect::markdown(i));
+        }
+        ui::github_step_summary(&md)?;
         Ok(())
     }
 }

@@ -3,14 +3,17 @@
 //! - `free`: free disk space on a CI runner, by target, safely (see `cargo xtask free --help`).
 //! - `image`: free disk → build → smoke test → push (see `cargo xtask image --help`).
 //! - `base-image`: a local Debian base image for machines that cannot pull one.
+//! - `inspect`: where an image's bytes went, wasted bytes, and a CI gate.
 //! - `bench`: benchmarks whose results are recorded in `docs/benchmarks.md`.
 
 mod base_image;
 mod bench;
 mod bench_image;
+mod bench_inspect;
 mod bench_pipeline;
 mod free;
 mod image;
+mod inspect;
 mod ui;
 
 use std::path::PathBuf;
@@ -33,6 +36,7 @@ enum Command {
     Free(free::Free),
     Image(Box<image::Image>),
     BaseImage(base_image::BaseImage),
+    Inspect(inspect::Inspect),
     #[command(subcommand)]
     Bench(bench::Bench),
 }
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
         Command::Free(cmd) => cmd.run(),
         Command::Image(cmd) => cmd.run(),
         Command::BaseImage(cmd) => cmd.run(),
+        Command::Inspect(cmd) => cmd.run(),
         Command::Bench(cmd) => cmd.run(),
     };
     match result {

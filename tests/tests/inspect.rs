@@ -1,0 +1,275 @@
+//! `cargo xtask inspect` on images built on the real engine with exactly known waste, read
+//! both from the engine's export and from a saved archive; and the CI gate.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
+
+use std::path::Path;
+
+use headroom_tests::registry::base_image;
+use headroom_tests::{require_docker, sh, xtask};
+use serde_json::Value;
+
+/// (name, Dockerfile body after FROM, expected wasted bytes)
+const CASES: &[(&str, &str, u64)] = &[
+    (
+        "deleted-file",
+        "RUN head -c 1000000 /dev/urandom > /f\nRUN rm /f\n",
+        1_000_000,
+    ),
+    (
+        "deleted-tree",
+        "RUN mkdir -p /d/a/b && head -c 300000 /dev/urandom > /d/a/x && head -c 200000 /dev/urandom > /d/a/b/y\nRUN rm -rf /d\n",
+        500_000,
+    ),
+    (
+        "replaced-dir",
+        "RUN mkdir /o && head -c 400000 /dev/urandom > /o/x\nRUN rm -rf /o && mkdir /o && head -c 1000 /dev/urandom > /o/new\n",
+        400_000,
+    ),
+    (
+        "overwritten-twice",
+        "RUN head -c 100000 /dev/urandom > /w\nRUN head -c 200000 /dev/urandom > /w\nRUN head -c 300000 /dev/urandom > /w\n",
+        300_000,
+    ),
+    (
+        "hard-link",
+        "RUN head -c 500000 /dev/urandom > /h1 && ln /h1 /h2\n",
+        0,
+    ),
+    (
+        "moved",
+        "RUN head -c 600000 /dev/urandom > /m1\nRUN mv /m1 /m2\n",
+        600_000,
+    ),
+    (
+        "pip-cache",
+        "RUN mkdir -p /root/.cache/pip/http && head -c 700000 /dev/urandom > /root/.cache/pip/http/blob\nRUN rm -rf /root/.cache/pip\n",
+        700_000,
+    ),
+];
+
+fn build(name: &str, body: &str, dir: &Path) -> String {
+    let ctx = dir.join(name);
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\n{body}", base_image()),
+    )
+    .unwrap();
+    let image = format!("headroom-test/waste-{name}:latest");
+    let out = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", &image])
+        .arg(&ctx)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    image
+}
+
+fn inspect_json(target: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["inspect", target, "--json", "--config", "/nonexistent.toml"];
+    args.extend_from_slice(extra);
+    let run = xtask(&args, &[]);
+    assert!(run.success(), "{run:?}");
+    run.json()
+}
+
+#[test]
+fn known_waste_is_reported_exactly_from_the_engine_and_from_a_saved_archive() {
+    if !require_docker("known_waste_is_reported_exactly_from_the_engine_and_from_a_saved_archive") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, body, expected) in CASES {
+        let image = build(name, body, tmp.path());
+        let from_engine = inspect_json(&image, &[]);
+        assert_eq!(
+            from_engine["wasted_bytes"].as_u64(),
+            Some(*expected),
+            "{name} (engine): {from_engine:#}"
+        );
+        let tar = tmp.path().join(format!("{name}.tar"));
+        sh("docker", &["save", "-o", tar.to_str().unwrap(), &image]);
+        let from_file = inspect_json(tar.to_str().unwrap(), &[]);
+        assert_eq!(
+            from_file["wasted_bytes"].as_u64(),
+            Some(*expected),
+            "{name} (archive): {from_file:#}"
+        );
+        assert_eq!(
+            from_engine["total_bytes"], from_file["total_bytes"],
+            "{name}"
+        );
+        // Every wasted copy is listed with the layer that wrote it and the later one that
+        // removed or overwrote it; together they are the whole waste.
+        let top = from_engine["top_wasted"].as_array().unwrap();
+        let listed: u64 = top.iter().map(|w| w["bytes"].as_u64().unwrap()).sum();
+        assert_eq!(listed, *expected, "{name}: {top:#?}");
+        for w in top {
+            assert!(
+                w["written_in"].as_u64() < w["removed_in"].as_u64(),
+                "{name}: {w:#}"
+            );
+        }
+        for layer in from_engine["layers"].as_array().unwrap() {
+            for key in [
+                "index",
+                "digest",
+                "size_bytes",
+                "created_by",
+                "wasted_bytes",
+            ] {
+                assert!(layer.get(key).is_some(), "{name}: layers[].{key}");
+            }
+        }
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", &image])
+            .output();
+    }
+}
+
+#[test]
+fn the_ci_gate_fails_an_image_over_its_thresholds_and_passes_one_under() {
+    if !require_docker("the_ci_gate_fails_an_image_over_its_thresholds_and_passes_one_under") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let wasteful = build(
+        "gate-wasteful",
+        "RUN head -c 2000000 /dev/urandom > /big\nRUN rm /big\n",
+        tmp.path(),
+    );
+    let lean = build(
+        "gate-lean",
+        "RUN head -c 2000000 /dev/urandom > /big\n",
+        tmp.path(),
+    );
+    let dive_ci = tmp.path().join(".dive-ci");
+    std::fs::write(&dive_ci, "rules:\n  lowestEfficiency: 0.95\n  highestWastedBytes: 1MB\n  highestUserWastedPercent: 0.10\n").unwrap();
+    let gate = |image: &str| {
+        xtask(
+            &[
+                "inspect",
+                image,
+                "--ci",
+                "--ci-config",
+                dive_ci.to_str().unwrap(),
+                "--config",
+                "/nonexistent.toml",
+            ],
+            &[],
+        )
+    };
+    let run = gate(&wasteful);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.stderr.contains("highestWastedBytes failed"),
+        "{}",
+        run.stderr
+    );
+    let run = gate(&lean);
+    assert!(run.success(), "{run:?}");
+    assert!(
+        run.stdout.contains("gate: lowestEfficiency passed"),
+        "{}",
+        run.stdout
+    );
+    // Our own thresholds from the image config: max layers.
+    let config = tmp.path().join("image.toml");
+    std::fs::write(&config, "[inspect]\nmax_layers = 1\n").unwrap();
+    let run = xtask(
+        &[
+            "inspect",
+            &lean,
+            "--ci",
+            "--ci-config",
+            "/nonexistent",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("max_layers failed"), "{}", run.stderr);
+}
+
+#[test]
+fn broken_archives_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let garbage = tmp.path().join("garbage.tar");
+    std::fs::write(&garbage, b"this is not a tar archive at all, just words").unwrap();
+    let run = xtask(
+        &[
+            "inspect",
+            garbage.to_str().unwrap(),
+            "--config",
+            "/nonexistent.toml",
+        ],
+        &[],
+    );
+    assert!(!run.success());
+    assert!(run.stderr.contains("garbage.tar"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn the_inspect_stage_of_the_pipeline_gates_the_image() {
+    if !require_docker("the_inspect_stage_of_the_pipeline_gates_the_image") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {}\nRUN head -c 1500000 /dev/urandom > /tmp/big\nRUN rm /tmp/big\n",
+            base_image()
+        ),
+    )
+    .unwrap();
+    let config = tmp.path().join("image.toml");
+    std::fs::write(&config, "[inspect]\nlowest_efficiency = 0.99\n").unwrap();
+    let report = tmp.path().join("r.json");
+    let run = xtask(
+        &[
+            "image",
+            "--config",
+            config.to_str().unwrap(),
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            "headroom-test/inspect-stage",
+            "--backend",
+            "engine",
+            "--skip",
+            "free,smoke,push",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!run.success(), "{run:?}");
+    assert!(
+        run.stderr.contains("over the image thresholds") && run.stderr.contains("lowestEfficiency"),
+        "{}",
+        run.stderr
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(
+        r["inspect"]["wasted_bytes"].as_u64(),
+        Some(1_500_000),
+        "{:#}",
+        r["inspect"]
+    );
+    let hint = r["inspect"]["hints"][0].as_str().unwrap();
+    assert!(
+        hint.contains("tmp/big") && hint.contains("line 2") && hint.contains("line 3"),
+        "{hint}"
+    );
+}
