@@ -145,6 +145,40 @@ impl Drop for Cleanup {
     }
 }
 
+/// Create and start a container named `headroom-<prefix>-…`; the returned guard removes it.
+async fn start_container(
+    engine: &Engine,
+    prefix: &str,
+    body: ContainerCreateBody,
+    what: &str,
+) -> Result<Cleanup, SmokeError> {
+    let name = format!(
+        "headroom-{prefix}-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    let created = engine
+        .docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(|e| SmokeError(format!("creating the {what} container: {e}")))?;
+    let cleanup = Cleanup {
+        id: created.id,
+        host: engine.endpoint.host.clone(),
+        done: false,
+    };
+    engine
+        .docker
+        .start_container(
+            &cleanup.id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(|e| SmokeError(format!("starting the {what} container: {e}")))?;
+    Ok(cleanup)
+}
+
 async fn remove(engine: &Engine, cleanup: &mut Cleanup) {
     let options = RemoveContainerOptionsBuilder::default().force(true).build();
     if engine
@@ -177,33 +211,12 @@ pub async fn run_smoke(
         }),
         ..Default::default()
     };
-    let name = format!(
-        "headroom-smoke-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let options = CreateContainerOptionsBuilder::default().name(&name).build();
-    let created = engine
-        .docker
-        .create_container(Some(options), body)
-        .await
-        .map_err(api("creating the smoke container"))?;
-    let mut cleanup = Cleanup {
-        id: created.id.clone(),
-        host: engine.endpoint.host.clone(),
-        done: false,
-    };
-    engine
-        .docker
-        .start_container(
-            &created.id,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await
-        .map_err(api("starting the smoke container"))?;
+    let mut cleanup = start_container(engine, "smoke", body, "smoke").await?;
+    let created = &cleanup.id.clone();
+
     let waited = tokio::time::timeout(timeout, async {
         let mut wait = engine.docker.wait_container(
-            &created.id,
+            created,
             None::<bollard::query_parameters::WaitContainerOptions>,
         );
         let mut code = 0;
@@ -227,7 +240,7 @@ pub async fn run_smoke(
             )));
         }
     };
-    let (stdout, stderr) = logs(engine, &created.id).await;
+    let (stdout, stderr) = logs(engine, created).await;
     remove(engine, &mut cleanup).await;
     let result = parse_one_json(&stdout);
     let mut log_tail: Vec<String> = stderr.lines().map(String::from).collect();
@@ -309,30 +322,9 @@ pub async fn check_health(
         }),
         ..Default::default()
     };
-    let name = format!(
-        "headroom-health-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let options = CreateContainerOptionsBuilder::default().name(&name).build();
-    let created = engine
-        .docker
-        .create_container(Some(options), body)
-        .await
-        .map_err(api("creating the health-check container"))?;
-    let mut cleanup = Cleanup {
-        id: created.id.clone(),
-        host: engine.endpoint.host.clone(),
-        done: false,
-    };
-    engine
-        .docker
-        .start_container(
-            &created.id,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await
-        .map_err(api("starting the health-check container"))?;
+    let mut cleanup = start_container(engine, "health", body, "health-check").await?;
+    let created = &cleanup.id.clone();
+
     let deadline = Instant::now() + timeout;
     let mut status;
     let mut response = None;
@@ -340,7 +332,7 @@ pub async fn check_health(
         let inspect = engine
             .docker
             .inspect_container(
-                &created.id,
+                created,
                 None::<bollard::query_parameters::InspectContainerOptions>,
             )
             .await
@@ -360,7 +352,7 @@ pub async fn check_health(
             ));
         }
         if response.is_none() {
-            response = probe(engine, &created.id, port).await;
+            response = probe(engine, created, port).await;
         }
         // An image without a HEALTHCHECK has no Docker status to wait for: /health decides.
         if (status == "healthy" || status == "none") && response.is_some() {
