@@ -99,9 +99,7 @@ impl Free {
         let plan = headroom_disk::plan(&catalog, &env, &request, &reporter)
             .with_context(|| format!("planning to free space on {}", target_path.display()))?;
 
-        let hosted = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
-            && std::env::var("RUNNER_ENVIRONMENT").is_ok_and(|v| v == "github-hosted");
-        let allowed = hosted || self.root.is_some() || self.yes;
+        let allowed = ui::github_hosted_runner() || self.root.is_some() || self.yes;
         let dry_run = self.dry_run || !allowed;
         if !dry_run {
             reporter.begin_reclaim(plan.selected().map(|i| i.size.files).sum());

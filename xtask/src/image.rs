@@ -450,7 +450,7 @@ impl Pipeline<'_> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Outcome>>,
     {
-        let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        let github = ui::on_github_actions();
         if github {
             println!("::group::{name}");
         }
@@ -590,8 +590,7 @@ impl Pipeline<'_> {
                 format_size(need)
             );
         }
-        let hosted = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
-            && std::env::var("RUNNER_ENVIRONMENT").is_ok_and(|v| v == "github-hosted");
+        let hosted = ui::github_hosted_runner();
         let plan = headroom_disk::plan(
             &Catalog::builtin(),
             &Environment::host(),

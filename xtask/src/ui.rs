@@ -9,10 +9,20 @@ use anyhow::{Context, Result};
 use headroom_disk::{Event, Progress, format_size};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// True when running inside a GitHub Actions job.
+pub(crate) fn on_github_actions() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
+
+/// True on a GitHub-hosted runner: the one place where deleting preinstalled software needs
+/// no `--yes` (a self-hosted runner is somebody's machine).
+pub(crate) fn github_hosted_runner() -> bool {
+    on_github_actions() && std::env::var("RUNNER_ENVIRONMENT").is_ok_and(|v| v == "github-hosted")
+}
+
 /// True when output goes to a person at a terminal rather than a CI log.
 pub(crate) fn interactive() -> bool {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-        || std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") || on_github_actions();
     !ci && std::io::stderr().is_terminal()
 }
 
