@@ -84,6 +84,11 @@ impl Registry {
         &self.password
     }
 
+    /// The registry process, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Where the registry stores blobs and manifests.
     pub fn storage(&self) -> PathBuf {
         self.dir.join("data")
@@ -135,33 +140,74 @@ impl Drop for Registry {
     }
 }
 
+/// The applets [`busybox_image`] links: what the tests' Dockerfiles use.
+const TEST_APPLETS: &[&str] = &[
+    "sh",
+    "echo",
+    "cat",
+    "ls",
+    "rm",
+    "mkdir",
+    "true",
+    "false",
+    "dd",
+    "sleep",
+    "wc",
+    "head",
+    "touch",
+    "find",
+    "sort",
+    "sha256sum",
+];
+
 /// Import a base image holding `/bin/busybox` (from busybox-static) and its applets as
 /// `name`, through the docker CLI of `docker_host`. Nothing is pulled.
 pub fn busybox_image(name: &str, docker_host: Option<&str>, work: &Path) -> Result<(), LocalError> {
+    let applets: Vec<String> = TEST_APPLETS.iter().map(|a| a.to_string()).collect();
+    import_busybox(name, docker_host, work, &applets)
+}
+
+/// [`busybox_image`] with every applet busybox has (`httpd`, `wget`, `stat`, …): a base for
+/// images that serve and check themselves.
+pub fn busybox_image_all_applets(
+    name: &str,
+    docker_host: Option<&str>,
+    work: &Path,
+) -> Result<(), LocalError> {
+    let out = Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .map_err(|e| {
+            failed(
+                "/bin/busybox --list (busybox-static; run scripts/provision)",
+                e,
+            )
+        })?;
+    let applets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && !a.contains('/') && *a != "busybox")
+        .map(String::from)
+        .collect();
+    if applets.is_empty() {
+        return Err(failed("/bin/busybox --list", "no applets listed"));
+    }
+    import_busybox(name, docker_host, work, &applets)
+}
+
+fn import_busybox(
+    name: &str,
+    docker_host: Option<&str>,
+    work: &Path,
+    applets: &[String],
+) -> Result<(), LocalError> {
     let rootfs = work.join("busybox-rootfs");
     let bin = rootfs.join("bin");
     std::fs::create_dir_all(&bin).map_err(|e| failed(bin.display().to_string(), e))?;
     std::fs::create_dir_all(rootfs.join("tmp")).map_err(|e| failed("rootfs/tmp", e))?;
     std::fs::copy("/bin/busybox", bin.join("busybox"))
         .map_err(|e| failed("/bin/busybox (busybox-static; run scripts/provision)", e))?;
-    for applet in [
-        "sh",
-        "echo",
-        "cat",
-        "ls",
-        "rm",
-        "mkdir",
-        "true",
-        "false",
-        "dd",
-        "sleep",
-        "wc",
-        "head",
-        "touch",
-        "find",
-        "sort",
-        "sha256sum",
-    ] {
+    for applet in applets {
         let link = bin.join(applet);
         if std::fs::symlink_metadata(&link).is_err() {
             std::os::unix::fs::symlink("busybox", &link)

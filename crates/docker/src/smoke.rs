@@ -383,17 +383,37 @@ pub async fn check_health(
     })
 }
 
-/// `GET http://127.0.0.1:PORT/health` from inside the container (works for remote engines).
+/// `GET http://127.0.0.1:PORT/health` from inside the container (works for remote engines):
+/// with Python when the image has it, else with `wget` (busybox and Alpine images).
 async fn probe(engine: &Engine, id: &str, port: u16) -> Option<serde_json::Value> {
-    let script = format!(
-        "import urllib.request as u; o = u.build_opener(u.ProxyHandler({{}})); print(o.open('http://127.0.0.1:{port}/health', timeout=3).read().decode())"
+    let url = format!("http://127.0.0.1:{port}/health");
+    let python = format!(
+        "import urllib.request as u; o = u.build_opener(u.ProxyHandler({{}})); print(o.open('{url}', timeout=3).read().decode())"
     );
+    let commands = [
+        vec!["python3".to_string(), "-c".to_string(), python],
+        // No -T: busybox's static wget crashes with it; the exec is bounded below instead.
+        ["wget", "-q", "-Y", "off", "-O", "-", url.as_str()]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for cmd in commands {
+        let run = tokio::time::timeout(Duration::from_secs(5), exec_stdout(engine, id, cmd));
+        if let Ok(Some(text)) = run.await {
+            return parse_one_json(&text);
+        }
+    }
+    None
+}
+
+/// Run `cmd` in the container; its stdout when it exits 0.
+async fn exec_stdout(engine: &Engine, id: &str, cmd: Vec<String>) -> Option<String> {
     let exec = engine
         .docker
         .create_exec(
             id,
             CreateExecOptions {
-                cmd: Some(vec!["python3".to_string(), "-c".to_string(), script]),
+                cmd: Some(cmd),
                 attach_stdout: Some(true),
                 attach_stderr: Some(true),
                 ..Default::default()
@@ -412,7 +432,15 @@ async fn probe(engine: &Engine, id: &str, port: u16) -> Option<serde_json::Value
             text.push_str(&String::from_utf8_lossy(&message));
         }
     }
-    parse_one_json(&text)
+    // The output can end a moment before the engine records the exit code.
+    for _ in 0..40 {
+        let inspect = engine.docker.inspect_exec(&exec.id).await.ok()?;
+        if inspect.running != Some(true) {
+            return (inspect.exit_code == Some(0)).then_some(text);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
 }
 
 #[cfg(test)]
