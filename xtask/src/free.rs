@@ -1,6 +1,6 @@
 //! `cargo xtask free`: free disk space on a CI runner, by target, safely.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -68,7 +68,7 @@ fn size_arg(s: &str) -> Result<u64, String> {
 
 impl Free {
     pub(crate) fn run(self) -> Result<ExitCode> {
-        let (catalog, user) = self.load_catalog()?;
+        let (catalog, user) = load_catalog(self.config.as_deref())?;
         if self.list {
             return self.list_items(&catalog);
         }
@@ -129,21 +129,6 @@ impl Free {
             .ok()
             .filter(|p| p.exists())
             .unwrap_or_else(|| PathBuf::from("/"))
-    }
-
-    fn load_catalog(&self) -> Result<(Catalog, UserConfig)> {
-        let path = match &self.config {
-            Some(p) => Some(p.clone()),
-            None => Some(PathBuf::from("headroom.toml")).filter(|p| p.is_file()),
-        };
-        let Some(path) = path else {
-            return Ok((Catalog::builtin(), UserConfig::default()));
-        };
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(&path).with_context(|| format!("--config {origin}"))?;
-        let user = UserConfig::from_toml(&text, &origin)?;
-        let catalog = Catalog::builtin().with_user(&user, &origin)?;
-        Ok((catalog, user))
     }
 
     fn list_items(&self, catalog: &Catalog) -> Result<ExitCode> {
@@ -272,4 +257,21 @@ fn human(report: &FreeReport) -> String {
     }
     out.push('\n');
     out
+}
+
+/// The built-in catalog with headroom.toml's `[free]` table applied (`--config`, else
+/// ./headroom.toml when there is one): extra items and protected paths.
+pub(crate) fn load_catalog(config: Option<&Path>) -> Result<(Catalog, UserConfig)> {
+    let path = match config {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from("headroom.toml")).filter(|p| p.is_file()),
+    };
+    let Some(path) = path else {
+        return Ok((Catalog::builtin(), UserConfig::default()));
+    };
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(&path).with_context(|| format!("--config {origin}"))?;
+    let user = UserConfig::from_toml(&text, &origin)?;
+    let catalog = Catalog::builtin().with_user(&user, &origin)?;
+    Ok((catalog, user))
 }
