@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use headroom_disk::{
-    Catalog, Environment, PlanRequest, ReclaimOptions, Selection, Timeline, WatchConfig, Watchdog,
-    format_size, parse_size,
+    Catalog, Environment, FreeReport, PlanRequest, ReclaimKind, ReclaimOptions, Sample, Selection,
+    Timeline, WatchConfig, Watchdog, format_size, parse_size,
 };
 use headroom_docker::auth::{self, ResolveOptions};
 use headroom_docker::build::{self, BackendChoice, BuildEvent, BuildSpec, SecretSpec};
@@ -86,6 +86,19 @@ pub(crate) struct Image {
     /// Let the free stage delete off a GitHub-hosted runner.
     #[arg(long)]
     yes: bool,
+    /// Resolve the free stage's catalog paths under DIR (a tree standing for the runner's
+    /// disk: the simulator, chroots); nothing outside it is touched, no apt, swap or Docker.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Run the free stage alongside lint and build instead of before them. While it is
+    /// still deleting, the build keeps the floor (--free-floor): under it, the build waits
+    /// at a step boundary for the free stage to finish.
+    #[arg(long)]
+    free_in_background: bool,
+    /// With --free-in-background: the available bytes to keep on the data root's
+    /// filesystem while the free stage runs [default: a quarter of the target].
+    #[arg(long, value_name = "SIZE")]
+    free_floor: Option<String>,
     /// The default branch, for the `latest` tag.
     #[arg(long, value_name = "BRANCH")]
     default_branch: Option<String>,
@@ -176,6 +189,11 @@ struct Report {
     smoke: Option<SmokeReport>,
     inspect: Option<crate::inspect::InspectReport>,
     diagnostics: Option<headroom_docker::diagnose::Diagnostics>,
+    /// The free stage's report: what each item freed.
+    free: Option<FreeReport>,
+    /// Why the pipeline failed, when it is known: `no_space` (the data root's filesystem
+    /// filled up during the build).
+    cause: Option<String>,
     errors: Vec<String>,
     seconds: f64,
 }
@@ -217,6 +235,14 @@ struct DiskReport {
     available_after: Option<u64>,
     low_water_bytes: Option<u64>,
     freed_bytes: Option<u64>,
+    /// After a build that ran out of space: what the free stage could have reclaimed.
+    reclaimable_bytes: Option<u64>,
+    reclaimable_items: Vec<String>,
+    /// --free-in-background: the floor kept while the free stage ran, and how often the
+    /// build was stopped at a step boundary to keep it.
+    free_in_background: bool,
+    floor_bytes: Option<u64>,
+    build_stops: u32,
     timeline: Option<Timeline>,
 }
 
@@ -232,7 +258,11 @@ impl Image {
             .enable_all()
             .build()
             .context("starting the async runtime")?;
-        runtime.block_on(self.run_async())
+        let result = runtime.block_on(self.run_async());
+        // After Ctrl-C a background free stage may still be deleting (only what it planned):
+        // the process exits rather than wait for it.
+        runtime.shutdown_background();
+        result
     }
 
     async fn run_async(self) -> Result<ExitCode> {
@@ -419,6 +449,58 @@ fn load_config(path: &Path) -> Result<ImageConfig> {
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// The free stage's work, ready to run on a blocking thread.
+struct FreeJob {
+    catalog: Catalog,
+    env: Environment,
+    request: PlanRequest,
+    need: u64,
+    dry_run: bool,
+}
+
+impl FreeJob {
+    /// Measure, plan and reclaim (blocking: walks and deletes).
+    fn run(self, progress: &dyn headroom_disk::Progress) -> Result<FreeReport> {
+        let plan = headroom_disk::plan(&self.catalog, &self.env, &self.request, progress)
+            .with_context(|| {
+                format!(
+                    "planning to free space on {}",
+                    self.request.target_path.display()
+                )
+            })?;
+        Ok(headroom_disk::reclaim(
+            &plan,
+            ReclaimOptions {
+                dry_run: self.dry_run,
+            },
+            progress,
+        ))
+    }
+}
+
+/// The free stage running alongside the build (--free-in-background).
+struct BackgroundFree {
+    task: tokio::task::JoinHandle<Result<FreeReport>>,
+    /// Turns true when the reclaim is over.
+    done: tokio::sync::watch::Receiver<bool>,
+    /// Available bytes the build keeps while the reclaim runs.
+    floor: u64,
+    need: u64,
+    started: Instant,
+}
+
+impl BackgroundFree {
+    fn freeing(&self) -> bool {
+        !*self.done.borrow()
+    }
+
+    async fn wait_done(&self) {
+        let mut done = self.done.clone();
+        // An error means the reclaim thread is gone: as good as done.
+        let _ = done.wait_for(|d| *d).await;
+    }
+}
+
 struct Pipeline<'a> {
     args: &'a Image,
     spec: BuildSpec,
@@ -460,8 +542,16 @@ impl Pipeline<'_> {
         } else {
             body().await
         };
-        let seconds = start.elapsed().as_secs_f64();
-        let (status, reason) = match &result {
+        self.record_stage(name, start.elapsed().as_secs_f64(), &result);
+        if github {
+            println!("::endgroup::");
+        }
+        result.map(|_| ())
+    }
+
+    /// Print a stage's outcome and add it to the report.
+    fn record_stage(&self, name: &str, seconds: f64, result: &Result<Outcome>) {
+        let (status, reason) = match result {
             Ok(Outcome::Passed) => ("passed", None),
             Ok(Outcome::Skipped(why)) => ("skipped", Some(why.clone())),
             Err(e) => ("failed", Some(format!("{e:#}"))),
@@ -473,16 +563,12 @@ impl Pipeline<'_> {
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         );
-        if github {
-            println!("::endgroup::");
-        }
         self.report().stages.push(StageReport {
             name: name.to_string(),
             status: status.to_string(),
             seconds,
             reason,
         });
-        result.map(|_| ())
     }
 
     async fn run(&self) -> Result<()> {
@@ -532,17 +618,29 @@ impl Pipeline<'_> {
         }
 
         let credentials = self.credentials(&spec).await?;
-        self.stage("free", || self.free(watch_path.as_deref()))
-            .await?;
+        let background = if self.args.free_in_background && !self.args.skipped("free") {
+            self.start_free_in_background(watch_path.as_deref())?
+        } else {
+            self.stage("free", || self.free(watch_path.as_deref()))
+                .await?;
+            None
+        };
         self.stage("lint", || async {
             Ok(Outcome::Skipped("no Dockerfile lint configured yet".into()))
         })
         .await?;
         let built = self
             .stage("build", || {
-                self.build(&engine, &spec, watch_path.as_deref())
+                self.build(&engine, &spec, watch_path.as_deref(), background.as_ref())
             })
             .await;
+        if let Some(bg) = background {
+            let freed = self.finish_free_in_background(bg, built.is_ok()).await;
+            // A failed build says more than the free stage's shortfall: report that one.
+            if built.is_ok() {
+                freed?;
+            }
+        }
         if let Err(e) = built {
             self.report().diagnostics = Some(diagnose(&engine, facts.as_ref()).await);
             let d = self.report().diagnostics.clone();
@@ -566,18 +664,35 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    async fn free(&self, data_root: Option<&Path>) -> Result<Outcome> {
+    /// The free stage's catalog (with headroom.toml's `[free]` table), where its paths are,
+    /// and what it must not touch.
+    fn free_setup(&self) -> Result<(Catalog, Environment, Vec<String>)> {
+        let (catalog, user) = crate::free::load_catalog(None)?;
+        let env = match &self.args.root {
+            Some(root) if !root.is_dir() => {
+                bail!("--root {}: not a directory", root.display())
+            }
+            Some(root) => Environment::under_root(root),
+            None => Environment::host(),
+        };
+        Ok((catalog, env, user.protect))
+    }
+
+    /// What the free stage would do, or why it is skipped.
+    fn free_job(
+        &self,
+        data_root: Option<&Path>,
+        background: bool,
+    ) -> Result<std::result::Result<FreeJob, String>> {
         let Some(path) = data_root else {
-            return Ok(Outcome::Skipped(
-                "the engine's data root is not on this machine".into(),
-            ));
+            return Ok(Err("the engine's data root is not on this machine".into()));
         };
         let need = match self.args.need.as_ref().or(self.config.free.need.as_ref()) {
             Some(n) => Some(parse_size(n).with_context(|| "--need / free.need")?),
             None => None,
         };
         let Some(need) = need.or(self.previous_need) else {
-            return Ok(Outcome::Skipped(
+            return Ok(Err(
                 "no target: set --need SIZE or free.need in docker/image.toml (after one \
                  build with a report, the target is estimated from it)"
                     .into(),
@@ -590,26 +705,67 @@ impl Pipeline<'_> {
                 format_size(need)
             );
         }
-        let hosted = ui::github_hosted_runner();
-        let plan = headroom_disk::plan(
-            &Catalog::builtin(),
-            &Environment::host(),
-            &PlanRequest {
+        let (catalog, env, protect) = self.free_setup()?;
+        // Pruning images or the build cache while a build runs could take its base image or
+        // cache from under it: in the background, Docker's items are left out.
+        let skip = if background {
+            catalog
+                .items
+                .iter()
+                .filter(|i| {
+                    matches!(
+                        i.reclaim,
+                        ReclaimKind::DockerImages | ReclaimKind::DockerBuildCache
+                    )
+                })
+                .map(|i| i.name.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let dry_run = !(ui::github_hosted_runner() || self.args.yes || self.args.root.is_some());
+        Ok(Ok(FreeJob {
+            catalog,
+            env,
+            request: PlanRequest {
                 target_path: path.to_path_buf(),
                 need: Some(need),
-                selection: Selection::default(),
-                protect: Vec::new(),
+                selection: Selection {
+                    skip,
+                    ..Selection::default()
+                },
+                protect,
             },
-            &headroom_disk::NoProgress,
-        )?;
-        let dry_run = !(hosted || self.args.yes);
+            need,
+            dry_run,
+        }))
+    }
+
+    async fn free(&self, data_root: Option<&Path>) -> Result<Outcome> {
+        let job = match self.free_job(data_root, false)? {
+            Ok(job) => job,
+            Err(why) => return Ok(Outcome::Skipped(why)),
+        };
+        let need = job.need;
         // Deleting gigabytes blocks: keep it off the task that also watches for signals.
-        let report = tokio::task::spawn_blocking(move || {
-            headroom_disk::reclaim(&plan, ReclaimOptions { dry_run }, &ui::Reporter::new())
-        })
-        .await
-        .context("the free stage's reclaim thread")?;
-        self.report().disk.freed_bytes = Some(report.freed_bytes);
+        let report = tokio::task::spawn_blocking(move || job.run(&ui::Reporter::new()))
+            .await
+            .context("the free stage's reclaim thread")??;
+        self.finish_free(report, need, None)
+    }
+
+    /// Record the free stage's report; fail when its target was not met (unless the build,
+    /// run alongside, fit anyway).
+    fn finish_free(&self, report: FreeReport, need: u64, built: Option<bool>) -> Result<Outcome> {
+        let dry_run = report.dry_run;
+        let met = report.target_met;
+        let available = report.filesystem.available_after;
+        let mount = report.filesystem.mount_point.clone();
+        {
+            let mut r = self.report();
+            r.disk.freed_bytes = Some(report.freed_bytes);
+            r.free = Some(report.clone());
+        }
         if dry_run {
             eprintln!("{}", report.to_markdown());
             return Ok(Outcome::Skipped(
@@ -617,15 +773,77 @@ impl Pipeline<'_> {
                     .into(),
             ));
         }
-        if !report.target_met {
-            bail!(
-                "free: {} available on {}, {} needed",
-                format_size(report.filesystem.available_after),
-                report.filesystem.mount_point,
+        eprintln!(
+            "image: free: {} freed in {:.1} s; {} available on {mount}",
+            format_size(report.freed_bytes),
+            report.seconds,
+            format_size(available)
+        );
+        if !met {
+            let message = format!(
+                "{} available on {mount}, {} needed",
+                format_size(available),
                 format_size(need)
             );
+            if built == Some(true) {
+                return Ok(Outcome::Skipped(format!(
+                    "target not met ({message}), but the build fit"
+                )));
+            }
+            bail!("free: {message}");
         }
         Ok(Outcome::Passed)
+    }
+
+    /// --free-in-background: plan and reclaim on a blocking thread while lint and build go on.
+    fn start_free_in_background(&self, data_root: Option<&Path>) -> Result<Option<BackgroundFree>> {
+        let job = match self.free_job(data_root, true)? {
+            Ok(job) => job,
+            Err(why) => {
+                self.record_stage("free", 0.0, &Ok(Outcome::Skipped(why)));
+                return Ok(None);
+            }
+        };
+        let floor = match &self.args.free_floor {
+            Some(f) => parse_size(f).with_context(|| format!("--free-floor {f:?}"))?,
+            None => job.need / 4,
+        };
+        let need = job.need;
+        let (done_tx, done) = tokio::sync::watch::channel(false);
+        let task = tokio::task::spawn_blocking(move || {
+            // No progress bars: the build's lines are on the terminal meanwhile.
+            let report = job.run(&headroom_disk::NoProgress);
+            let _ = done_tx.send(true);
+            report
+        });
+        {
+            let mut r = self.report();
+            r.disk.free_in_background = true;
+            r.disk.floor_bytes = Some(floor);
+        }
+        eprintln!(
+            "image: free: running in the background (target {}; the build keeps {} available \
+             until it is done)",
+            format_size(need),
+            format_size(floor)
+        );
+        Ok(Some(BackgroundFree {
+            task,
+            done,
+            floor,
+            need,
+            started: Instant::now(),
+        }))
+    }
+
+    async fn finish_free_in_background(&self, bg: BackgroundFree, built: bool) -> Result<()> {
+        let result = match bg.task.await {
+            Ok(Ok(report)) => self.finish_free(report, bg.need, Some(built)),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(anyhow::anyhow!("the free stage's reclaim thread: {e}")),
+        };
+        self.record_stage("free", bg.started.elapsed().as_secs_f64(), &result);
+        result.map(|_| ())
     }
 
     async fn build(
@@ -633,6 +851,7 @@ impl Pipeline<'_> {
         engine: &Engine,
         spec: &BuildSpec,
         watch: Option<&Path>,
+        background: Option<&BackgroundFree>,
     ) -> Result<Outcome> {
         let choice = self
             .args
@@ -658,22 +877,78 @@ impl Pipeline<'_> {
             "image: building {} with {backend:?}",
             spec.references().join(", ")
         );
-        let lines = Arc::new(Mutex::new(0u64));
+        let step = Mutex::new(String::new());
         let on_event = |e: BuildEvent| match e {
             BuildEvent::Step { name, cached } => {
-                eprintln!("build: {name}{}", if cached { " (cached)" } else { "" })
+                eprintln!("build: {name}{}", if cached { " (cached)" } else { "" });
+                *step.lock().unwrap_or_else(|p| p.into_inner()) = name;
             }
-            BuildEvent::Line(l) => {
-                *lines.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-                eprintln!("build: {l}");
+            BuildEvent::Line(l) => eprintln!("build: {l}"),
+        };
+        // While the free stage deletes in the background, the build keeps the floor: under
+        // it, the build is stopped between steps (the engine cancels the running step and
+        // keeps the finished ones as cache), waits for the free stage, and goes on.
+        let guard = background.zip(watch).filter(|(bg, _)| bg.freeing());
+        let mut stops = 0u32;
+        let result = loop {
+            let attempt = build::build(engine, backend, spec, &on_event);
+            let Some((bg, path)) = guard.filter(|(bg, _)| bg.freeing()) else {
+                break attempt.await;
+            };
+            let available = headroom_disk::available_bytes(path)?;
+            if available < bg.floor {
+                eprintln!(
+                    "image: build: waiting for the free stage: {} available on the data root's \
+                     filesystem, under the floor of {}",
+                    format_size(available),
+                    format_size(bg.floor)
+                );
+                bg.wait_done().await;
+                continue;
+            }
+            let (crossed_tx, crossed) = tokio::sync::oneshot::channel::<Sample>();
+            let floor_dog = Watchdog::start(
+                WatchConfig {
+                    path: path.to_path_buf(),
+                    interval: Duration::from_millis(100),
+                    floor: Some(bg.floor),
+                },
+                move |sample| {
+                    let _ = crossed_tx.send(sample);
+                },
+            )?;
+            let crossed_while_freeing = async {
+                let sample = crossed.await.ok()?;
+                bg.freeing().then_some(sample)
+            };
+            tokio::select! {
+                r = attempt => {
+                    floor_dog.stop();
+                    break r;
+                }
+                Some(sample) = crossed_while_freeing => {
+                    floor_dog.stop();
+                    stops += 1;
+                    let at = step.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    eprintln!(
+                        "image: build: {} available, under the floor of {} while the free stage \
+                         is still deleting: build stopped at {at:?}; it resumes from the build \
+                         cache when the free stage is done",
+                        format_size(sample.available_bytes),
+                        format_size(bg.floor)
+                    );
+                    bg.wait_done().await;
+                }
             }
         };
-        let result = build::build(engine, backend, spec, &on_event).await;
         let timeline = dog.map(Watchdog::stop);
-        if let Some(t) = &timeline {
+        {
             let mut r = self.report();
-            r.disk.low_water_bytes = Some(t.low_water_bytes);
-            r.disk.timeline = Some(t.clone());
+            r.disk.build_stops = stops;
+            if let Some(t) = &timeline {
+                r.disk.low_water_bytes = Some(t.low_water_bytes);
+                r.disk.timeline = Some(t.clone());
+            }
         }
         match result {
             Ok(outcome) => {
@@ -696,6 +971,7 @@ impl Pipeline<'_> {
             Err(e) => {
                 let mut message = e.message.clone();
                 if e.no_space {
+                    self.report().cause = Some("no_space".into());
                     message.push_str(&self.no_space_advice(watch, timeline.as_ref()));
                 }
                 if let Some(hint) = base_pull_hint(&message, &e.last_lines, &spec.build_args) {
@@ -710,7 +986,8 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Plain words for a build that died of a full disk.
+    /// Plain words for a build that died of a full disk: which filesystem, how low it went,
+    /// and what the free stage could have reclaimed (recorded in the report too).
     fn no_space_advice(&self, watch: Option<&Path>, timeline: Option<&Timeline>) -> String {
         let mut s = String::from("\nThe build ran out of disk space");
         if let Some(p) = watch {
@@ -718,6 +995,13 @@ impl Pipeline<'_> {
                 " on the filesystem of Docker's data root {}",
                 p.display()
             ));
+            if let Ok(u) = headroom_disk::usage(p) {
+                s.push_str(&format!(
+                    " ({} of {} available now)",
+                    format_size(u.available_bytes),
+                    format_size(u.total_bytes)
+                ));
+            }
         }
         if let Some(t) = timeline {
             s.push_str(&format!(
@@ -726,20 +1010,21 @@ impl Pipeline<'_> {
             ));
         }
         s.push('.');
-        if let Some(p) = watch
-            && let Ok(plan) = headroom_disk::plan(
-                &Catalog::builtin(),
-                &Environment::host(),
-                &PlanRequest {
-                    target_path: p.to_path_buf(),
-                    need: None,
-                    selection: Selection::default(),
-                    protect: Vec::new(),
-                },
-                &headroom_disk::NoProgress,
-            )
+        let Some(p) = watch else {
+            return s;
+        };
+        let Ok((catalog, env, protect)) = self.free_setup() else {
+            return s;
+        };
+        let request = PlanRequest {
+            target_path: p.to_path_buf(),
+            need: None,
+            selection: Selection::default(),
+            protect,
+        };
+        if let Ok(plan) = headroom_disk::plan(&catalog, &env, &request, &headroom_disk::NoProgress)
         {
-            let names: Vec<&str> = plan.selected().map(|i| i.spec.name.as_str()).collect();
+            let names: Vec<String> = plan.selected().map(|i| i.spec.name.clone()).collect();
             let skipped = if self.args.skipped("free") {
                 "free stage skipped; "
             } else {
@@ -751,7 +1036,13 @@ impl Pipeline<'_> {
                 if names.is_empty() { "" } else { ": " },
                 names.join(", ")
             ));
-            s.push_str(". Run the free stage with a target (--need SIZE), or move Docker's data root to a bigger disk.");
+            s.push_str(
+                ". Run the free stage with a target (--need SIZE), or move Docker's data root \
+                 to a bigger disk.",
+            );
+            let mut r = self.report();
+            r.disk.reclaimable_bytes = Some(plan.planned_bytes());
+            r.disk.reclaimable_items = names;
         }
         s
     }
