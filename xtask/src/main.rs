@@ -4,6 +4,7 @@
 //! - `image`: free disk → build → smoke test → push (see `cargo xtask image --help`).
 //! - `base-image`: a local Debian base image for machines that cannot pull one.
 //! - `inspect`: where an image's bytes went, wasted bytes, and a CI gate.
+//! - `simulate`: a small-disk runner that runs out of space, and the pipeline that cures it.
 //! - `bench`: benchmarks whose results are recorded in `docs/benchmarks.md`.
 
 mod base_image;
@@ -14,6 +15,7 @@ mod bench_pipeline;
 mod free;
 mod image;
 mod inspect;
+mod simulate;
 mod ui;
 
 use std::path::PathBuf;
@@ -37,6 +39,7 @@ enum Command {
     Image(Box<image::Image>),
     BaseImage(base_image::BaseImage),
     Inspect(inspect::Inspect),
+    Simulate(simulate::Simulate),
     #[command(subcommand)]
     Bench(bench::Bench),
 }
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => cmd.run(),
         Command::BaseImage(cmd) => cmd.run(),
         Command::Inspect(cmd) => cmd.run(),
+        Command::Simulate(cmd) => cmd.run(),
         Command::Bench(cmd) => cmd.run(),
     };
     match result {
