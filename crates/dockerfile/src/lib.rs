@@ -1,2 +1,121 @@
 //! Dockerfile analysis: a parser that follows Docker's own syntax, a lint for layers and
 //! caches, and a fixer that merges layers without changing what the image contains.
+//!
+//! # Parsing
+//!
+//! [`parse`] reads a Dockerfile the way BuildKit's `frontend/dockerfile/parser` does (the
+//! parser behind both `docker build` builders), and keeps, for every instruction, flag,
+//! argument, heredoc and comment, where it is in the source ([`Span`]: 1-based line and
+//! column, and byte offsets), so lints can point at it and fixers can splice the text.
+//!
+//! What Docker does, and this parser with it:
+//!
+//! * **Parser directives** (`# syntax=`, `# escape=`, `# check=`, names in any case) are read
+//!   only from the top: the first line that is not one (an instruction, another comment, an
+//!   empty line) ends them. A directive given twice, or an escape other than `\` and
+//!   `` ` ``, is an error.
+//! * **Line continuation**: a line whose last non-blank character is the escape character
+//!   (not itself escaped) continues on the next. The escape character and the blanks after it
+//!   are removed and the rest of the line is kept as it is, so `echo a \` + `  && b` becomes
+//!   `echo a   && b`. Comment lines and empty lines inside a continuation are dropped (see
+//!   [`Instruction::inner_comments`] and [`Instruction::empty_continuation_lines`]). A
+//!   continuation that reaches the end of the file ends the instruction there.
+//! * Line endings may be `\n` or `\r\n`; a UTF-8 byte-order mark at the start is dropped;
+//!   lines longer than 65535 bytes are an error, as in Docker.
+//! * **Flags** (`--name=value`, `--name`) before the arguments of any instruction, quotes
+//!   removed and escapes resolved; a bare `--` ends them.
+//! * **Exec form**: arguments that are a JSON array of strings, read as Go's `encoding/json`
+//!   reads them. Text that is not valid JSON falls back to the shell (or word) form; a valid
+//!   array holding something other than strings is an error.
+//! * **Heredocs** on RUN, COPY and ADD in shell form (also as an ONBUILD trigger): `<<EOF`,
+//!   `<<-EOF` (leading tabs stripped), quoted delimiters (`<<"EOF"`, `<<'EOF'`, any quoted
+//!   part: no variable expansion), an optional file descriptor (`3<<EOF`), blanks after `<<`,
+//!   several per line (bodies follow in order).
+//! * Per instruction, the arguments are shaped as Docker shapes them ([`Args`]): JSON or shell
+//!   text for RUN, CMD, ENTRYPOINT, SHELL; JSON or words for COPY, ADD, VOLUME; words for FROM
+//!   and EXPOSE; the rest of the line for MAINTAINER, STOPSIGNAL, USER, WORKDIR; key-value
+//!   pairs for ENV and LABEL (with the legacy `ENV key value with spaces`) and ARG; the kind
+//!   and command of HEALTHCHECK; the nested trigger of ONBUILD. Quotes in words stay as
+//!   written, as in Docker's parser; [`Word::unquoted`] removes them as Docker does when it
+//!   uses a word.
+//! * Keywords are matched ignoring case; an unknown keyword is kept ([`Keyword::Unknown`]),
+//!   since Docker only refuses it when building. A file without instructions is an error.
+//!
+//! Errors ([`ParseError`]) carry the line and column and Docker's message. The parser never
+//! panics, whatever the input; [`parse_bytes`] reports text that is not UTF-8.
+//!
+//! Differences from Docker, deliberately: text is read as Unicode characters, where Docker
+//! reads flag words and the HEALTHCHECK kind byte by byte (which garbles non-ASCII text in
+//! them); ONBUILD triggers nested more than 8 deep and `${…}` substitutions nested more than
+//! 64 deep are refused (Docker's build refuses `ONBUILD ONBUILD` anyway); Docker's
+//! alternative directive forms used only to pick a frontend (`// syntax=`, a JSON first line)
+//! are not directives here.
+//!
+//! # Stages
+//!
+//! [`Dockerfile::stages`] lists the build stages (index, lower-case name, base image text,
+//! the earlier stage the base names, the FROM's span); [`Dockerfile::resolve_stage`] and
+//! [`Dockerfile::copy_from`] say what `--from=<name|index>` points at, as BuildKit decides.
+//!
+//! # Dump
+//!
+//! [`Dockerfile::dump`] (what `cargo xtask lint --dump FILE` prints) is a JSON array with one
+//! object per instruction:
+//!
+//! ```json
+//! [
+//!   {"line": 1, "end_line": 1, "instruction": "from", "flags": ["--platform=linux/amd64"],
+//!    "args": ["debian:12", "AS", "build"]},
+//!   {"line": 2, "end_line": 4, "instruction": "run", "flags": ["--mount=type=cache,target=/root/.cache"],
+//!    "shell": "pip install torch   && rm -rf /tmp/x"},
+//!   {"line": 5, "end_line": 5, "instruction": "cmd", "flags": [], "args": ["python", "-m", "app"], "json": true},
+//!   {"line": 6, "end_line": 6, "instruction": "env", "flags": [], "args": ["A=1", "B=\"two words\""]},
+//!   {"line": 7, "end_line": 9, "instruction": "copy", "flags": [], "args": ["<<EOF", "/etc/motd"],
+//!    "heredocs": [{"name": "EOF", "body": "hello\n", "strip_tabs": false, "expand": true}]},
+//!   {"line": 10, "end_line": 10, "instruction": "onbuild", "flags": [],
+//!    "trigger": {"line": 10, "end_line": 10, "instruction": "run", "flags": [], "shell": "make"}}
+//! ]
+//! ```
+//!
+//! * `line`, `end_line`: 1-based first and last physical line (continuations and heredoc
+//!   bodies included).
+//! * `instruction`: the keyword in lower case (unknown keywords too).
+//! * `flags`: `--name=value`, or `--name` without a value, quotes removed.
+//! * Then either `shell` (RUN, CMD, ENTRYPOINT and SHELL in shell form: the text exactly as
+//!   Docker hands it to the shell, continuations joined) or `args`: the JSON array of the exec
+//!   form (with `"json": true`); `key=value` strings for ENV, LABEL and ARG (`key` alone for an
+//!   ARG without a value; legacy `ENV k v w` as `k=v w`), values as written (quotes kept); the
+//!   words of FROM, EXPOSE, COPY, ADD and VOLUME as Docker splits them; the rest of the line
+//!   as one string for MAINTAINER, STOPSIGNAL, USER, WORKDIR and unknown instructions; `[]`
+//!   when there is nothing.
+//! * HEALTHCHECK: `args` starts with the kind (`CMD`, `NONE`), followed by the exec-form list
+//!   (`"json": true`); in shell form `args` is just the kind and the command is in `shell`.
+//! * ONBUILD: `trigger`, the nested instruction in the same shape.
+//! * `heredocs` (only when there are some): `name`, `body` (the lines as written, line
+//!   endings included), `strip_tabs` (`<<-`), `expand` (false when the delimiter was quoted),
+//!   and `fd` when a file descriptor was given.
+
+mod ast;
+mod dump;
+mod error;
+mod json;
+mod lex;
+mod parser;
+mod stages;
+
+pub use ast::{
+    Args, Comment, Directive, Dockerfile, Flag, Heredoc, Instruction, KeyValue, Keyword, Position,
+    Span, Word,
+};
+pub use error::{ParseError, ParseErrorKind, WordError};
+pub use parser::{parse, parse_bytes};
+pub use stages::{Stage, StageRef};
+
+/// `text` with quotes removed and escapes resolved as Docker does when it uses a word of ENV,
+/// LABEL, COPY and the like (its `ProcessWord`); variables are left as written.
+pub fn unquote(text: &str, escape: char) -> Result<String, WordError> {
+    lex::unquote(text, escape)
+}
+
+#[cfg(test)]
+mod tests;
