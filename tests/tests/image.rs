@@ -875,3 +875,90 @@ fn sigterm_stops_a_buildx_build_and_its_child() {
     );
     assert!(tmp.path().join("r.json").exists(), "the report is written");
 }
+
+#[test]
+fn free_in_background_holds_the_build_under_the_floor_until_the_free_stage_is_done() {
+    if !require_docker(
+        "free_in_background_holds_the_build_under_the_floor_until_the_free_stage_is_done",
+    ) {
+        return;
+    }
+    // The runner tree must share a filesystem with the engine's data root (both on / here
+    // and in CI); the test says so rather than passing when they do not.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data_root = sh("docker", &["info", "--format", "{{.DockerRootDir}}"]);
+    let same_fs = |a: &Path, b: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(a).unwrap().dev() == std::fs::metadata(b).unwrap().dev()
+    };
+    assert!(
+        same_fs(tmp.path(), Path::new(data_root.trim())),
+        "{} and Docker's data root {data_root} are on different filesystems",
+        tmp.path().display()
+    );
+    let runner = tmp.path().join("runner");
+    let dotnet = runner.join("usr/share/dotnet");
+    // Enough files that deleting them takes longer than the build takes to start.
+    headroom_tests::fill(&dotnet, 30_000, 2048);
+    let ctx = context(tmp.path(), "FROM BASE\nRUN echo built > /built.txt\n");
+    let available = headroom_disk::available_bytes(tmp.path()).unwrap();
+    let report_path = tmp.path().join("report.json");
+    let need = (available + 5_000_000).to_string();
+    // A floor no disk can keep: the build must wait for the free stage before it starts.
+    let floor = (available + (1u64 << 40)).to_string();
+    let run = image_run(
+        &[
+            "--dockerfile",
+            ctx.join("Dockerfile").to_str().unwrap(),
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            "headroom-test/background",
+            "--skip",
+            "smoke,push",
+            "--root",
+            runner.to_str().unwrap(),
+            "--need",
+            &need,
+            "--free-in-background",
+            "--free-floor",
+            &floor,
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(run.success(), "{}", run.stderr);
+    let wait = run
+        .stderr
+        .find("waiting for the free stage")
+        .unwrap_or_else(|| panic!("no wait: {}", run.stderr));
+    let step = run.stderr.find("build: Step 1/").unwrap();
+    assert!(
+        wait < step,
+        "the build started before the free stage was done"
+    );
+    assert!(!dotnet.exists(), "the free stage did not delete dotnet");
+    let r = report(&report_path);
+    assert_eq!(r["disk"]["free_in_background"], true);
+    assert_eq!(
+        r["disk"]["floor_bytes"].as_u64(),
+        Some(available + (1u64 << 40))
+    );
+    assert!(
+        r["free"]["freed_bytes"].as_u64().unwrap() >= 60_000_000,
+        "{r:#}"
+    );
+    let stages: Vec<&str> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    // The free stage is recorded when it ends, after the build it ran beside.
+    assert!(
+        stages.contains(&"free") && stages.contains(&"build"),
+        "{stages:?}"
+    );
+    let _ = sh("docker", &["rmi", "-f", "headroom-test/background:latest"]);
+}
