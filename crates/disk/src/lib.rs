@@ -8,6 +8,7 @@
 //! - read the catalog of reclaimable runner software, kept as data ([`Catalog`]);
 //! - plan the cheapest set of items that reaches a free-space target ([`plan()`]);
 //! - reclaim a plan in parallel, in the foreground or the background ([`reclaim()`], [`spawn`]);
+//! - or do all of that in one call: [`free_until`];
 //! - watch a filesystem's free space and its low-water mark while work goes on ([`Watchdog`]).
 //!
 //! Safety is the design rule: deletion walks directories through file descriptors, never
@@ -60,7 +61,7 @@ pub use measure::{Measurement, Size, measure, measure_excluding};
 pub use mounts::{Mount, MountTable};
 pub use plan::{Decision, Environment, Plan, PlanRequest, PlannedItem, Selection, plan};
 pub use progress::{Event, NoProgress, Progress};
-pub use reclaim::{ReclaimHandle, ReclaimOptions, reclaim, spawn};
+pub use reclaim::{ReclaimHandle, ReclaimOptions, free_until, reclaim, spawn};
 pub use remove::{RemoveOutcome, remove_tree};
 pub use report::{Action, FilesystemReport, FreeReport, ItemReport};
 pub use size::{format_size, parse_size};

@@ -246,3 +246,30 @@ fn remeasure_freed(plan: &Plan, item: &PlannedItem) -> u64 {
         .reclaimable_bytes()
         .saturating_sub(left.size.reclaimable_bytes())
 }
+
+/// The shortest path for a sibling repository's xtask: free the filesystem holding `path`
+/// until `need` bytes are available, with the built-in catalog on this machine, cheapest
+/// items first. With `dry_run` nothing is deleted and the report is the plan — do that
+/// off CI runners. Docker's items act on the engine `DOCKER_HOST` names.
+pub fn free_until(
+    path: impl AsRef<std::path::Path>,
+    need: u64,
+    dry_run: bool,
+) -> crate::Result<FreeReport> {
+    let plan = crate::plan(
+        &crate::Catalog::builtin(),
+        &crate::Environment::host(),
+        &crate::PlanRequest {
+            target_path: path.as_ref().to_path_buf(),
+            need: Some(need),
+            selection: crate::Selection::default(),
+            protect: Vec::new(),
+        },
+        &crate::NoProgress,
+    )?;
+    Ok(reclaim(
+        &plan,
+        ReclaimOptions { dry_run },
+        &crate::NoProgress,
+    ))
+}

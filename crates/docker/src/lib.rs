@@ -15,5 +15,8 @@ pub mod ignore;
 pub mod inspect;
 pub mod local;
 pub mod push;
+pub mod simple;
 pub mod smoke;
 pub mod tags;
+
+pub use simple::build_and_push;
