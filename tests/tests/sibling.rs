@@ -1,6 +1,6 @@
 //! The README's promise to sibling repositories: examples/sibling-xtask builds with
 //! headroom-disk and headroom-docker as git dependencies, as another repository takes them.
-//! The git URL is pointed at this checkout (nothing can be fetched from GitHub here), so the
+//! The git URL is pointed at this checkout (GitHub cannot be reached here), so the
 //! committed tree is what gets built, as a sibling would get it.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
@@ -35,7 +35,7 @@ fn the_sibling_example_builds_with_git_dependencies() {
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["build", "--offline", "--quiet"])
+        .args(["build", "--quiet"])
         .current_dir(&sibling)
         // Its own target directory, kept between runs: third-party crates build once.
         .env("CARGO_TARGET_DIR", root.join("target/sibling-xtask"))
