@@ -106,3 +106,24 @@ fn benchmarks_come_with_their_command() {
         );
     }
 }
+
+#[test]
+fn the_readme_shows_the_sibling_example_as_it_is() {
+    let readme = read("README.md");
+    let example = read("examples/sibling-xtask/src/main.rs");
+    for call in ["headroom_disk::free_until(", "headroom_docker::build_and_push("] {
+        let line = example
+            .lines()
+            .find(|l| l.contains(call))
+            .unwrap_or_else(|| panic!("{call} is not in the example"));
+        assert!(
+            readme.contains(line.trim()),
+            "README.md does not show the example's line: {}",
+            line.trim()
+        );
+    }
+    let manifest = read("examples/sibling-xtask/Cargo.toml");
+    for dep in manifest.lines().filter(|l| l.contains("git = ")) {
+        assert!(readme.contains(dep), "README.md lacks: {dep}");
+    }
+}
