@@ -51,6 +51,16 @@
 //! alternative directive forms used only to pick a frontend (`// syntax=`, a JSON first line)
 //! are not directives here.
 //!
+//! # Lint
+//!
+//! [`lint::lint`] finds layer and cache problems: hadolint's rules where hadolint has them
+//! (same ids and meaning: `DL3059`, `DL3009`, `DL3015`, `DL3042`, `DL3019`, `DL3032`,
+//! `DL3036`, `DL3040`, `DL3060`) and headroom's own (`HR001` cleanup in a later layer, `HR002`
+//! `apt-get update` alone, `HR003` one package per install repeated, `HR004` `COPY .` before
+//! the dependencies, `HR005` an archive downloaded and extracted in different layers, `HR006`
+//! too many layers, `HR007` no `.dockerignore` beside a large context). [`lint::RULES`] holds
+//! their ids, severities, titles and hints; [`shell`] reads RUN lines into commands.
+//!
 //! # Stages
 //!
 //! [`Dockerfile::stages`] lists the build stages (index, lower-case name, base image text,
@@ -100,7 +110,9 @@ mod dump;
 mod error;
 mod json;
 mod lex;
+pub mod lint;
 mod parser;
+pub mod shell;
 mod stages;
 
 pub use ast::{

@@ -1,0 +1,1238 @@
+//! The lint: layer and cache problems in a Dockerfile, each a [`Finding`] with a rule id, a
+//! severity, the line and a fix hint.
+//!
+//! Where hadolint has the rule, the id and meaning are hadolint's (`DL3059`, `DL3009`, …), so
+//! existing ignores and habits carry over. The rules hadolint lacks have `HR` ids. The rules
+//! are data ([`RULES`]); the checks below find the places.
+//!
+//! Ignores: `# hadolint ignore=DL3008,HR001` or `# headroom ignore=…` in the comment block
+//! right above an instruction; `# hadolint global ignore=…` / `# headroom global ignore=…`
+//! anywhere for the whole file; and [`LintOptions::ignore`] (a configuration file).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::ast::{Dockerfile, Instruction, Keyword};
+use crate::shell::{self, Command};
+
+/// How much a finding matters. Ordered: `Info < Warning < Error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "info" | "style" => Ok(Severity::Info),
+            "warning" => Ok(Severity::Warning),
+            "error" => Ok(Severity::Error),
+            other => Err(format!("{other:?}: expected error, warning or info")),
+        }
+    }
+}
+
+/// A rule: its stable id, default severity, what it means and how to fix it.
+#[derive(Debug, Serialize)]
+pub struct Rule {
+    pub id: &'static str,
+    pub severity: Severity,
+    /// One line: what is wrong.
+    pub title: &'static str,
+    /// What to do about it.
+    pub hint: &'static str,
+    /// Whether `cargo xtask lint --fix` fixes it without changing what gets installed.
+    pub fixable: bool,
+}
+
+/// Every rule, hadolint's first.
+pub static RULES: &[Rule] = &[
+    Rule {
+        id: "DL3059",
+        severity: Severity::Info,
+        title: "Multiple consecutive RUN instructions: each is a layer",
+        hint: "merge them into one RUN joined with &&",
+        fixable: true,
+    },
+    Rule {
+        id: "DL3009",
+        severity: Severity::Info,
+        title: "apt lists are left in the layer after apt-get update",
+        hint: "end the same RUN with `&& rm -rf /var/lib/apt/lists/*`",
+        fixable: true,
+    },
+    Rule {
+        id: "DL3015",
+        severity: Severity::Info,
+        title: "apt-get install without --no-install-recommends pulls in extra packages",
+        hint: "add --no-install-recommends (changes what is installed: --fix-unsafe)",
+        fixable: false,
+    },
+    Rule {
+        id: "DL3042",
+        severity: Severity::Warning,
+        title: "pip install without --no-cache-dir keeps pip's cache in the layer",
+        hint: "add --no-cache-dir (or set ENV PIP_NO_CACHE_DIR=1, or use a cache mount)",
+        fixable: true,
+    },
+    Rule {
+        id: "DL3019",
+        severity: Severity::Info,
+        title: "apk add without --no-cache keeps the package index in the layer",
+        hint: "use `apk add --no-cache`",
+        fixable: true,
+    },
+    Rule {
+        id: "DL3032",
+        severity: Severity::Warning,
+        title: "yum install without `yum clean all` in the same RUN",
+        hint: "end the same RUN with `&& yum clean all`",
+        fixable: false,
+    },
+    Rule {
+        id: "DL3036",
+        severity: Severity::Warning,
+        title: "zypper install without `zypper clean` in the same RUN",
+        hint: "end the same RUN with `&& zypper clean`",
+        fixable: false,
+    },
+    Rule {
+        id: "DL3040",
+        severity: Severity::Warning,
+        title: "dnf install without `dnf clean all` in the same RUN",
+        hint: "end the same RUN with `&& dnf clean all`",
+        fixable: false,
+    },
+    Rule {
+        id: "DL3060",
+        severity: Severity::Info,
+        title: "yarn install without `yarn cache clean` in the same RUN",
+        hint: "end the same RUN with `&& yarn cache clean`",
+        fixable: false,
+    },
+    Rule {
+        id: "HR001",
+        severity: Severity::Warning,
+        title: "Cleanup in a later layer than the one that made the data: the bytes stay in the image",
+        hint: "do the cleanup in the RUN that downloads or installs (--fix moves it there)",
+        fixable: true,
+    },
+    Rule {
+        id: "HR002",
+        severity: Severity::Warning,
+        title: "apt-get update alone in a RUN: its lists are a layer of their own, and a cached update goes stale",
+        hint: "run `apt-get update && apt-get install …` in the same RUN",
+        fixable: true,
+    },
+    Rule {
+        id: "HR003",
+        severity: Severity::Warning,
+        title: "One package per install RUN, repeated: a layer and a resolver run per package",
+        hint: "install the packages in one command (one RUN)",
+        fixable: true,
+    },
+    Rule {
+        id: "HR004",
+        severity: Severity::Warning,
+        title: "The whole context is copied before the dependencies are installed: any change to any file re-runs the install",
+        hint: "copy the dependency manifests (requirements.txt, package.json, …) first, install, then copy the rest",
+        fixable: false,
+    },
+    Rule {
+        id: "HR005",
+        severity: Severity::Warning,
+        title: "An archive is downloaded in one layer and extracted in another: the archive stays in the image",
+        hint: "download, extract and delete the archive in one RUN (or `ADD --checksum` + extract in a later stage)",
+        fixable: false,
+    },
+    Rule {
+        id: "HR006",
+        severity: Severity::Warning,
+        title: "Too many layers in the final stage",
+        hint: "merge RUN instructions and COPY what belongs together at once",
+        fixable: true,
+    },
+    Rule {
+        id: "HR007",
+        severity: Severity::Warning,
+        title: "No .dockerignore next to a large build context: all of it is sent to the builder",
+        hint: "add a .dockerignore that leaves out .git, caches, data and build output",
+        fixable: false,
+    },
+];
+
+/// The rule with this id.
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.id.eq_ignore_ascii_case(id))
+}
+
+/// What the lint knows about the build context (the caller measures it).
+#[derive(Debug, Clone, Default)]
+pub struct ContextFacts {
+    pub dockerignore: bool,
+    /// Bytes in the context (the caller may stop counting past the threshold).
+    pub bytes: u64,
+}
+
+/// Settings: thresholds, ignores and severities (from a configuration file or flags).
+#[derive(Debug, Clone)]
+pub struct LintOptions {
+    /// Most layers (RUN, COPY, ADD) the final stage may have (HR006).
+    pub max_layers: usize,
+    /// Contexts at least this big need a `.dockerignore` (HR007).
+    pub large_context_bytes: u64,
+    pub context: Option<ContextFacts>,
+    /// Rule ids never reported.
+    pub ignore: BTreeSet<String>,
+    /// Severity per rule id, instead of the rule's own.
+    pub severity: BTreeMap<String, Severity>,
+}
+
+impl Default for LintOptions {
+    fn default() -> Self {
+        LintOptions {
+            max_layers: 12,
+            large_context_bytes: 100_000_000,
+            context: None,
+            ignore: BTreeSet::new(),
+            severity: BTreeMap::new(),
+        }
+    }
+}
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub hint: &'static str,
+    pub line: usize,
+    pub end_line: usize,
+    pub column: usize,
+    pub fixable: bool,
+}
+
+/// Lint a parsed Dockerfile; findings in line order.
+pub fn lint(df: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
+    let mut raw = Vec::new();
+    let stages = df.stages();
+    let built_upon: BTreeSet<usize> = stages.iter().filter_map(|s| s.base_stage).collect();
+    // ENV inherited from the stage a FROM builds on.
+    let mut stage_env: Vec<BTreeMap<String, String>> = Vec::new();
+    for (n, stage) in stages.iter().enumerate() {
+        let mut env = stage
+            .base_stage
+            .and_then(|b| stage_env.get(b).cloned())
+            .unwrap_or_default();
+        let body: Vec<&Instruction> = df
+            .instructions
+            .get(stage.instructions.clone())
+            .unwrap_or_default()
+            .iter()
+            .collect();
+        let last = n + 1 == stages.len();
+        check_stage(
+            &body,
+            &mut env,
+            last || built_upon.contains(&n),
+            last,
+            options,
+            &mut raw,
+        );
+        stage_env.push(env);
+    }
+    if let Some(ctx) = &options.context
+        && !ctx.dockerignore
+        && ctx.bytes >= options.large_context_bytes
+    {
+        raw.push(Raw::at_line(
+            "HR007",
+            1,
+            format!(
+                "the build context holds {} MB and has no .dockerignore",
+                ctx.bytes / 1_000_000
+            ),
+        ));
+    }
+    finish(df, raw, options)
+}
+
+/// A finding before ignores and severities are applied.
+struct Raw {
+    id: &'static str,
+    line: usize,
+    end_line: usize,
+    column: usize,
+    message: String,
+}
+
+impl Raw {
+    fn at(id: &'static str, inst: &Instruction, message: String) -> Raw {
+        Raw {
+            id,
+            line: inst.line,
+            end_line: inst.end_line,
+            column: inst.span.start.column,
+            message,
+        }
+    }
+
+    fn at_line(id: &'static str, line: usize, message: String) -> Raw {
+        Raw {
+            id,
+            line,
+            end_line: line,
+            column: 1,
+            message,
+        }
+    }
+}
+
+/// A RUN as the checks see it.
+struct Run<'a> {
+    inst: &'a Instruction,
+    commands: Vec<Command>,
+    /// `--mount` values, for cache-mount exemptions.
+    mounts: Vec<String>,
+}
+
+impl Run<'_> {
+    fn cache_mount_on(&self, path_part: &str) -> bool {
+        self.mounts.iter().any(|m| {
+            (m.contains("type=cache") || m.contains("type=tmpfs"))
+                && m.split(',').any(|kv| {
+                    kv.split_once('=').is_some_and(|(k, v)| {
+                        matches!(k, "target" | "dst" | "destination") && v.contains(path_part)
+                    })
+                })
+        })
+    }
+
+    fn any(&self, f: impl Fn(&Command) -> bool) -> bool {
+        self.commands.iter().any(f)
+    }
+
+    /// `rm -r…` of a path starting with `prefix`.
+    fn removes(&self, prefix: &str) -> bool {
+        self.commands.iter().any(|c| removes(c, prefix))
+    }
+}
+
+fn removes(c: &Command, prefix: &str) -> bool {
+    c.is_rm() && c.operands_all().iter().any(|p| p.starts_with(prefix))
+}
+
+impl Command {
+    /// Every non-option argument (for `rm`, which has no subcommand).
+    fn operands_all(&self) -> Vec<&str> {
+        self.args()
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+fn truthy(v: &str) -> bool {
+    let v = v.trim_matches(['"', '\'']).to_ascii_lowercase();
+    !matches!(v.as_str(), "" | "0" | "false" | "no" | "off")
+}
+
+/// Paths a RUN leaves behind as caches or downloads, with the RUN's index.
+#[derive(Debug)]
+struct Made {
+    what: String,
+    /// Cleanup matches when it removes a path starting with one of these.
+    prefixes: Vec<String>,
+    /// Or runs one of these cleanup commands (program, subcommand).
+    commands: Vec<(&'static str, &'static str)>,
+    line: usize,
+    run: usize,
+}
+
+fn check_stage(
+    body: &[&Instruction],
+    env: &mut BTreeMap<String, String>,
+    lists_matter: bool,
+    final_stage: bool,
+    options: &LintOptions,
+    out: &mut Vec<Raw>,
+) {
+    let mut previous_run: Option<Run<'_>> = None;
+    let mut made: Vec<Made> = Vec::new();
+    let mut single_installs: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut context_copied: Option<usize> = None;
+    let mut layers = 0usize;
+    let mut run_index = 0usize;
+    for inst in body {
+        match inst.keyword {
+            Keyword::Env => {
+                for kv in inst.pairs() {
+                    let key = kv.key.text.trim_matches(['"', '\'']).to_string();
+                    let value = kv
+                        .value
+                        .as_ref()
+                        .map(|v| v.text.clone())
+                        .unwrap_or_default();
+                    env.insert(key, value);
+                }
+                previous_run = None;
+            }
+            Keyword::Copy | Keyword::Add => {
+                layers += 1;
+                let words: Vec<&str> = inst
+                    .words()
+                    .iter()
+                    .map(|w| w.text.as_str())
+                    .filter(|w| !w.starts_with("<<"))
+                    .collect();
+                let sources = words.split_last().map(|(_, s)| s).unwrap_or_default();
+                if inst.flag("from").is_none()
+                    && sources.iter().any(|s| matches!(*s, "." | "./" | "*"))
+                    && context_copied.is_none()
+                {
+                    context_copied = Some(inst.line);
+                }
+                if inst.keyword == Keyword::Add
+                    && let Some(archive) =
+                        sources.iter().find(|s| s.contains("://") && is_archive(s))
+                {
+                    let dest = words.last().copied().unwrap_or_default().to_string();
+                    let name = archive.rsplit('/').next().unwrap_or(archive).to_string();
+                    made.push(Made {
+                        what: format!("the archive {name} added"),
+                        prefixes: vec![dest.clone(), join(&dest, &name)],
+                        commands: Vec::new(),
+                        line: inst.line,
+                        run: usize::MAX,
+                    });
+                }
+                previous_run = None;
+            }
+            Keyword::Run => {
+                layers += 1;
+                let Some(script) = inst.shell() else {
+                    previous_run = None;
+                    run_index += 1;
+                    continue;
+                };
+                let run = Run {
+                    inst,
+                    commands: shell::commands(&script.text),
+                    mounts: inst
+                        .flags_named("mount")
+                        .filter_map(|f| f.value.clone())
+                        .collect(),
+                };
+                check_run(&run, env, lists_matter, out);
+                if let Some(prev) = &previous_run
+                    && prev.inst.flags == inst.flags
+                    && prev.commands.len() <= 2
+                    && run.commands.len() <= 2
+                    && inst.heredocs.is_empty()
+                {
+                    out.push(Raw::at(
+                        "DL3059",
+                        inst,
+                        format!(
+                            "RUN on line {} and this one could be one layer",
+                            prev.inst.line
+                        ),
+                    ));
+                }
+                check_later_cleanup(&run, run_index, &mut made, out);
+                record_made(&run, run_index, env, &mut made);
+                check_single_installs(&run, &mut single_installs, out);
+                if let Some(line) = context_copied
+                    && run.any(installs_dependencies)
+                {
+                    out.push(Raw::at(
+                        "HR004",
+                        inst,
+                        format!(
+                            "the dependencies are installed after `COPY .` on line {line}: a change to any file in the context re-runs this install"
+                        ),
+                    ));
+                    context_copied = None;
+                }
+                previous_run = Some(run);
+                run_index += 1;
+            }
+            _ => previous_run = None,
+        }
+    }
+    if final_stage && layers > options.max_layers {
+        if let Some(first) = body.first() {
+            out.push(Raw {
+                id: "HR006",
+                line: first.line,
+                end_line: body.last().map_or(first.line, |l| l.end_line),
+                column: 1,
+                message: format!(
+                    "the final stage has {layers} layers (RUN, COPY, ADD); at most {} wanted",
+                    options.max_layers
+                ),
+            });
+        }
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn is_archive(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    [
+        ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar.zst", ".zip",
+        ".whl", ".run", ".deb",
+    ]
+    .iter()
+    .any(|ext| p.ends_with(ext))
+}
+
+fn installs_dependencies(c: &Command) -> bool {
+    c.is_pip_install()
+        || c.is_apt("install")
+        || matches!(
+            (c.program(), c.subcommand()),
+            (Some("npm"), Some("install" | "ci" | "i"))
+                | (Some("yarn"), Some("install") | None)
+                | (Some("pnpm"), Some("install" | "i"))
+                | (Some("poetry"), Some("install"))
+                | (Some("bundle"), Some("install"))
+                | (Some("go"), Some("mod"))
+                | (
+                    Some("conda" | "mamba" | "micromamba"),
+                    Some("install" | "create")
+                )
+                | (Some("uv"), Some("sync" | "pip"))
+        )
+}
+
+/// The checks that look at one RUN alone.
+fn check_run(
+    run: &Run<'_>,
+    env: &BTreeMap<String, String>,
+    lists_matter: bool,
+    out: &mut Vec<Raw>,
+) {
+    let inst = run.inst;
+    let updates = run.any(|c| c.is_apt("update"));
+    if updates
+        && lists_matter
+        && !run.removes("/var/lib/apt/lists")
+        && !run.cache_mount_on("/var/lib/apt/lists")
+    {
+        out.push(Raw::at(
+            "DL3009",
+            inst,
+            "apt-get update without `rm -rf /var/lib/apt/lists/*` in the same RUN: the lists stay in this layer".into(),
+        ));
+    }
+    if updates
+        && !run.any(|c| {
+            c.is_apt("install")
+                || c.is_apt("upgrade")
+                || c.is_apt("dist-upgrade")
+                || c.is_apt("full-upgrade")
+        })
+    {
+        out.push(Raw::at(
+            "HR002",
+            inst,
+            "apt-get update without an install in the same RUN".into(),
+        ));
+    }
+    for c in &run.commands {
+        if c.program() == Some("apt-get")
+            && c.subcommand() == Some("install")
+            && !c.has_any(&["--no-install-recommends"])
+            && !c.args().iter().any(|a| {
+                a.contains("APT::Install-Recommends=false")
+                    || a.contains("APT::Install-Recommends=0")
+            })
+        {
+            out.push(Raw::at(
+                "DL3015",
+                inst,
+                "apt-get install without --no-install-recommends".into(),
+            ));
+        }
+        if c.is_pip_install()
+            && !c
+                .pip_args()
+                .is_some_and(|a| a.iter().any(|w| w == "--no-cache-dir"))
+            && !env.get("PIP_NO_CACHE_DIR").is_some_and(|v| truthy(v))
+            && !c
+                .assignments
+                .iter()
+                .any(|a| a.strip_prefix("PIP_NO_CACHE_DIR=").is_some_and(truthy))
+            && !run.cache_mount_on(".cache/pip")
+        {
+            out.push(Raw::at(
+                "DL3042",
+                inst,
+                "pip install without --no-cache-dir: pip's cache stays in this layer".into(),
+            ));
+        }
+        if c.program() == Some("apk")
+            && c.subcommand() == Some("add")
+            && !c.has_any(&["--no-cache"])
+            && !run.cache_mount_on("/var/cache/apk")
+        {
+            out.push(Raw::at("DL3019", inst, "apk add without --no-cache".into()));
+        }
+        for (program, install, clean, id) in [
+            (
+                "yum",
+                &["install", "groupinstall", "localinstall"][..],
+                &[("yum", "clean")][..],
+                "DL3032",
+            ),
+            (
+                "zypper",
+                &["install", "in"][..],
+                &[("zypper", "clean"), ("zypper", "cc")][..],
+                "DL3036",
+            ),
+            (
+                "dnf",
+                &["install", "groupinstall", "localinstall"][..],
+                &[("dnf", "clean")][..],
+                "DL3040",
+            ),
+            (
+                "microdnf",
+                &["install"][..],
+                &[("microdnf", "clean")][..],
+                "DL3040",
+            ),
+        ] {
+            if c.program() == Some(program)
+                && c.subcommand().is_some_and(|s| install.contains(&s))
+                && !run.any(|o| {
+                    clean
+                        .iter()
+                        .any(|(p, s)| o.program() == Some(*p) && o.subcommand() == Some(*s))
+                })
+            {
+                out.push(Raw::at(
+                    id,
+                    inst,
+                    format!("{program} install without `{program} clean` in the same RUN"),
+                ));
+            }
+        }
+        if c.program() == Some("yarn")
+            && matches!(c.subcommand(), Some("install") | None)
+            && !run.any(|o| {
+                o.program() == Some("yarn")
+                    && o.args().starts_with(&["cache".into(), "clean".into()])
+            })
+            && !run.cache_mount_on("yarn")
+        {
+            out.push(Raw::at(
+                "DL3060",
+                inst,
+                "yarn install without `yarn cache clean` in the same RUN".into(),
+            ));
+        }
+    }
+    // HR005 within one RUN is fine (download and extract together); across RUNs it is
+    // found by the cleanup tracking below.
+}
+
+/// What a RUN leaves behind that a later RUN might clean up.
+fn record_made(run: &Run<'_>, index: usize, env: &BTreeMap<String, String>, made: &mut Vec<Made>) {
+    let line = run.inst.line;
+    if run.any(|c| c.is_apt("update")) && !run.removes("/var/lib/apt/lists") {
+        made.push(Made {
+            what: "apt lists".into(),
+            prefixes: vec!["/var/lib/apt/lists".into()],
+            commands: Vec::new(),
+            line,
+            run: index,
+        });
+    }
+    if run.any(|c| c.is_apt("install")) && !run.any(|c| c.is_apt("clean")) {
+        made.push(Made {
+            what: "apt's package cache".into(),
+            prefixes: vec!["/var/cache/apt".into()],
+            commands: vec![("apt-get", "clean"), ("apt", "clean")],
+            line,
+            run: index,
+        });
+    }
+    let pip_cache = !env.get("PIP_NO_CACHE_DIR").is_some_and(|v| truthy(v))
+        && !run.cache_mount_on(".cache/pip")
+        && !run.removes("/root/.cache");
+    if pip_cache
+        && run.any(|c| {
+            c.is_pip_install()
+                && !c
+                    .pip_args()
+                    .is_some_and(|a| a.iter().any(|w| w == "--no-cache-dir"))
+        })
+    {
+        made.push(Made {
+            what: "pip's cache".into(),
+            prefixes: vec![
+                "/root/.cache/pip".into(),
+                "/root/.cache".into(),
+                "~/.cache/pip".into(),
+                "$HOME/.cache/pip".into(),
+            ],
+            commands: vec![("pip", "cache"), ("pip3", "cache")],
+            line,
+            run: index,
+        });
+    }
+    // Downloads to a file: curl -o F / --output F, wget -O F (or into a directory: -P).
+    for c in &run.commands {
+        if let Some(file) = download_target(c)
+            && !run.removes(&file)
+        {
+            made.push(Made {
+                what: format!("the download {file}"),
+                prefixes: vec![file],
+                commands: Vec::new(),
+                line,
+                run: index,
+            });
+        }
+    }
+}
+
+fn download_target(c: &Command) -> Option<String> {
+    let args = c.args();
+    let flag_value = |flags: &[&str]| {
+        args.iter().enumerate().find_map(|(i, a)| {
+            for f in flags {
+                if a == f {
+                    return args.get(i + 1).cloned();
+                }
+                if let Some(v) = a.strip_prefix(&format!("{f}=")) {
+                    return Some(v.to_string());
+                }
+            }
+            None
+        })
+    };
+    let file = match c.program()? {
+        "curl" => flag_value(&["-o", "--output"]),
+        "wget" => flag_value(&["-O", "--output-document"]),
+        _ => None,
+    }?;
+    (file.starts_with('/') && file != "/dev/null" && file != "-").then_some(file)
+}
+
+/// HR001 and HR005: a RUN cleaning up (or extracting) what an earlier RUN made.
+fn check_later_cleanup(run: &Run<'_>, index: usize, made: &mut Vec<Made>, out: &mut Vec<Raw>) {
+    let mut cleaned = Vec::new();
+    for (n, m) in made.iter().enumerate() {
+        if m.run == index {
+            continue;
+        }
+        let by_rm = run.commands.iter().any(|c| {
+            c.is_rm()
+                && c.operands_all().iter().any(|p| {
+                    m.prefixes.iter().any(|pre| {
+                        p.starts_with(pre.as_str()) || pre.starts_with(p.trim_end_matches("/*"))
+                    })
+                })
+        });
+        let by_command = run.commands.iter().any(|c| {
+            m.commands.iter().any(|(p, s)| {
+                (c.program() == Some(*p) || (*p == "pip" && c.pip_args().is_some()))
+                    && (c.subcommand() == Some(*s)
+                        || c.pip_args().is_some_and(|a| a.iter().any(|w| w == s)))
+            })
+        });
+        if by_rm || by_command {
+            let from = if m.run == usize::MAX { "ADD" } else { "RUN" };
+            cleaned.push((
+                n,
+                format!("{} made by the {from} on line {}", m.what, m.line),
+            ));
+        } else if m.what.starts_with("the download") || m.what.starts_with("the archive") {
+            let extracts = run.commands.iter().any(|c| {
+                matches!(
+                    c.program(),
+                    Some(
+                        "tar" | "unzip" | "bsdtar" | "7z" | "dpkg" | "sh" | "bash" | "pip" | "pip3"
+                    )
+                ) && c.args().iter().any(|a| {
+                    m.prefixes
+                        .iter()
+                        .any(|pre| a == pre || a.ends_with(pre.rsplit('/').next().unwrap_or(pre)))
+                })
+            });
+            if extracts {
+                out.push(Raw::at(
+                    "HR005",
+                    run.inst,
+                    format!(
+                        "uses {} from line {}, which stays in that layer",
+                        m.what, m.line
+                    ),
+                ));
+            }
+        }
+    }
+    if !cleaned.is_empty() {
+        let what: Vec<&str> = cleaned.iter().map(|(_, w)| w.as_str()).collect();
+        out.push(Raw::at(
+            "HR001",
+            run.inst,
+            format!(
+                "removes {}: the bytes stay in that layer",
+                what.join(", and ")
+            ),
+        ));
+    }
+    for (n, _) in cleaned.into_iter().rev() {
+        made.remove(n);
+    }
+}
+
+/// HR003: RUNs that install exactly one package with the same tool, repeated.
+fn check_single_installs(
+    run: &Run<'_>,
+    seen: &mut BTreeMap<&'static str, usize>,
+    out: &mut Vec<Raw>,
+) {
+    for c in &run.commands {
+        let tool = if c.is_apt("install") {
+            "apt-get"
+        } else if c.is_pip_install() {
+            "pip"
+        } else {
+            continue;
+        };
+        let packages = if tool == "pip" {
+            c.pip_args().map(pip_packages).unwrap_or_default()
+        } else {
+            c.operands().len()
+        };
+        if packages != 1 {
+            continue;
+        }
+        let count = seen.entry(tool).or_insert(0);
+        *count += 1;
+        if *count >= 2 {
+            out.push(Raw::at(
+                "HR003",
+                run.inst,
+                format!(
+                    "one package per `{tool} install` again ({} so far in this stage)",
+                    count
+                ),
+            ));
+        }
+    }
+}
+
+/// The packages on a `pip install` line: operands, not values of options that take one.
+fn pip_packages(args: &[String]) -> usize {
+    const TAKES_VALUE: &[&str] = &[
+        "-r",
+        "--requirement",
+        "-c",
+        "--constraint",
+        "-e",
+        "--editable",
+        "-t",
+        "--target",
+        "-i",
+        "--index-url",
+        "--extra-index-url",
+        "-f",
+        "--find-links",
+        "--cert",
+        "--client-cert",
+        "--proxy",
+        "--timeout",
+        "--retries",
+        "--prefix",
+        "--root",
+        "--src",
+        "--platform",
+        "--python-version",
+        "--implementation",
+        "--abi",
+        "--upgrade-strategy",
+        "--trusted-host",
+        "--cache-dir",
+        "--log",
+        "--progress-bar",
+        "--no-binary",
+        "--only-binary",
+        "--config-settings",
+        "-C",
+        "--global-option",
+        "--exists-action",
+        "--report",
+    ];
+    let mut n = 0;
+    let mut skip = false;
+    let mut past_install = false;
+    for a in args {
+        if skip {
+            skip = false;
+            continue;
+        }
+        if TAKES_VALUE.contains(&a.as_str()) {
+            skip = true;
+            // A requirements file is many packages.
+            if matches!(a.as_str(), "-r" | "--requirement") {
+                n += 2;
+            }
+            continue;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        if !past_install {
+            past_install = a == "install";
+            continue;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Apply ignores (comments, options) and severities; sort.
+fn finish(df: &Dockerfile, raw: Vec<Raw>, options: &LintOptions) -> Vec<Finding> {
+    let mut global: BTreeSet<String> = options
+        .ignore
+        .iter()
+        .map(|s| s.to_ascii_uppercase())
+        .collect();
+    let all_comments = df
+        .instructions
+        .iter()
+        .flat_map(|i| i.comments.iter().chain(&i.inner_comments))
+        .chain(&df.trailing_comments)
+        .map(|c| c.text.as_str());
+    for text in all_comments {
+        if let Some(ids) = ignore_ids(text, true) {
+            global.extend(ids);
+        }
+    }
+    let mut out: Vec<Finding> = raw
+        .into_iter()
+        .filter(|r| !global.contains(r.id))
+        .filter(|r| {
+            // Inline ignores: the comment block directly above the instruction on r.line.
+            let Some(inst) = df.walk().find(|i| i.line == r.line) else {
+                return true;
+            };
+            !inst
+                .adjacent_comments()
+                .iter()
+                .filter_map(|c| ignore_ids(&c.text, false))
+                .any(|ids| ids.iter().any(|id| id == r.id))
+        })
+        .filter_map(|r| {
+            let rule = rule(r.id)?;
+            Some(Finding {
+                id: rule.id,
+                severity: options
+                    .severity
+                    .get(rule.id)
+                    .copied()
+                    .unwrap_or(rule.severity),
+                message: r.message,
+                hint: rule.hint,
+                line: r.line,
+                end_line: r.end_line,
+                column: r.column,
+                fixable: rule.fixable,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.line, a.id).cmp(&(b.line, b.id)));
+    out.dedup_by(|a, b| a.line == b.line && a.id == b.id && a.message == b.message);
+    out
+}
+
+/// `hadolint ignore=A,B` / `headroom ignore=A,B` (or their `global` forms when `global`).
+fn ignore_ids(comment: &str, global: bool) -> Option<Vec<String>> {
+    let text = comment.trim();
+    let rest = text
+        .strip_prefix("hadolint")
+        .or_else(|| text.strip_prefix("headroom"))?
+        .trim_start();
+    let rest = if global {
+        rest.strip_prefix("global")?.trim_start()
+    } else {
+        rest
+    };
+    let ids = rest
+        .strip_prefix("ignore")?
+        .trim_start()
+        .strip_prefix('=')?;
+    Some(
+        ids.split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
+            .collect(),
+    )
+}
+
+/// The layers (RUN, COPY, ADD) of each stage, and of the final one.
+pub fn layer_counts(df: &Dockerfile) -> Vec<usize> {
+    df.stages()
+        .iter()
+        .map(|s| {
+            df.instructions
+                .get(s.instructions.clone())
+                .unwrap_or_default()
+                .iter()
+                .filter(|i| matches!(i.keyword, Keyword::Run | Keyword::Copy | Keyword::Add))
+                .count()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(src: &str) -> Vec<(&'static str, usize)> {
+        ids_with(src, &LintOptions::default())
+    }
+
+    fn ids_with(src: &str, options: &LintOptions) -> Vec<(&'static str, usize)> {
+        let df = crate::parse(src).expect("parses");
+        lint(&df, options)
+            .into_iter()
+            .map(|f| (f.id, f.line))
+            .collect()
+    }
+
+    fn has(src: &str, id: &str) -> bool {
+        ids(src).iter().any(|(i, _)| *i == id)
+    }
+
+    #[test]
+    fn consecutive_short_runs_with_the_same_flags_are_dl3059() {
+        let src = "FROM a\nRUN a\n# note\nRUN b && c\nENV X=1\nRUN d\nRUN --network=none e\n";
+        assert_eq!(ids(src), [("DL3059", 4)]);
+        // Three commands in one of them: hadolint leaves it alone, and so do we.
+        assert!(!has("FROM a\nRUN a && b && c\nRUN d\n", "DL3059"));
+    }
+
+    #[test]
+    fn apt_lists_left_behind_are_dl3009_in_stages_that_matter() {
+        assert!(has(
+            "FROM a\nRUN apt-get update && apt-get install -y --no-install-recommends x\n",
+            "DL3009"
+        ));
+        assert!(!has(
+            "FROM a\nRUN apt-get update && apt-get install -y --no-install-recommends x && rm -rf /var/lib/apt/lists/*\n",
+            "DL3009"
+        ));
+        assert!(!has(
+            "FROM a\nRUN --mount=type=cache,target=/var/lib/apt/lists apt-get update && apt-get install -y --no-install-recommends x\n",
+            "DL3009"
+        ));
+        // A builder stage nothing builds on: its lists never reach the image.
+        let multi = "FROM a AS build\nRUN apt-get update && apt-get install -y --no-install-recommends gcc\nFROM b\nCOPY --from=build /x /x\n";
+        assert!(!has(multi, "DL3009"));
+        let upon = "FROM a AS base\nRUN apt-get update && apt-get install -y --no-install-recommends gcc\nFROM base\nRUN true\n";
+        assert!(has(upon, "DL3009"));
+    }
+
+    #[test]
+    fn install_recommends_and_pip_cache() {
+        assert!(has("FROM a\nRUN apt-get install -y x\n", "DL3015"));
+        assert!(!has(
+            "FROM a\nRUN apt-get install -y -o APT::Install-Recommends=false x\n",
+            "DL3015"
+        ));
+        for pip in [
+            "pip install x",
+            "pip3 install x",
+            "/opt/venv/bin/pip install x",
+            "python3 -m pip install x",
+        ] {
+            assert!(has(&format!("FROM a\nRUN {pip}\n"), "DL3042"), "{pip}");
+        }
+        for ok in [
+            "RUN pip install --no-cache-dir x",
+            "RUN PIP_NO_CACHE_DIR=1 pip install x",
+            "RUN --mount=type=cache,target=/root/.cache/pip pip install x",
+            "ENV PIP_NO_CACHE_DIR=1\nRUN pip install x",
+            "RUN pipx install x",
+        ] {
+            assert!(!has(&format!("FROM a\n{ok}\n"), "DL3042"), "{ok}");
+        }
+        assert!(has(
+            "FROM a\nENV PIP_NO_CACHE_DIR=0\nRUN pip install x\n",
+            "DL3042"
+        ));
+        // Inherited from the stage built upon.
+        assert!(!has(
+            "FROM a AS base\nENV PIP_NO_CACHE_DIR=true\nFROM base\nRUN pip install x\n",
+            "DL3042"
+        ));
+    }
+
+    #[test]
+    fn other_package_managers_clean_up_in_the_same_run() {
+        assert!(has("FROM a\nRUN apk add curl\n", "DL3019"));
+        assert!(!has("FROM a\nRUN apk add --no-cache curl\n", "DL3019"));
+        assert!(has("FROM a\nRUN yum install -y x\n", "DL3032"));
+        assert!(!has(
+            "FROM a\nRUN yum install -y x && yum clean all\n",
+            "DL3032"
+        ));
+        assert!(has("FROM a\nRUN zypper install -y x\n", "DL3036"));
+        assert!(!has(
+            "FROM a\nRUN zypper install -y x && zypper clean\n",
+            "DL3036"
+        ));
+        assert!(has("FROM a\nRUN dnf install -y x\n", "DL3040"));
+        assert!(!has(
+            "FROM a\nRUN dnf install -y x && dnf clean all\n",
+            "DL3040"
+        ));
+        assert!(has("FROM a\nRUN yarn install\n", "DL3060"));
+        assert!(!has(
+            "FROM a\nRUN yarn install && yarn cache clean\n",
+            "DL3060"
+        ));
+    }
+
+    #[test]
+    fn cleanup_in_a_later_layer_is_hr001() {
+        let src = "FROM a\nRUN apt-get update && apt-get install -y --no-install-recommends x\nRUN pip install y\nRUN apt-get clean && rm -rf /var/lib/apt/lists/*\nRUN rm -rf /root/.cache/pip\n";
+        let found: Vec<usize> = ids(src)
+            .into_iter()
+            .filter(|(id, _)| *id == "HR001")
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(found, [4, 5]);
+        // The same cleanup in the RUN that made the data is what we want.
+        assert!(!has(
+            "FROM a\nRUN apt-get update && apt-get install -y --no-install-recommends x && rm -rf /var/lib/apt/lists/*\n",
+            "HR001"
+        ));
+        let download = "FROM a\nRUN curl -fsSL -o /tmp/x.tar.gz https://e.org/x.tar.gz\nRUN tar -xzf /tmp/x.tar.gz -C /opt\nRUN rm /tmp/x.tar.gz\n";
+        assert_eq!(
+            ids(download)
+                .into_iter()
+                .filter(|(id, _)| id.starts_with("HR"))
+                .collect::<Vec<_>>(),
+            [("HR005", 3), ("HR001", 4)]
+        );
+        assert!(has(
+            "FROM a\nADD https://e.org/cuda.tar.gz /tmp/\nRUN tar -xzf /tmp/cuda.tar.gz -C /usr/local\n",
+            "HR005"
+        ));
+    }
+
+    #[test]
+    fn update_alone_single_package_installs_and_copy_before_install() {
+        assert!(has(
+            "FROM a\nRUN apt-get update\nRUN apt-get install -y --no-install-recommends x\n",
+            "HR002"
+        ));
+        assert!(!has(
+            "FROM a\nRUN apt-get update && apt-get upgrade -y\n",
+            "HR002"
+        ));
+        let singles = "FROM a\nRUN pip install --no-cache-dir a\nRUN pip install --no-cache-dir b==1 --index-url https://x\nRUN pip install --no-cache-dir c d\nRUN pip install --no-cache-dir -r req.txt\n";
+        assert_eq!(
+            ids(singles)
+                .into_iter()
+                .filter(|(id, _)| *id == "HR003")
+                .collect::<Vec<_>>(),
+            [("HR003", 3)]
+        );
+        assert!(has(
+            "FROM a\nCOPY . .\nRUN pip install --no-cache-dir -r requirements.txt\n",
+            "HR004"
+        ));
+        assert!(!has(
+            "FROM a\nCOPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\nCOPY . .\n",
+            "HR004"
+        ));
+    }
+
+    #[test]
+    fn layers_and_context() {
+        let mut src = String::from("FROM a\n");
+        for n in 0..13 {
+            src.push_str(&format!("COPY f{n} /f{n}\n"));
+        }
+        assert!(has(&src, "HR006"));
+        let opts = LintOptions {
+            max_layers: 20,
+            ..LintOptions::default()
+        };
+        assert!(!ids_with(&src, &opts).iter().any(|(id, _)| *id == "HR006"));
+        let big = LintOptions {
+            context: Some(ContextFacts {
+                dockerignore: false,
+                bytes: 200_000_000,
+            }),
+            ..LintOptions::default()
+        };
+        assert_eq!(ids_with("FROM a\n", &big), [("HR007", 1)]);
+    }
+
+    #[test]
+    fn ignores_inline_global_and_configured_and_severities() {
+        let src =
+            "FROM a\n# hadolint ignore=DL3015,DL3009\nRUN apt-get update && apt-get install -y x\n";
+        assert!(ids(src).is_empty(), "{:?}", ids(src));
+        let ours = "FROM a\n# headroom ignore=HR002\nRUN apt-get update\n";
+        assert_eq!(ids(ours), [("DL3009", 3)]);
+        // An empty line between comment and instruction ends the block: no ignore.
+        let apart = "FROM a\n# hadolint ignore=DL3015\n\nRUN apt-get install -y x\n";
+        assert_eq!(ids(apart), [("DL3015", 4)]);
+        let global = "# hadolint global ignore=DL3015\nFROM a\nRUN apt-get install -y x\n";
+        assert!(ids(global).is_empty());
+        let mut opts = LintOptions::default();
+        opts.ignore.insert("dl3015".into());
+        assert!(ids_with("FROM a\nRUN apt-get install -y x\n", &opts).is_empty());
+        let mut opts = LintOptions::default();
+        opts.severity.insert("DL3015".into(), Severity::Error);
+        let df = crate::parse("FROM a\nRUN apt-get install -y x\n").expect("parses");
+        assert_eq!(lint(&df, &opts)[0].severity, Severity::Error);
+    }
+
+    #[test]
+    fn every_rule_is_described_once() {
+        let mut seen = BTreeSet::new();
+        for r in RULES {
+            assert!(seen.insert(r.id), "{} twice", r.id);
+            assert!(!r.title.is_empty() && !r.hint.is_empty());
+        }
+        assert!(rule("dl3059").is_some());
+    }
+}
