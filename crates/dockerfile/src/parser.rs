@@ -2,6 +2,7 @@
 //! it: physical lines, parser directives, logical lines (continuations), the keyword and
 //! its flags, arguments shaped per instruction, then heredoc bodies.
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use crate::ast::{
@@ -66,6 +67,9 @@ struct Source<'a> {
     src: &'a str,
     lines: Vec<Line<'a>>,
     bom: bool,
+    /// The last (line index, offset, column) computed on a non-ASCII line: positions are
+    /// mostly asked in ascending order, so counting goes on from there.
+    last_column: Cell<(usize, usize, usize)>,
 }
 
 impl<'a> Source<'a> {
@@ -93,7 +97,12 @@ impl<'a> Source<'a> {
             });
             at += raw.len();
         }
-        Source { src, lines, bom }
+        Source {
+            src,
+            lines,
+            bom,
+            last_column: Cell::new((usize::MAX, 0, 0)),
+        }
     }
 
     /// Line and column of a byte offset.
@@ -113,9 +122,19 @@ impl<'a> Source<'a> {
         let column = if line.ascii {
             before
         } else {
-            self.src
-                .get(line.start..offset)
-                .map_or(before, |s| s.chars().count())
+            let (memo_line, memo_offset, memo_column) = self.last_column.get();
+            let count = |a: usize, b: usize| self.src.get(a..b).map(|s| s.chars().count());
+            let near = memo_line == idx;
+            let column = if near && memo_offset <= offset {
+                count(memo_offset, offset).map(|n| memo_column + n)
+            } else if near && memo_offset - offset < before {
+                count(offset, memo_offset).map(|n| memo_column.saturating_sub(n))
+            } else {
+                count(line.start, offset)
+            }
+            .unwrap_or(before);
+            self.last_column.set((idx, offset, column));
+            column
         };
         Position {
             line: idx + 1,
