@@ -15,6 +15,7 @@ mod bench_pipeline;
 mod free;
 mod image;
 mod inspect;
+mod lint;
 mod simulate;
 mod ui;
 
@@ -39,6 +40,7 @@ enum Command {
     Image(Box<image::Image>),
     BaseImage(base_image::BaseImage),
     Inspect(inspect::Inspect),
+    Lint(lint::Lint),
     Simulate(simulate::Simulate),
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => cmd.run(),
         Command::BaseImage(cmd) => cmd.run(),
         Command::Inspect(cmd) => cmd.run(),
+        Command::Lint(cmd) => cmd.run(),
         Command::Simulate(cmd) => cmd.run(),
         Command::Bench(cmd) => cmd.run(),
     };
