@@ -16,6 +16,7 @@ mod free;
 mod image;
 mod inspect;
 mod lint;
+mod lint_report;
 mod simulate;
 mod ui;
 

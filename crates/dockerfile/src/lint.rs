@@ -11,15 +11,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ast::{Dockerfile, Instruction, Keyword};
 use crate::shell::{self, Command};
 
 /// How much a finding matters. Ordered: `Info < Warning < Error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    #[serde(alias = "style")]
     Info,
     Warning,
     Error,
@@ -442,7 +443,7 @@ fn check_stage(
                 };
                 check_run(&run, env, lists_matter, out);
                 if let Some(prev) = &previous_run
-                    && prev.inst.flags == inst.flags
+                    && same_flags(prev.inst, inst)
                     && prev.commands.len() <= 2
                     && run.commands.len() <= 2
                     && inst.heredocs.is_empty()
@@ -491,6 +492,15 @@ fn check_stage(
             });
         }
     }
+}
+
+/// Flags compared by what they say, not where they are.
+fn same_flags(a: &Instruction, b: &Instruction) -> bool {
+    a.flags.len() == b.flags.len()
+        && a.flags
+            .iter()
+            .zip(&b.flags)
+            .all(|(x, y)| x.name == y.name && x.value == y.value)
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -771,10 +781,7 @@ fn check_later_cleanup(run: &Run<'_>, index: usize, made: &mut Vec<Made>, out: &
         });
         if by_rm || by_command {
             let from = if m.run == usize::MAX { "ADD" } else { "RUN" };
-            cleaned.push((
-                n,
-                format!("{} made by the {from} on line {}", m.what, m.line),
-            ));
+            cleaned.push((n, (m.what.clone(), from, m.line)));
         } else if m.what.starts_with("the download") || m.what.starts_with("the archive") {
             let extracts = run.commands.iter().any(|c| {
                 matches!(
@@ -801,12 +808,27 @@ fn check_later_cleanup(run: &Run<'_>, index: usize, made: &mut Vec<Made>, out: &
         }
     }
     if !cleaned.is_empty() {
-        let what: Vec<&str> = cleaned.iter().map(|(_, w)| w.as_str()).collect();
+        // "apt lists made by the RUNs on lines 2, 5": one phrase per kind of data.
+        let mut by_what: Vec<(String, Vec<String>)> = Vec::new();
+        for (_, (what, from, line)) in &cleaned {
+            let key = format!("{what} made by the {from}");
+            match by_what.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, lines)) => lines.push(line.to_string()),
+                None => by_what.push((key, vec![line.to_string()])),
+            }
+        }
+        let what: Vec<String> = by_what
+            .iter()
+            .map(|(k, lines)| match lines.as_slice() {
+                [one] => format!("{k} on line {one}"),
+                many => format!("{k}s on lines {}", many.join(", ")),
+            })
+            .collect();
         out.push(Raw::at(
             "HR001",
             run.inst,
             format!(
-                "removes {}: the bytes stay in that layer",
+                "removes {}: the bytes stay in those layers",
                 what.join(", and ")
             ),
         ));
