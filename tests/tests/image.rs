@@ -962,3 +962,56 @@ fn free_in_background_holds_the_build_under_the_floor_until_the_free_stage_is_do
     );
     let _ = sh("docker", &["rmi", "-f", "headroom-test/background:latest"]);
 }
+
+#[test]
+fn a_lint_error_stops_the_pipeline_before_anything_is_built() {
+    if !require_docker("a_lint_error_stops_the_pipeline_before_anything_is_built") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // An unterminated heredoc: Docker cannot parse it, so the lint says so first.
+    let ctx = context(
+        tmp.path(),
+        "FROM BASE\nRUN apt-get update\nRUN <<EOF\necho never\n",
+    );
+    let report_path = tmp.path().join("report.json");
+    let run = image_run(
+        &[
+            "--dockerfile",
+            ctx.join("Dockerfile").to_str().unwrap(),
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            "headroom-test/lint-stops",
+            "--skip",
+            "free,smoke,push",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!run.success(), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("Dockerfile:3:") && run.stderr.contains("unterminated heredoc"),
+        "{}",
+        run.stderr
+    );
+    let r = report(&report_path);
+    let stages: Vec<(String, String)> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        stages.contains(&("lint".into(), "failed".into())),
+        "{stages:?}"
+    );
+    assert!(!stages.iter().any(|(n, _)| n == "build"), "{stages:?}");
+    assert_eq!(r["lint"]["counts"]["error"], 1, "{r:#}");
+}

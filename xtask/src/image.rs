@@ -191,6 +191,8 @@ struct Report {
     diagnostics: Option<headroom_docker::diagnose::Diagnostics>,
     /// The free stage's report: what each item freed.
     free: Option<FreeReport>,
+    /// The lint stage's findings and counts.
+    lint: Option<serde_json::Value>,
     /// Why the pipeline failed, when it is known: `no_space` (the data root's filesystem
     /// filled up during the build).
     cause: Option<String>,
@@ -625,10 +627,7 @@ impl Pipeline<'_> {
                 .await?;
             None
         };
-        self.stage("lint", || async {
-            Ok(Outcome::Skipped("no Dockerfile lint configured yet".into()))
-        })
-        .await?;
+        self.stage("lint", || self.lint(&spec)).await?;
         let built = self
             .stage("build", || {
                 self.build(&engine, &spec, watch_path.as_deref(), background.as_ref())
@@ -1045,6 +1044,34 @@ impl Pipeline<'_> {
             r.disk.reclaimable_items = names;
         }
         s
+    }
+
+    /// Lint the Dockerfile before anything is built: findings printed (and annotated on
+    /// GitHub Actions); at or above headroom.toml's `[lint] fail_on` (default: errors) the
+    /// pipeline stops here.
+    async fn lint(&self, spec: &BuildSpec) -> Result<Outcome> {
+        let config = crate::lint::LintConfig::load(None)?;
+        let files = [crate::lint::lint_file(
+            &spec.dockerfile,
+            Some(&spec.context),
+            &config,
+        )];
+        let human = crate::lint_report::human(&files);
+        for line in human.lines() {
+            eprintln!("image: lint: {line}");
+        }
+        if ui::on_github_actions() {
+            print!("{}", crate::lint_report::github(&files));
+        }
+        self.report().lint = Some(crate::lint_report::json(&files));
+        if config.fail_on().fails(&files) {
+            bail!(
+                "{} has findings at or above the lint's fail_on level (see above; set [lint] \
+                 fail_on or ignores in headroom.toml, or fix them: cargo xtask lint --fix)",
+                spec.dockerfile.display()
+            );
+        }
+        Ok(Outcome::Passed)
     }
 
     async fn inspect(&self, engine: &Engine, spec: &BuildSpec) -> Result<Outcome> {
