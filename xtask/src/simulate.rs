@@ -1060,6 +1060,7 @@ fn rows(s: &Summary) -> Vec<Vec<String>> {
         }),
         row("free before", &|r| size(r.available_before)),
         row("freed", &|r| size(r.freed_bytes)),
+        row("free after", &|r| size(r.available_after)),
         row("low-water mark", &|r| size(r.low_water_bytes)),
         row("reclaimable (unused)", &|r| size(r.reclaimable_bytes)),
         row("build stops (floor)", &|r| {
