@@ -54,6 +54,21 @@ fn report(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A report's stages as (name, status), in the order recorded.
+fn stages(report: &Value) -> Vec<(String, String)> {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn pushes_latest_and_sha_tags_whose_digests_match_the_registry() {
     if !require_docker("pushes_latest_and_sha_tags_whose_digests_match_the_registry") {
@@ -949,17 +964,10 @@ fn free_in_background_holds_the_build_under_the_floor_until_the_free_stage_is_do
         r["free"]["freed_bytes"].as_u64().unwrap() >= 60_000_000,
         "{r:#}"
     );
-    let stages: Vec<&str> = r["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let stages = stages(&r);
     // The free stage is recorded when it ends, after the build it ran beside.
-    assert!(
-        stages.contains(&"free") && stages.contains(&"build"),
-        "{stages:?}"
-    );
+    let named = |name: &str| stages.iter().any(|(n, _)| n == name);
+    assert!(named("free") && named("build"), "{stages:?}");
     let _ = sh("docker", &["rmi", "-f", "headroom-test/background:latest"]);
 }
 
@@ -997,17 +1005,7 @@ fn a_lint_error_stops_the_pipeline_before_anything_is_built() {
         run.stderr
     );
     let r = report(&report_path);
-    let stages: Vec<(String, String)> = r["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let stages = stages(&r);
     assert!(
         stages.contains(&("lint".into(), "failed".into())),
         "{stages:?}"
