@@ -502,33 +502,28 @@ fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
 
 /// Run a command to completion; its stdout, or an error with its stderr.
 fn cmd(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program)
-        .args(args)
+    let mut c = Command::new(program);
+    c.args(args);
+    output(c, program, args)
+}
+
+/// The docker CLI against the dedicated engine.
+fn docker(layout: &Layout, args: &[&str]) -> Result<String> {
+    let mut c = Command::new("docker");
+    c.args(args)
+        .env("DOCKER_HOST", layout.docker_host())
+        .env_remove("DOCKER_CONTEXT");
+    output(c, "docker", args)
+}
+
+fn output(mut c: Command, program: &str, args: &[&str]) -> Result<String> {
+    let out = c
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running {program} (run scripts/provision)"))?;
     if !out.status.success() {
         bail!(
             "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// The docker CLI against the dedicated engine.
-fn docker(layout: &Layout, args: &[&str]) -> Result<String> {
-    let out = Command::new("docker")
-        .args(args)
-        .env("DOCKER_HOST", layout.docker_host())
-        .env_remove("DOCKER_CONTEXT")
-        .stdin(Stdio::null())
-        .output()
-        .context("running docker (run scripts/provision)")?;
-    if !out.status.success() {
-        bail!(
-            "docker {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
