@@ -236,6 +236,8 @@ pub fn lint(df: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
     let built_upon: BTreeSet<usize> = stages.iter().filter_map(|s| s.base_stage).collect();
     // ENV inherited from the stage a FROM builds on.
     let mut stage_env: Vec<BTreeMap<String, String>> = Vec::new();
+    // ENV set by ONBUILD triggers, which only other ONBUILD triggers see (as in hadolint).
+    let mut onbuild_env: BTreeMap<String, String> = BTreeMap::new();
     for (n, stage) in stages.iter().enumerate() {
         let mut env = stage
             .base_stage
@@ -251,6 +253,7 @@ pub fn lint(df: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
         check_stage(
             &body,
             &mut env,
+            &mut onbuild_env,
             last || built_upon.contains(&n),
             last,
             options,
@@ -313,7 +316,38 @@ struct Run<'a> {
     mounts: Vec<String>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// The commands of a RUN as hadolint reads them: the shell text; the body of the heredoc
+    /// the command line starts with (`RUN <<EOF`), after what else is on the line; the exec
+    /// form's words joined by spaces. `None` for a RUN without arguments.
+    fn new(inst: &'a Instruction) -> Option<Run<'a>> {
+        let commands = if let Some(script) = inst.shell() {
+            let mut commands = shell::commands(&script.text);
+            match inst.heredocs.first() {
+                Some(heredoc) if script.text.trim_start().starts_with("<<") => {
+                    for c in &mut commands {
+                        c.words.retain(|w| !w.starts_with("<<"));
+                    }
+                    commands.retain(|c| !c.words.is_empty() || !c.assignments.is_empty());
+                    commands.extend(shell::commands(&heredoc.content()));
+                    commands
+                }
+                _ => commands,
+            }
+        } else {
+            let words: Vec<&str> = inst.exec()?.iter().map(|w| w.text.as_str()).collect();
+            shell::commands(&words.join(" "))
+        };
+        Some(Run {
+            inst,
+            commands,
+            mounts: inst
+                .flags_named("mount")
+                .filter_map(|f| f.value.clone())
+                .collect(),
+        })
+    }
+
     fn cache_mount_on(&self, path_part: &str) -> bool {
         self.mounts.iter().any(|m| {
             (m.contains("type=cache") || m.contains("type=tmpfs"))
@@ -350,9 +384,117 @@ impl Command {
     }
 }
 
+/// The values hadolint takes as setting PIP_NO_CACHE_DIR (anything else, `2` included, does
+/// not exempt a pip install from DL3042 there).
 fn truthy(v: &str) -> bool {
     let v = v.trim_matches(['"', '\'']).to_ascii_lowercase();
-    !matches!(v.as_str(), "" | "0" | "false" | "no" | "off")
+    matches!(v.as_str(), "1" | "true" | "on" | "yes")
+}
+
+/// `PIP_NO_CACHE_DIR=<truthy>` anywhere in the RUN: before a command, after `env`, `export`.
+fn sets_pip_no_cache_dir(run: &Run<'_>) -> bool {
+    run.commands.iter().any(|c| {
+        c.assignments
+            .iter()
+            .chain(&c.words)
+            .any(|w| w.strip_prefix("PIP_NO_CACHE_DIR=").is_some_and(truthy))
+    })
+}
+
+fn record_env(inst: &Instruction, env: &mut BTreeMap<String, String>) {
+    for kv in inst.pairs() {
+        let key = kv.key.text.trim_matches(['"', '\'']).to_string();
+        let value = kv
+            .value
+            .as_ref()
+            .map(|v| v.text.clone())
+            .unwrap_or_default();
+        env.insert(key, value);
+    }
+}
+
+/// Simple commands as hadolint counts them for DL3059: those inside `( )`, `{ }`, `$( )` and
+/// backquotes count; shell keywords, `for`/`case` headers and `[ ]` tests do not.
+fn simple_commands(commands: &[Command]) -> usize {
+    commands
+        .iter()
+        .map(|c| {
+            let mut words = &c.words[..];
+            while let Some((first, rest)) = words.split_first()
+                && matches!(
+                    first.as_str(),
+                    "if" | "then" | "else" | "elif" | "do" | "while" | "until" | "!" | "{" | "}"
+                )
+            {
+                words = rest;
+            }
+            let (own, rest) = match words.split_first() {
+                None => (0, words),
+                Some((first, rest)) if first.starts_with(['(', '{']) => {
+                    let inner = first.get(1..first.len().saturating_sub(1)).unwrap_or("");
+                    (simple_commands(&shell::commands(inner)), rest)
+                }
+                Some((first, _))
+                    if matches!(
+                        first.as_str(),
+                        "fi" | "done" | "esac" | "for" | "case" | "select" | "[" | "[["
+                    ) =>
+                {
+                    (0, words)
+                }
+                Some(_) => (1, words),
+            };
+            own + c
+                .assignments
+                .iter()
+                .chain(rest)
+                .map(|w| substitutions(w))
+                .sum::<usize>()
+        })
+        .sum()
+}
+
+/// Simple commands inside the `$( )` and backquoted substitutions of a word.
+fn substitutions(word: &str) -> usize {
+    let bytes = word.as_bytes();
+    let mut n = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let (start, end) = match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'(') && bytes.get(i + 2) != Some(&b'(') => {
+                let mut depth = 0usize;
+                let mut end = bytes.len();
+                for (j, b) in bytes.iter().enumerate().skip(i + 1) {
+                    match b {
+                        b'(' => depth += 1,
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = j;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                (i + 2, end)
+            }
+            b'`' => {
+                let end = bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == b'`')
+                    .map_or(bytes.len(), |p| i + 1 + p);
+                (i + 1, end)
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        n += simple_commands(&shell::commands(word.get(start..end).unwrap_or("")));
+        i = end + 1;
+    }
+    n
 }
 
 /// Paths a RUN leaves behind as caches or downloads, with the RUN's index.
@@ -370,6 +512,7 @@ struct Made {
 fn check_stage(
     body: &[&Instruction],
     env: &mut BTreeMap<String, String>,
+    onbuild_env: &mut BTreeMap<String, String>,
     lists_matter: bool,
     final_stage: bool,
     options: &LintOptions,
@@ -384,14 +527,20 @@ fn check_stage(
     for inst in body {
         match inst.keyword {
             Keyword::Env => {
-                for kv in inst.pairs() {
-                    let key = kv.key.text.trim_matches(['"', '\'']).to_string();
-                    let value = kv
-                        .value
-                        .as_ref()
-                        .map(|v| v.text.clone())
-                        .unwrap_or_default();
-                    env.insert(key, value);
+                record_env(inst, env);
+                previous_run = None;
+            }
+            Keyword::Onbuild => {
+                // The image built FROM this one runs the trigger: hadolint checks it as a RUN
+                // of its own, its apt lists always mattering.
+                match inst.trigger() {
+                    Some(t) if t.keyword == Keyword::Env => record_env(t, onbuild_env),
+                    Some(t) if t.keyword == Keyword::Run => {
+                        if let Some(run) = Run::new(t) {
+                            check_run(&run, onbuild_env, true, out);
+                        }
+                    }
+                    _ => {}
                 }
                 previous_run = None;
             }
@@ -428,25 +577,18 @@ fn check_stage(
             }
             Keyword::Run => {
                 layers += 1;
-                let Some(script) = inst.shell() else {
+                let Some(run) = Run::new(inst) else {
                     previous_run = None;
                     run_index += 1;
                     continue;
                 };
-                let run = Run {
-                    inst,
-                    commands: shell::commands(&script.text),
-                    mounts: inst
-                        .flags_named("mount")
-                        .filter_map(|f| f.value.clone())
-                        .collect(),
-                };
                 check_run(&run, env, lists_matter, out);
+                // hadolint counts every simple command twice (the command and its redirection
+                // wrapper) against a limit of 2: only single-command RUNs are merged.
                 if let Some(prev) = &previous_run
                     && same_flags(prev.inst, inst)
-                    && prev.commands.len() <= 2
-                    && run.commands.len() <= 2
-                    && inst.heredocs.is_empty()
+                    && simple_commands(&prev.commands) <= 1
+                    && simple_commands(&run.commands) <= 1
                 {
                     out.push(Raw::at(
                         "DL3059",
@@ -494,13 +636,19 @@ fn check_stage(
     }
 }
 
-/// Flags compared by what they say, not where they are.
+/// Flags compared by what they say, not where nor in what order (hadolint keeps mounts
+/// in a set).
 fn same_flags(a: &Instruction, b: &Instruction) -> bool {
-    a.flags.len() == b.flags.len()
-        && a.flags
+    fn said(i: &Instruction) -> Vec<(&str, Option<&str>)> {
+        let mut f: Vec<_> = i
+            .flags
             .iter()
-            .zip(&b.flags)
-            .all(|(x, y)| x.name == y.name && x.value == y.value)
+            .map(|f| (f.name.as_str(), f.value.as_deref()))
+            .collect();
+        f.sort_unstable();
+        f
+    }
+    said(a) == said(b)
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -540,6 +688,12 @@ fn installs_dependencies(c: &Command) -> bool {
         )
 }
 
+/// apt-get, apt or aptitude with `sub` among its arguments: hadolint's matching, which also
+/// sees the subcommand after an option's value (`apt-get -o K=V install`).
+fn apt_runs(c: &Command, sub: &str) -> bool {
+    matches!(c.program(), Some("apt-get" | "apt" | "aptitude")) && c.args().iter().any(|a| a == sub)
+}
+
 /// The checks that look at one RUN alone.
 fn check_run(
     run: &Run<'_>,
@@ -548,12 +702,12 @@ fn check_run(
     out: &mut Vec<Raw>,
 ) {
     let inst = run.inst;
-    let updates = run.any(|c| c.is_apt("update"));
-    if updates
-        && lists_matter
-        && !run.removes("/var/lib/apt/lists")
-        && !run.cache_mount_on("/var/lib/apt/lists")
-    {
+    let updates = run.any(|c| apt_runs(c, "update"));
+    // A cache mount on the lists, or on both /var/lib/apt and /var/cache/apt (as Docker's
+    // documentation writes it), keeps them out of the layer.
+    let lists_mounted = run.cache_mount_on("/var/lib/apt/lists")
+        || (run.cache_mount_on("/var/lib/apt") && run.cache_mount_on("/var/cache/apt"));
+    if updates && lists_matter && !run.removes("/var/lib/apt/lists") && !lists_mounted {
         out.push(Raw::at(
             "DL3009",
             inst,
@@ -562,10 +716,9 @@ fn check_run(
     }
     if updates
         && !run.any(|c| {
-            c.is_apt("install")
-                || c.is_apt("upgrade")
-                || c.is_apt("dist-upgrade")
-                || c.is_apt("full-upgrade")
+            ["install", "upgrade", "dist-upgrade", "full-upgrade"]
+                .iter()
+                .any(|sub| apt_runs(c, sub))
         })
     {
         out.push(Raw::at(
@@ -574,9 +727,14 @@ fn check_run(
             "apt-get update without an install in the same RUN".into(),
         ));
     }
-    for c in &run.commands {
+    // Package managers are matched as hadolint matches them: the program and the
+    // subcommand anywhere among its arguments (`apt-get -o K=V install`, `apk -X URL add`).
+    let has = |c: &Command, words: &[&str]| c.args().iter().any(|a| words.contains(&a.as_str()));
+    for (n, c) in run.commands.iter().enumerate() {
+        // A cleanup counts when it comes after the install.
+        let later = run.commands.get(n + 1..).unwrap_or_default();
         if c.program() == Some("apt-get")
-            && c.subcommand() == Some("install")
+            && has(c, &["install"])
             && !c.has_any(&["--no-install-recommends"])
             && !c.args().iter().any(|a| {
                 a.contains("APT::Install-Recommends=false")
@@ -589,15 +747,13 @@ fn check_run(
                 "apt-get install without --no-install-recommends".into(),
             ));
         }
-        if c.is_pip_install()
+        if c.pip_args()
+            .is_some_and(|a| a.iter().any(|w| w == "install"))
             && !c
                 .pip_args()
                 .is_some_and(|a| a.iter().any(|w| w == "--no-cache-dir"))
             && !env.get("PIP_NO_CACHE_DIR").is_some_and(|v| truthy(v))
-            && !c
-                .assignments
-                .iter()
-                .any(|a| a.strip_prefix("PIP_NO_CACHE_DIR=").is_some_and(truthy))
+            && !sets_pip_no_cache_dir(run)
             && !run.cache_mount_on(".cache/pip")
         {
             out.push(Raw::at(
@@ -607,56 +763,60 @@ fn check_run(
             ));
         }
         if c.program() == Some("apk")
-            && c.subcommand() == Some("add")
+            && has(c, &["add"])
             && !c.has_any(&["--no-cache"])
             && !run.cache_mount_on("/var/cache/apk")
         {
             out.push(Raw::at("DL3019", inst, "apk add without --no-cache".into()));
         }
-        for (program, install, clean, id) in [
+        for (program, install, clean, cache, id) in [
             (
                 "yum",
                 &["install", "groupinstall", "localinstall"][..],
-                &[("yum", "clean")][..],
+                &["clean"][..],
+                &["/var/cache/yum"][..],
                 "DL3032",
             ),
             (
                 "zypper",
                 &["install", "in"][..],
-                &[("zypper", "clean"), ("zypper", "cc")][..],
+                &["clean", "cc"][..],
+                &[][..],
                 "DL3036",
             ),
             (
                 "dnf",
                 &["install", "groupinstall", "localinstall"][..],
-                &[("dnf", "clean")][..],
+                &["clean"][..],
+                &["/var/cache/dnf", "/var/cache/yum"][..],
                 "DL3040",
             ),
             (
                 "microdnf",
                 &["install"][..],
-                &[("microdnf", "clean")][..],
+                &["clean"][..],
+                &["/var/cache/dnf", "/var/cache/yum"][..],
                 "DL3040",
             ),
         ] {
             if c.program() == Some(program)
-                && c.subcommand().is_some_and(|s| install.contains(&s))
-                && !run.any(|o| {
-                    clean
-                        .iter()
-                        .any(|(p, s)| o.program() == Some(*p) && o.subcommand() == Some(*s))
+                && has(c, install)
+                && !later.iter().any(|o| {
+                    (o.program() == Some(program)
+                        && o.subcommand().is_some_and(|s| clean.contains(&s)))
+                        || cache.iter().any(|dir| removes(o, dir))
                 })
             {
                 out.push(Raw::at(
                     id,
                     inst,
-                    format!("{program} install without `{program} clean` in the same RUN"),
+                    format!("{program} install without `{program} clean` after it in the same RUN"),
                 ));
             }
         }
         if c.program() == Some("yarn")
-            && matches!(c.subcommand(), Some("install") | None)
-            && !run.any(|o| {
+            && (has(c, &["install"]) || c.subcommand().is_none())
+            && !later.iter().any(|o| {
                 o.program() == Some("yarn")
                     && o.args().starts_with(&["cache".into(), "clean".into()])
             })
@@ -665,7 +825,7 @@ fn check_run(
             out.push(Raw::at(
                 "DL3060",
                 inst,
-                "yarn install without `yarn cache clean` in the same RUN".into(),
+                "yarn install without `yarn cache clean` after it in the same RUN".into(),
             ));
         }
     }
@@ -1061,10 +1221,109 @@ mod tests {
 
     #[test]
     fn consecutive_short_runs_with_the_same_flags_are_dl3059() {
-        let src = "FROM a\nRUN a\n# note\nRUN b && c\nENV X=1\nRUN d\nRUN --network=none e\n";
+        let src =
+            "FROM a\nRUN a\n# note\nRUN b\nRUN c && d\nENV X=1\nRUN e\nRUN --network=none f\n";
         assert_eq!(ids(src), [("DL3059", 4)]);
-        // Three commands in one of them: hadolint leaves it alone, and so do we.
+        // A chained RUN is left alone: hadolint counts each command twice against a limit of
+        // two, so only single-command RUNs are merged.
+        assert!(!has("FROM a\nRUN a && b\nRUN c\n", "DL3059"));
         assert!(!has("FROM a\nRUN a && b && c\nRUN d\n", "DL3059"));
+    }
+
+    #[test]
+    fn dl3059_counts_commands_as_hadolint_does() {
+        for (second, fires) in [
+            ("RUN (cd x)", true),
+            ("RUN (cd x && make)", false),
+            ("RUN echo $(date)", false),
+            ("RUN echo $((1+2))", true),
+            ("RUN for i in 1 2; do a; done", true),
+            ("RUN while true; do a; done", false),
+            ("RUN [ -f x ] || a", true),
+            ("RUN <<EOF\nb\nEOF", true),
+            ("RUN <<EOF\nb\nc\nEOF", false),
+        ] {
+            let src = format!("FROM a\nRUN a\n{second}\n");
+            assert_eq!(has(&src, "DL3059"), fires, "{second}");
+        }
+        assert_eq!(ids("FROM a\nRUN [\"a\"]\nRUN [\"b\"]\n"), [("DL3059", 3)]);
+        // Flags in another order are the same flags.
+        let reordered = "FROM a\nRUN --mount=type=cache,target=/a --network=none a\nRUN --network=none --mount=type=cache,target=/a b\n";
+        assert_eq!(ids(reordered), [("DL3059", 3)]);
+    }
+
+    #[test]
+    fn heredoc_bodies_exec_forms_and_onbuild_triggers_are_linted() {
+        assert_eq!(
+            ids("FROM a\nRUN <<EOF\npip install x\nEOF\n"),
+            [("DL3042", 2)]
+        );
+        assert_eq!(
+            ids("FROM a\nRUN <<EOF bash\npip install x\nEOF\n"),
+            [("DL3042", 2)]
+        );
+        // A heredoc fed to a command is that command's data.
+        assert!(ids("FROM a\nRUN cat <<EOF > /x\npip install x\nEOF\n").is_empty());
+        assert_eq!(
+            ids("FROM a\nRUN [\"pip\", \"install\", \"x\"]\n"),
+            [("DL3042", 2)]
+        );
+        // The image built FROM this one runs the trigger, whatever the stage.
+        let trigger =
+            "FROM a AS base\nONBUILD RUN apt-get update && apt-get install -y x\nFROM b\n";
+        assert_eq!(ids(trigger), [("DL3009", 2), ("DL3015", 2)]);
+        // Only an ONBUILD ENV reaches a trigger; and a trigger is no RUN of this stage.
+        assert!(has(
+            "FROM a\nENV PIP_NO_CACHE_DIR=1\nONBUILD RUN pip install x\n",
+            "DL3042"
+        ));
+        assert!(!has(
+            "FROM a\nONBUILD ENV PIP_NO_CACHE_DIR=1\nONBUILD RUN pip install x\n",
+            "DL3042"
+        ));
+        assert!(!has("FROM a\nRUN a\nONBUILD RUN b\nRUN c\n", "DL3059"));
+    }
+
+    #[test]
+    fn package_managers_are_matched_as_hadolint_matches_them() {
+        for (run, id) in [
+            (
+                "apt-get -o Dpkg::Options::=--force-confold install -y x",
+                "DL3015",
+            ),
+            ("apk -X http://x add y", "DL3019"),
+            ("dnf -y --enablerepo crb install x", "DL3040"),
+            ("dnf clean all && dnf install -y x", "DL3040"),
+            ("yum clean all && yum install -y x", "DL3032"),
+            ("zypper clean && zypper install -y x", "DL3036"),
+            ("yarn cache clean && yarn install", "DL3060"),
+            ("pip --cache-dir /x install y", "DL3042"),
+        ] {
+            assert!(has(&format!("FROM a\nRUN {run}\n"), id), "{run}");
+        }
+        for ok in [
+            "yum install -y x && rm -rf /var/cache/yum",
+            "export PIP_NO_CACHE_DIR=1 && pip install y",
+            "env PIP_NO_CACHE_DIR=1 pip install y",
+        ] {
+            assert!(ids(&format!("FROM a\nRUN {ok}\n")).is_empty(), "{ok}");
+        }
+        // Not an update alone: the install comes after an option's value.
+        assert!(!has(
+            "FROM a\nRUN apt-get update && apt-get -o K=V install -y --no-install-recommends x && rm -rf /var/lib/apt/lists/*\n",
+            "HR002"
+        ));
+        assert!(has(
+            "FROM a\nENV PIP_NO_CACHE_DIR=2\nRUN pip install y\n",
+            "DL3042"
+        ));
+        // Docker's documented cache mounts keep the lists out of the layer; half of them do not.
+        let mounts = "RUN --mount=type=cache,target=/var/cache/apt --mount=type=cache,target=/var/lib/apt apt-get update && apt-get install -y --no-install-recommends x";
+        assert!(!has(&format!("FROM a\n{mounts}\n"), "DL3009"));
+        assert!(has(
+            "FROM a\nRUN --mount=type=cache,target=/var/lib/apt apt-get update && apt-get install -y --no-install-recommends x\n",
+            "DL3009"
+        ));
     }
 
     #[test]
