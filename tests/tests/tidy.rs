@@ -99,6 +99,7 @@ fn benchmarks_come_with_their_command() {
         "cargo xtask bench pipeline",
         "cargo xtask bench image",
         "cargo xtask bench inspect",
+        "cargo xtask bench lint",
     ] {
         assert!(
             doc.contains(command),

@@ -27,6 +27,7 @@ pub(crate) enum Bench {
     Pipeline(crate::bench_pipeline::PipelineBench),
     Image(crate::bench_image::ImageBench),
     Inspect(crate::bench_inspect::InspectBench),
+    Lint(crate::bench_lint::LintBench),
 }
 
 impl Bench {
@@ -36,6 +37,7 @@ impl Bench {
             Bench::Pipeline(bench) => bench.run(),
             Bench::Image(bench) => bench.run(),
             Bench::Inspect(bench) => bench.run(),
+            Bench::Lint(bench) => bench.run(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod base_image;
 mod bench;
 mod bench_image;
 mod bench_inspect;
+mod bench_lint;
 mod bench_pipeline;
 mod free;
 mod image;

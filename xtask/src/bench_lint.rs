@@ -1,0 +1,562 @@
+//! `cargo xtask bench lint`: `cargo xtask lint` against hadolint on the lint corpus and the
+//! repository's Dockerfiles: time per file, and what each finds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use headroom_dockerfile::lint::{LintOptions, RULES};
+use serde_json::Value;
+
+use crate::bench::{capture, median, record_between};
+use crate::ui;
+
+/// Lint every Dockerfile of the corpus (tests/fixtures/dockerfiles/lint, docker/Dockerfile,
+/// docker/examples/Dockerfile.naive, docker/simulate/Dockerfile*) with `cargo xtask lint`
+/// and with hadolint, a process per file as CI runs a linter, alternating which goes
+/// first; also the library's parse + lint in process. Reports the median time per file,
+/// the findings per rule id of each, those only headroom finds, and every hadolint finding
+/// of a shared id (DL…) that headroom misses.
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct LintBench {
+    /// Timed runs over the corpus; medians are reported.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+    /// The hadolint binary.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/opt/headroom/venv/bin/hadolint"
+    )]
+    hadolint: String,
+    /// Write the results into docs/benchmarks.md (between the bench-lint markers).
+    #[arg(long)]
+    record: bool,
+}
+
+const START: &str = "<!-- bench-lint:start -->";
+const END: &str = "<!-- bench-lint:end -->";
+
+/// Passes over the corpus per in-process measurement, so that one lasts long enough to time.
+const IN_PROCESS_PASSES: usize = 200;
+
+/// `(rule id, line)` of each finding in a file.
+type Found = BTreeSet<(String, u64)>;
+
+/// [`Found`] per file.
+type Findings = BTreeMap<String, Found>;
+
+/// Seconds per file of one run.
+#[derive(Debug, Clone, Copy)]
+struct RunTimes {
+    hadolint_first: bool,
+    headroom: f64,
+    hadolint: f64,
+    in_process: f64,
+}
+
+impl LintBench {
+    pub(crate) fn run(self) -> Result<ExitCode> {
+        let root = crate::project_root();
+        let files = corpus(&root)?;
+        let work = root.join("target/bench-lint");
+        std::fs::create_dir_all(&work)?;
+        // No headroom.toml of the tree changes what is found.
+        let config = work.join("headroom.toml");
+        std::fs::write(&config, "")?;
+        let xtask = std::env::current_exe().context("the xtask binary")?;
+        let hadolint_version = capture(Command::new(&self.hadolint).arg("--version"))
+            .with_context(|| {
+                format!(
+                    "--hadolint {} (scripts/provision installs it)",
+                    self.hadolint
+                )
+            })?;
+        let texts: Vec<Vec<u8>> = files
+            .iter()
+            .map(|f| std::fs::read(root.join(f)).with_context(|| format!("reading {f}")))
+            .collect::<Result<_>>()?;
+
+        let ours_cmd = |file: &str| {
+            let mut cmd = Command::new(&xtask);
+            cmd.args(["lint", "--format", "json", "--fail-on", "none", "--config"])
+                .arg(&config)
+                .arg(file)
+                .current_dir(&root)
+                .env_remove("GITHUB_ACTIONS");
+            cmd
+        };
+        let theirs_cmd = |file: &str| {
+            let mut cmd = Command::new(&self.hadolint);
+            cmd.args(["-f", "json", "--no-fail", file])
+                .current_dir(&root);
+            cmd
+        };
+
+        eprintln!(
+            "bench: {} Dockerfiles, a warm-up pass of each tool …",
+            files.len()
+        );
+        let (ours, _) = per_file(&files, &ours_cmd, our_findings)?;
+        let (theirs, _) = per_file(&files, &theirs_cmd, hadolint_findings)?;
+        let mut runs = Vec::new();
+        for run in 1..=self.runs {
+            let hadolint_first = run % 2 == 0;
+            let mut headroom = 0.0;
+            let mut hadolint = 0.0;
+            for hadolint_side in [hadolint_first, !hadolint_first] {
+                if hadolint_side {
+                    eprintln!("bench: run {run}/{}: hadolint …", self.runs);
+                    hadolint = per_file(&files, &theirs_cmd, hadolint_findings)?.1;
+                } else {
+                    eprintln!("bench: run {run}/{}: cargo xtask lint …", self.runs);
+                    headroom = per_file(&files, &ours_cmd, our_findings)?.1;
+                }
+            }
+            runs.push(RunTimes {
+                hadolint_first,
+                headroom,
+                hadolint,
+                in_process: in_process(&texts)?,
+            });
+        }
+        let report = Report {
+            files,
+            hadolint_version,
+            runs,
+            ours,
+            theirs,
+            command: format!("cargo xtask bench lint --runs {}", self.runs),
+        };
+        print!("{}", report.text());
+        if self.record {
+            let date = capture(Command::new("date").args(["-u", "+%F"]))?;
+            record_between(
+                &root.join("docs/benchmarks.md"),
+                &report.markdown(&date),
+                START,
+                END,
+            )?;
+            eprintln!("bench: recorded in docs/benchmarks.md");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The corpus, relative to the project root, sorted.
+fn corpus(root: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for (dir, wanted) in [
+        (
+            "tests/fixtures/dockerfiles/lint",
+            (|n: &str| n.ends_with(".Dockerfile")) as fn(&str) -> bool,
+        ),
+        ("docker/simulate", |n: &str| n.starts_with("Dockerfile")),
+    ] {
+        let entries =
+            std::fs::read_dir(root.join(dir)).with_context(|| format!("reading {dir}"))?;
+        for e in entries {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if wanted(&name) {
+                files.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    files.push("docker/Dockerfile".into());
+    files.push("docker/examples/Dockerfile.naive".into());
+    files.sort();
+    Ok(files)
+}
+
+/// Run `cmd` for each file, one process after another: the findings, and seconds per file.
+fn per_file(
+    files: &[String],
+    cmd: &dyn Fn(&str) -> Command,
+    read: fn(&[u8]) -> Result<Found>,
+) -> Result<(Findings, f64)> {
+    let mut outputs = Vec::with_capacity(files.len());
+    let start = Instant::now();
+    for f in files {
+        let mut c = cmd(f);
+        let out = c
+            .output()
+            .with_context(|| format!("running {:?}", c.get_program()))?;
+        outputs.push(out);
+    }
+    let seconds = start.elapsed().as_secs_f64() / files.len().max(1) as f64;
+    let mut found = Findings::new();
+    for (f, out) in files.iter().zip(outputs) {
+        if !out.status.success() {
+            bail!(
+                "{f}: the linter failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        found.insert(
+            f.clone(),
+            read(&out.stdout).with_context(|| format!("{f}: reading the linter's JSON"))?,
+        );
+    }
+    Ok((found, seconds))
+}
+
+fn our_findings(stdout: &[u8]) -> Result<Found> {
+    let json: Value = serde_json::from_slice(stdout)?;
+    let file = &json["files"][0];
+    if !file["error"].is_null() {
+        bail!("headroom cannot parse it: {}", file["error"]);
+    }
+    let mut out = BTreeSet::new();
+    for f in file["findings"].as_array().into_iter().flatten() {
+        let (Some(id), Some(line)) = (f["id"].as_str(), f["line"].as_u64()) else {
+            bail!("a finding without id or line: {f}");
+        };
+        out.insert((id.to_string(), line));
+    }
+    Ok(out)
+}
+
+fn hadolint_findings(stdout: &[u8]) -> Result<Found> {
+    let json: Value = serde_json::from_slice(stdout)?;
+    let mut out = BTreeSet::new();
+    for f in json.as_array().into_iter().flatten() {
+        let (Some(code), Some(line)) = (f["code"].as_str(), f["line"].as_u64()) else {
+            bail!("a finding without code or line: {f}");
+        };
+        out.insert((code.to_string(), line));
+    }
+    Ok(out)
+}
+
+/// The library's parse + lint of every file, in this process: seconds per file.
+fn in_process(texts: &[Vec<u8>]) -> Result<f64> {
+    let options = LintOptions::default();
+    let start = Instant::now();
+    for _ in 0..IN_PROCESS_PASSES {
+        for t in texts {
+            let df = headroom_dockerfile::parse_bytes(t)
+                .map_err(|e| anyhow::anyhow!("a corpus file does not parse: {e}"))?;
+            std::hint::black_box(headroom_dockerfile::lint::lint(&df, &options));
+        }
+    }
+    Ok(start.elapsed().as_secs_f64() / (IN_PROCESS_PASSES * texts.len().max(1)) as f64)
+}
+
+struct Report {
+    files: Vec<String>,
+    hadolint_version: String,
+    runs: Vec<RunTimes>,
+    ours: Findings,
+    theirs: Findings,
+    command: String,
+}
+
+/// Per rule id: hadolint's count, ours, ours at a line where hadolint has none, and
+/// hadolint's at a line where ours has none.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    hadolint: usize,
+    headroom: usize,
+    only_headroom: usize,
+    missed: usize,
+}
+
+impl Report {
+    fn medians(&self) -> (f64, f64, f64) {
+        let m = |f: fn(&RunTimes) -> f64| median(self.runs.iter().map(f).collect());
+        (m(|r| r.headroom), m(|r| r.hadolint), m(|r| r.in_process))
+    }
+
+    fn shared(id: &str) -> bool {
+        id.starts_with("DL")
+    }
+
+    /// Rows for every id of ours, then hadolint's others with a finding.
+    fn counts(&self) -> BTreeMap<&'static str, Counts> {
+        let mut counts: BTreeMap<&'static str, Counts> =
+            RULES.iter().map(|r| (r.id, Counts::default())).collect();
+        for file in &self.files {
+            let empty = BTreeSet::new();
+            let ours = self.ours.get(file).unwrap_or(&empty);
+            let theirs = self.theirs.get(file).unwrap_or(&empty);
+            for (id, line) in ours {
+                if let Some(c) = counts.get_mut(id.as_str()) {
+                    c.headroom += 1;
+                    if !theirs.contains(&(id.clone(), *line)) {
+                        c.only_headroom += 1;
+                    }
+                }
+            }
+            for (id, line) in theirs {
+                if let Some(c) = counts.get_mut(id.as_str()) {
+                    c.hadolint += 1;
+                    if !ours.contains(&(id.clone(), *line)) {
+                        c.missed += 1;
+                    }
+                }
+            }
+        }
+        counts
+    }
+
+    /// `file:line ID` of each finding of `id`s (shared ones) that one side has alone.
+    fn alone(&self, ours_side: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        for file in &self.files {
+            let empty = BTreeSet::new();
+            let ours = self.ours.get(file).unwrap_or(&empty);
+            let theirs = self.theirs.get(file).unwrap_or(&empty);
+            let (mine, other) = if ours_side {
+                (ours, theirs)
+            } else {
+                (theirs, ours)
+            };
+            let shared = RULES.iter().map(|r| r.id).filter(|id| Self::shared(id));
+            let shared: BTreeSet<&str> = shared.collect();
+            for (id, line) in mine.difference(other) {
+                if shared.contains(id.as_str()) {
+                    out.push(format!("{file}:{line} {id}"));
+                }
+            }
+        }
+        out
+    }
+
+    fn missed(&self) -> Vec<String> {
+        self.alone(false)
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        let ms = |s: f64| format!("{:.1}", s * 1e3);
+        let us = |s: f64| format!("{:.0}", s * 1e6);
+        let mut rows: Vec<Vec<String>> = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                vec![
+                    (i + 1).to_string(),
+                    if r.hadolint_first {
+                        "hadolint"
+                    } else {
+                        "headroom"
+                    }
+                    .into(),
+                    ms(r.headroom),
+                    ms(r.hadolint),
+                    us(r.in_process),
+                ]
+            })
+            .collect();
+        let (h, t, p) = self.medians();
+        rows.push(vec!["median".into(), String::new(), ms(h), ms(t), us(p)]);
+        rows
+    }
+
+    const HEADERS: [&'static str; 5] = [
+        "run",
+        "first",
+        "headroom (ms/file)",
+        "hadolint (ms/file)",
+        "headroom in-process (µs/file)",
+    ];
+
+    fn count_rows(&self) -> Vec<Vec<String>> {
+        self.counts()
+            .iter()
+            .map(|(id, c)| {
+                let theirs = |n: usize| {
+                    if Self::shared(id) {
+                        n.to_string()
+                    } else {
+                        "–".into()
+                    }
+                };
+                vec![
+                    id.to_string(),
+                    theirs(c.hadolint),
+                    c.headroom.to_string(),
+                    c.only_headroom.to_string(),
+                    theirs(c.missed),
+                ]
+            })
+            .collect()
+    }
+
+    const COUNT_HEADERS: [&'static str; 5] = [
+        "id",
+        "hadolint",
+        "headroom",
+        "only headroom",
+        "hadolint's missed by headroom",
+    ];
+
+    fn goals(&self) -> Vec<String> {
+        let (h, t, _) = self.medians();
+        let ratio = t / h.max(1e-9);
+        let missed = self.missed().len();
+        let shared: usize = self
+            .counts()
+            .iter()
+            .filter(|(id, _)| Self::shared(id))
+            .map(|(_, c)| c.hadolint)
+            .sum();
+        vec![
+            format!(
+                "faster than hadolint per file: {} ({ratio:.1}×: {:.1} ms vs {:.1} ms)",
+                if h < t { "met" } else { "not met" },
+                h * 1e3,
+                t * 1e3
+            ),
+            format!(
+                "every hadolint finding of a shared id found by headroom: {} ({missed} of {shared} missed)",
+                if missed == 0 { "met" } else { "not met" }
+            ),
+        ]
+    }
+
+    fn profile() -> &'static str {
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = ui::table(&Self::HEADERS, &self.rows());
+        out.push('\n');
+        out.push_str(&ui::table(&Self::COUNT_HEADERS, &self.count_rows()));
+        for m in self.missed() {
+            out.push_str(&format!("missed: {m}\n"));
+        }
+        for g in self.goals() {
+            out.push_str(&format!("goal: {g}\n"));
+        }
+        out.push_str(&format!("reproduce: {}\n", self.command));
+        out
+    }
+
+    fn markdown(&self, date: &str) -> String {
+        let table = |headers: &[&str], rows: &[Vec<String>], right_from: usize| {
+            let mut t = format!("| {} |\n|", headers.join(" | "));
+            for n in 0..headers.len() {
+                t.push_str(if n >= right_from { "--:|" } else { "---|" });
+            }
+            t.push('\n');
+            for r in rows {
+                t.push_str(&format!("| {} |\n", r.join(" | ")));
+            }
+            t
+        };
+        let fixtures = self
+            .files
+            .iter()
+            .filter(|f| f.starts_with("tests/"))
+            .count();
+        let extra = self.alone(true);
+        let mut md = format!(
+            "{START}\n## Dockerfile lint: `cargo xtask lint` vs hadolint\n\n\
+             {} Dockerfiles: the lint corpus (`tests/fixtures/dockerfiles/lint`, {fixtures} files \
+             written after the kinds found in public repositories) and the repository's own \
+             ({}). Each tool runs as a process per file, as CI runs a linter, with JSON output; \
+             which goes first alternates, after an untimed warm-up pass of each. The in-process \
+             figure is the library's parse + lint of a file (`headroom_dockerfile`), without the \
+             process. Recorded {date} with:\n\n```sh\n{}\n```\n\n\
+             - nproc: {}\n- hadolint: {}\n- headroom: the xtask binary as `cargo xtask` builds \
+             it ({} profile)\n\n",
+            self.files.len(),
+            self.files.len() - fixtures,
+            self.command,
+            capture(&mut Command::new("nproc")).unwrap_or_else(|_| "?".into()),
+            self.hadolint_version,
+            Self::profile(),
+        );
+        md.push_str(&table(&Self::HEADERS, &self.rows(), 2));
+        md.push_str(
+            "\nFindings per rule over the corpus (a finding is a rule id at a line; DL ids mean \
+             what they mean in hadolint, HR ids are headroom's own):\n\n",
+        );
+        md.push_str(&table(&Self::COUNT_HEADERS, &self.count_rows(), 1));
+        if !extra.is_empty() {
+            md.push_str(&format!(
+                "\nShared ids found by headroom alone: {}.\n",
+                extra.join(", ")
+            ));
+        }
+        let missed = self.missed();
+        if !missed.is_empty() {
+            md.push_str(&format!(
+                "\nhadolint's findings headroom misses: {}.\n",
+                missed.join(", ")
+            ));
+        }
+        md.push_str("\nGoals:\n\n");
+        for g in self.goals() {
+            md.push_str(&format!("- {g}\n"));
+        }
+        md.push_str(&format!("{END}\n"));
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(v: &[(&str, u64)]) -> Found {
+        v.iter().map(|(id, line)| (id.to_string(), *line)).collect()
+    }
+
+    #[test]
+    fn findings_are_compared_rule_and_line_at_once() {
+        let report = Report {
+            files: vec!["a".into()],
+            hadolint_version: "hadolint".into(),
+            runs: vec![RunTimes {
+                hadolint_first: false,
+                headroom: 0.002,
+                hadolint: 0.05,
+                in_process: 1e-4,
+            }],
+            ours: [(
+                "a".to_string(),
+                found(&[("DL3059", 3), ("DL3042", 5), ("HR001", 6)]),
+            )]
+            .into(),
+            theirs: [(
+                "a".to_string(),
+                found(&[("DL3059", 3), ("DL3015", 4), ("DL3008", 4), ("DL3042", 6)]),
+            )]
+            .into(),
+            command: "cargo xtask bench lint --runs 1".into(),
+        };
+        let c = report.counts();
+        let row = |id: &str| {
+            let x = c[id];
+            (x.hadolint, x.headroom, x.only_headroom, x.missed)
+        };
+        assert_eq!(row("DL3059"), (1, 1, 0, 0));
+        assert_eq!(row("DL3015"), (1, 0, 0, 1));
+        // The same rule at another line is one found alone and one missed.
+        assert_eq!(row("DL3042"), (1, 1, 1, 1));
+        assert_eq!(row("HR001"), (0, 1, 1, 0));
+        // hadolint's rules we do not have are not ours to count.
+        assert!(!c.contains_key("DL3008"));
+        assert_eq!(report.missed(), ["a:4 DL3015", "a:6 DL3042"]);
+        assert_eq!(report.alone(true), ["a:5 DL3042"]);
+        let goals = report.goals();
+        assert!(goals[0].contains(": met"), "{goals:?}");
+        assert!(goals[1].contains(": not met (2 of 3 missed)"), "{goals:?}");
+        let md = report.markdown("2026-01-01");
+        assert!(md.starts_with(START) && md.ends_with(&format!("{END}\n")));
+        assert!(md.contains("cargo xtask bench lint --runs 1"), "{md}");
+        assert!(md.contains("a:4 DL3015, a:6 DL3042"), "{md}");
+    }
+}
