@@ -61,6 +61,16 @@
 //! too many layers, `HR007` no `.dockerignore` beside a large context). [`lint::RULES`] holds
 //! their ids, severities, titles and hints; [`shell`] reads RUN lines into commands.
 //!
+//! # Fix
+//!
+//! [`fix::fix`] (for `cargo xtask lint --fix`) rewrites the text: consecutive RUNs
+//! joined, cleanups moved into the RUN that made the data, apt lists removed where they were
+//! fetched, `--no-cache-dir` for pip and `--no-cache` for apk — none of which changes what
+//! gets installed — and, only when asked, `--no-install-recommends` (which does). It gives
+//! the new text, each change (stable id, the lint rules it answers, description, original
+//! lines, safe or unsafe), the layer counts before and after, and a unified diff. Whatever
+//! is not fixed stays byte for byte; each rewrite is read back before it is kept.
+//!
 //! # Stages
 //!
 //! [`Dockerfile::stages`] lists the build stages (index, lower-case name, base image text,
@@ -108,6 +118,7 @@
 mod ast;
 mod dump;
 mod error;
+pub mod fix;
 mod json;
 mod lex;
 pub mod lint;

@@ -1,0 +1,1463 @@
+//! The auto-fix: rewrite a Dockerfile's text so that it makes fewer layers and leaves no
+//! package caches behind, without changing what ends up installed (unless asked to).
+//!
+//! The source is spliced, never printed again from the tree: whatever is not fixed stays
+//! byte for byte, and a file with nothing to fix comes back as it was. Every rewritten
+//! instruction is read back with [`crate::parse`] and compared with what the fix meant to
+//! write (flags and the shell text Docker will run); a RUN whose rewrite does not read back
+//! as intended is left as it was. Fixing a fixed file changes nothing.
+//!
+//! Only RUNs in shell form, without heredocs, run by `/bin/sh` (no SHELL earlier in the
+//! stage or in the stage it is built on, no Windows base) and whose script this module can
+//! read (quotes and parentheses balanced, no `case`) are touched; ONBUILD triggers never.
+//!
+//! Safe fixes ([`Safety::Safe`], always applied):
+//!
+//! * [`FixId::MergeRuns`]: consecutive RUNs with the same flags are joined with `&&`, one
+//!   command group per line (`` \ `` or the file's escape character, 4 spaces), comments
+//!   that were above or between them kept above, in order. Only RUNs directly after one
+//!   another (comment lines, blank lines and RUNs whose every command was moved away may be
+//!   between). Each RUN ran in a shell of its own, so a script that would reach the commands
+//!   joined after it (`cd`, `export`, `set`, `exit`, `source`, `exec`, `trap`, `umask`, a
+//!   bare assignment, a function, …) becomes a subshell `( … )`, and so does a script with
+//!   a top-level `||` or `;` joined after another (`A && (B || C)`, not `A && B || C`). Not
+//!   joined: a script with a `#` comment (it would swallow what follows) or a background
+//!   `&` (it would outlive its RUN), and RUNs with a tmpfs or writable bind mount (new for
+//!   each RUN). `apt-get update` alone in a RUN is thus folded into the install after it.
+//! * [`FixId::MoveCleanup`]: a cleanup in a later RUN — `apt-get clean`, or `rm` of
+//!   `/var/lib/apt/lists…`, `/var/cache/apt…`, pip's cache in root's home (`/root`, `~`,
+//!   `$HOME`), or a file named under `/tmp` or `/var/tmp` — is moved to the end of the
+//!   last RUN before it in the stage that mentions the cache (`apt`, `pip`, the file's
+//!   path), the later command (or its RUN, when nothing is left) removed. Only from a RUN
+//!   without mounts whose script is one `&&` chain, into a RUN that can take more commands
+//!   and has no mount over the cache, and only when nothing between could touch the cache
+//!   or change where it is: no USER, SHELL or VOLUME, no COPY/ADD/ENV/ARG/WORKDIR that
+//!   mentions it (or `home`, `xdg`, `tmp` as it applies), no RUN that mentions `tmp` for a
+//!   file under /tmp. Globs under /tmp (`/tmp/*`) are never moved: what else is there
+//!   cannot be known.
+//! * [`FixId::AptListsCleanup`]: `rm -rf /var/lib/apt/lists/*` at the end of a RUN that
+//!   updates or uses apt's lists and does not remove them afterwards, unless the next apt
+//!   command of the stage needs the lists before fetching them again (an install without
+//!   its own update), a stage built on this one does, or the RUN has a mount over them.
+//! * [`FixId::PipNoCacheDir`]: `--no-cache-dir` after `install` in every spelling of
+//!   `pip install` ([`crate::shell::Command::is_pip_install`]), unless `PIP_NO_CACHE_DIR`
+//!   is set (ENV, ARG, or in the script), a `--cache-dir` is given or the RUN has a cache
+//!   mount.
+//! * [`FixId::ApkNoCache`]: `--no-cache` after `apk add`, unless a cache option or a cache
+//!   mount is there: the same packages, without the index left in the layer.
+//!
+//! Unsafe fixes ([`Safety::Unsafe`], only with [`FixOptions::unsafe_fixes`]):
+//!
+//! * [`FixId::AptNoInstallRecommends`]: `--no-install-recommends` after `apt-get install`
+//!   (and `apt install`), unless the file mentions `Install-Recommends` anywhere. Fewer
+//!   packages get installed: what the image needs from them must be named.
+
+mod diff;
+mod script;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use serde::Serialize;
+
+use crate::ast::{Dockerfile, Instruction, Keyword, Word};
+use crate::error::ParseError;
+use script::{Cmd, Script};
+
+pub use diff::unified_diff;
+
+/// What [`fix`] may do, and how to name the file in the diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixOptions {
+    /// Also apply the fixes that change what gets installed ([`Safety::Unsafe`]); the CLI's
+    /// `--fix-unsafe`.
+    pub unsafe_fixes: bool,
+    /// The path shown in the diff headers (`--- a/PATH`, `+++ b/PATH`).
+    pub path: String,
+}
+
+impl Default for FixOptions {
+    fn default() -> Self {
+        FixOptions {
+            unsafe_fixes: false,
+            path: "Dockerfile".to_string(),
+        }
+    }
+}
+
+/// The fixes, by stable id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FixId {
+    /// Consecutive RUNs with the same flags joined into one (`apt-get update` alone folded
+    /// into the install after it).
+    MergeRuns,
+    /// A cleanup in a later RUN moved into the RUN that made the data.
+    MoveCleanup,
+    /// `rm -rf /var/lib/apt/lists/*` added to the last RUN that uses apt.
+    AptListsCleanup,
+    /// `--no-cache-dir` added to `pip install`.
+    PipNoCacheDir,
+    /// `--no-cache` added to `apk add`.
+    ApkNoCache,
+    /// `--no-install-recommends` added to `apt-get install` (unsafe: fewer packages).
+    AptNoInstallRecommends,
+}
+
+impl FixId {
+    /// The id as printed: `merge-runs`, `move-cleanup`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FixId::MergeRuns => "merge-runs",
+            FixId::MoveCleanup => "move-cleanup",
+            FixId::AptListsCleanup => "apt-lists-cleanup",
+            FixId::PipNoCacheDir => "pip-no-cache-dir",
+            FixId::ApkNoCache => "apk-no-cache",
+            FixId::AptNoInstallRecommends => "apt-no-install-recommends",
+        }
+    }
+
+    /// The lint rules ([`crate::lint`]) this fix answers.
+    pub fn rules(self) -> &'static [&'static str] {
+        match self {
+            FixId::MergeRuns => &["DL3059", "HR002", "HR003", "HR006"],
+            FixId::MoveCleanup => &["HR001"],
+            FixId::AptListsCleanup => &["DL3009"],
+            FixId::PipNoCacheDir => &["DL3042"],
+            FixId::ApkNoCache => &["DL3019"],
+            FixId::AptNoInstallRecommends => &["DL3015"],
+        }
+    }
+
+    /// Whether the fix keeps what gets installed.
+    pub fn safety(self) -> Safety {
+        match self {
+            FixId::AptNoInstallRecommends => Safety::Unsafe,
+            _ => Safety::Safe,
+        }
+    }
+}
+
+/// Whether a fix keeps what gets installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Safety {
+    /// Same files installed; only layers and caches change.
+    Safe,
+    /// Changes what gets installed; applied only with [`FixOptions::unsafe_fixes`].
+    Unsafe,
+}
+
+/// One change that [`fix`] made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub id: FixId,
+    /// The lint rules it answers.
+    pub rules: &'static [&'static str],
+    pub safety: Safety,
+    /// What was done, in one sentence.
+    pub description: String,
+    /// 1-based first and last line, in the original text, of what was changed.
+    pub line: usize,
+    pub end_line: usize,
+    /// The original lines of the instructions changed.
+    pub original: String,
+}
+
+/// Layer counts: RUN instructions, and every instruction that makes a layer (RUN, COPY,
+/// ADD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Layers {
+    pub run: usize,
+    pub layers: usize,
+}
+
+/// [`Layers`] of the final stage and of the whole file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct LayerCounts {
+    pub final_stage: Layers,
+    pub file: Layers,
+}
+
+/// What [`fix`] gives back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fixed {
+    /// The new text (the input itself when nothing was fixed).
+    pub text: String,
+    /// The changes, in the order of their lines.
+    pub changes: Vec<Change>,
+    pub before: LayerCounts,
+    pub after: LayerCounts,
+    /// `--- a/PATH` / `+++ b/PATH` unified diff, 3 lines of context; empty when unchanged.
+    pub diff: String,
+}
+
+impl Fixed {
+    /// Whether anything was changed.
+    pub fn changed(&self) -> bool {
+        !self.changes.is_empty()
+    }
+}
+
+/// Layer counts of a parsed Dockerfile (ONBUILD triggers are not counted: they run in
+/// another build).
+pub fn layer_counts(df: &Dockerfile) -> LayerCounts {
+    let count = |insts: &[Instruction]| Layers {
+        run: insts.iter().filter(|i| i.keyword == Keyword::Run).count(),
+        layers: insts
+            .iter()
+            .filter(|i| matches!(i.keyword, Keyword::Run | Keyword::Copy | Keyword::Add))
+            .count(),
+    };
+    let final_stage = df
+        .stages()
+        .last()
+        .map(|s| {
+            count(
+                df.instructions
+                    .get(s.instructions.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default();
+    LayerCounts {
+        final_stage,
+        file: count(&df.instructions),
+    }
+}
+
+/// Fix `src`. Errors only when `src` does not parse; a Dockerfile with nothing to fix comes
+/// back byte for byte.
+pub fn fix(src: &str, options: &FixOptions) -> Result<Fixed, ParseError> {
+    let df = crate::parse(src)?;
+    let before = layer_counts(&df);
+    let mut frozen: BTreeSet<usize> = BTreeSet::new();
+    let mut result = None;
+    // Each round either succeeds or freezes at least one more RUN, so this ends.
+    for _ in 0..=df.instructions.len() {
+        let planner = Planner::new(src, &df, options, &frozen);
+        let plan = planner.plan();
+        if plan.changes.is_empty() {
+            break;
+        }
+        match planner
+            .render(&plan)
+            .and_then(|(text, expects)| Ok((check(&text, &df, &expects)?, text)))
+        {
+            Ok((after, text)) => {
+                result = Some((text, plan.changes, after));
+                break;
+            }
+            Err(bad) => {
+                #[cfg(test)]
+                tests::REJECTED.with(|n| n.set(n.get() + 1));
+                let before_len = frozen.len();
+                frozen.extend(bad);
+                if frozen.len() == before_len {
+                    // Nothing new to blame: give up on every change.
+                    frozen.extend(planner.runs.keys().copied());
+                }
+            }
+        }
+    }
+    Ok(match result {
+        Some((text, mut changes, after)) => {
+            changes.sort_by_key(|c| (c.line, c.id));
+            Fixed {
+                diff: unified_diff(src, &text, &options.path, 3),
+                after: layer_counts(&after),
+                text,
+                changes,
+                before,
+            }
+        }
+        None => Fixed {
+            text: src.to_string(),
+            changes: Vec::new(),
+            before,
+            after: before,
+            diff: String::new(),
+        },
+    })
+}
+
+/// What a rewritten Dockerfile must read back as, instruction by instruction.
+#[derive(Debug)]
+enum Expect {
+    /// An instruction left alone: the same logical line.
+    Same(usize),
+    /// A RUN rewritten from `members` (several when merged): these flags, this shell text.
+    Run { members: Vec<usize>, script: String },
+}
+
+/// Read `text` back and compare it with `expects`; on a mismatch, the RUNs to leave alone.
+fn check(text: &str, df: &Dockerfile, expects: &[Expect]) -> Result<Dockerfile, BTreeSet<usize>> {
+    let touched = |upto: usize| -> BTreeSet<usize> {
+        // The RUNs rewritten at or before expectation `upto`: one of them broke the text.
+        expects
+            .iter()
+            .take(upto + 1)
+            .rev()
+            .find_map(|e| match e {
+                Expect::Run { members, .. } => Some(members.iter().copied().collect()),
+                Expect::Same(_) => None,
+            })
+            .unwrap_or_default()
+    };
+    let Ok(new) = crate::parse(text) else {
+        return Err(BTreeSet::new());
+    };
+    if new.escape != df.escape || new.directives.len() != df.directives.len() {
+        return Err(BTreeSet::new());
+    }
+    for (j, e) in expects.iter().enumerate() {
+        let Some(got) = new.instructions.get(j) else {
+            return Err(touched(j));
+        };
+        let ok = match e {
+            Expect::Same(i) => df.instructions.get(*i).is_some_and(|old| {
+                old.keyword == got.keyword
+                    && old.original == got.original
+                    && heredoc_bodies(old) == heredoc_bodies(got)
+            }),
+            Expect::Run { members, script } => {
+                let first = members.first().and_then(|&i| df.instructions.get(i));
+                got.keyword == Keyword::Run
+                    && got.heredocs.is_empty()
+                    && got.shell().is_some_and(|w| &w.text == script)
+                    && first.is_some_and(|f| same_flags(f, got))
+            }
+        };
+        if !ok {
+            return Err(touched(j));
+        }
+    }
+    if new.instructions.len() != expects.len() {
+        return Err(touched(expects.len()));
+    }
+    Ok(new)
+}
+
+/// Heredocs without their positions (which move when lines before them change).
+fn heredoc_bodies(inst: &Instruction) -> Vec<(&str, &str, bool, bool, Option<u64>)> {
+    inst.heredocs
+        .iter()
+        .map(|h| {
+            (
+                h.name.as_str(),
+                h.body.as_str(),
+                h.strip_tabs,
+                h.expand,
+                h.fd,
+            )
+        })
+        .collect()
+}
+
+fn same_flags(a: &Instruction, b: &Instruction) -> bool {
+    a.flags.len() == b.flags.len()
+        && a.flags
+            .iter()
+            .zip(&b.flags)
+            .all(|(x, y)| x.name == y.name && x.value == y.value)
+}
+
+/// Where each byte of a RUN's shell text comes from in the source: the text is the source
+/// with continuations (escape character, line break) and comment lines taken out.
+#[derive(Debug, Clone)]
+struct SrcMap {
+    /// (offset in the shell text, offset in the source) where each piece starts.
+    pieces: Vec<(usize, usize)>,
+    text: String,
+}
+
+impl SrcMap {
+    /// Rebuild the pieces of `word` the way the parser joins lines, or `None` when that
+    /// does not give the word's text back.
+    fn new(src: &str, word: &Word, escape: char) -> Option<SrcMap> {
+        let base = word.span.start.offset;
+        let region = src.get(word.span.range())?;
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut at = 0;
+        for (n, raw) in region.split_inclusive('\n').enumerate() {
+            let line = raw.trim_end_matches(['\r', '\n']);
+            if n > 0 {
+                let t = line.trim_start();
+                if t.starts_with('#') || t.is_empty() {
+                    at += raw.len();
+                    continue;
+                }
+            }
+            let piece = trim_continuation(line, escape);
+            if !piece.is_empty() {
+                pieces.push((text.len(), base + at));
+                text.push_str(piece);
+            }
+            at += raw.len();
+        }
+        (text == word.text).then_some(SrcMap { pieces, text })
+    }
+
+    /// Source offset of byte `off` of the shell text.
+    fn src(&self, off: usize) -> usize {
+        let i = self.pieces.partition_point(|p| p.0 <= off);
+        match i.checked_sub(1).and_then(|i| self.pieces.get(i)) {
+            Some(&(l, s)) => s + (off - l),
+            None => self.pieces.first().map_or(0, |p| p.1),
+        }
+    }
+
+    /// Source offset for an insertion at `off` of the shell text: right after the byte
+    /// before it, so the insertion stays on that line.
+    fn insert_at(&self, off: usize) -> usize {
+        match self
+            .text
+            .get(..off)
+            .and_then(|t| t.char_indices().next_back())
+        {
+            Some((prev, c)) => self.src(prev) + c.len_utf8(),
+            None => self.src(0),
+        }
+    }
+
+    /// Source range of the shell-text range `r`.
+    fn range(&self, r: &Range<usize>) -> Range<usize> {
+        if r.is_empty() {
+            let s = self.insert_at(r.start);
+            return s..s;
+        }
+        self.src(r.start)..self.insert_at(r.end)
+    }
+}
+
+/// The parser's rule for a line that continues: ends with the escape character (and
+/// blanks), not itself escaped. The line without the escape character and what follows.
+fn trim_continuation(line: &str, escape: char) -> &str {
+    let t = line.trim_end_matches([' ', '\t']);
+    match t.strip_suffix(escape) {
+        Some(before) if !before.ends_with(escape) => before,
+        _ => line,
+    }
+}
+
+/// A cache a cleanup command removes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Cache {
+    /// `/var/lib/apt/lists`, `/var/cache/apt` (and `apt-get clean`).
+    Apt,
+    /// pip's cache in root's home.
+    Pip,
+    /// One named file or directory under `/tmp` or `/var/tmp` (a download).
+    Tmp(String),
+}
+
+impl Cache {
+    /// Whether an instruction's text shows it may make or use this cache; the cleanup
+    /// belongs after the last one that does.
+    fn used_by(&self, text: &str) -> bool {
+        let lower = text.to_ascii_lowercase();
+        match self {
+            Cache::Apt => lower.contains("apt"),
+            Cache::Pip => lower.contains("pip"),
+            Cache::Tmp(p) => text.contains(p.as_str()),
+        }
+    }
+
+    /// Whether an instruction between the maker and the cleanup could touch the cache
+    /// (or change where it is) without being a maker itself.
+    fn disturbed_by(&self, inst: &Instruction, text: &str) -> bool {
+        let lower = text.to_ascii_lowercase();
+        match inst.keyword {
+            Keyword::Run => matches!(self, Cache::Tmp(_)) && lower.contains("tmp"),
+            // Another user, another shell, a volume (later writes discarded), another stage.
+            Keyword::User | Keyword::Shell | Keyword::Volume | Keyword::From => true,
+            Keyword::Copy | Keyword::Add | Keyword::Env | Keyword::Arg | Keyword::Workdir => {
+                match self {
+                    Cache::Apt => lower.contains("apt"),
+                    Cache::Pip => ["pip", ".cache", "home", "xdg"]
+                        .iter()
+                        .any(|w| lower.contains(w)),
+                    Cache::Tmp(_) => lower.contains("tmp"),
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// Paths a mount on which would make the cleanup act on the mount instead of the
+    /// layer.
+    fn paths(&self) -> Vec<&str> {
+        match self {
+            Cache::Apt => vec!["/var/lib/apt/lists", "/var/cache/apt"],
+            Cache::Pip => vec!["/root/.cache/pip"],
+            Cache::Tmp(p) => vec![p.as_str()],
+        }
+    }
+}
+
+/// A command that only removes caches: `rm -rf <known cache paths>` or `apt-get clean`.
+#[derive(Debug, Clone)]
+struct Cleanup {
+    /// `rm`'s options as written (`-rf`); empty for `apt-get clean`.
+    options: Vec<String>,
+    /// What it removes: the cache and the operand as written (`apt-get clean` has one
+    /// item, with no operand).
+    items: Vec<(Cache, String)>,
+}
+
+fn cleanup_of(cmd: &Cmd, script: &str) -> Option<Cleanup> {
+    if !cmd.assignments.is_empty() || !cmd.redirects.is_empty() {
+        return None;
+    }
+    let raw = |t: &script::Tok| script.get(t.range.clone()).unwrap_or("").to_string();
+    let first = cmd.words.first()?;
+    let rest = cmd.words.get(1..).unwrap_or_default();
+    // Only plain words: quotes would change what `~` and globs do.
+    if cmd.words.iter().any(|w| raw(w) != w.text) {
+        return None;
+    }
+    match first.text.as_str() {
+        "rm" | "/bin/rm" | "/usr/bin/rm" => {
+            let mut options = Vec::new();
+            let mut items = Vec::new();
+            let mut operands_only = false;
+            for w in rest {
+                let t = w.text.as_str();
+                if !operands_only && t == "--" {
+                    operands_only = true;
+                    options.push(t.to_string());
+                } else if !operands_only && t.starts_with('-') {
+                    let short = t.len() > 1
+                        && !t.starts_with("--")
+                        && t.chars()
+                            .skip(1)
+                            .all(|c| matches!(c, 'r' | 'R' | 'f' | 'v'));
+                    let long = matches!(t, "--recursive" | "--force" | "--verbose");
+                    if !short && !long {
+                        return None;
+                    }
+                    options.push(t.to_string());
+                } else {
+                    items.push((cache_of_path(t)?, t.to_string()));
+                }
+            }
+            (!items.is_empty()).then_some(Cleanup { options, items })
+        }
+        "apt-get" | "apt" => {
+            let mut sub = None;
+            for w in rest {
+                match w.text.as_str() {
+                    "-y" | "-q" | "-qq" | "--yes" | "--quiet" | "--assume-yes" => {}
+                    "clean" | "autoclean" if sub.is_none() => sub = Some(()),
+                    _ => return None,
+                }
+            }
+            sub.map(|()| Cleanup {
+                options: Vec::new(),
+                items: vec![(Cache::Apt, String::new())],
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The cache an `rm` operand belongs to, for the paths whose maker can be found.
+fn cache_of_path(p: &str) -> Option<Cache> {
+    if p.contains("..") {
+        return None;
+    }
+    let under = |dir: &str| p == dir || p.strip_prefix(dir).is_some_and(|r| r.starts_with('/'));
+    if !p.contains('$') && (under("/var/lib/apt/lists") || under("/var/cache/apt")) {
+        return Some(Cache::Apt);
+    }
+    for home in ["/root", "~", "$HOME", "${HOME}"] {
+        if let Some(rest) = p.strip_prefix(home)
+            && matches!(rest, "/.cache/pip" | "/.cache/pip/" | "/.cache/pip/*")
+        {
+            return Some(Cache::Pip);
+        }
+    }
+    let named = p
+        .strip_prefix("/tmp/")
+        .or_else(|| p.strip_prefix("/var/tmp/"))
+        .is_some_and(|rest| {
+            !rest.trim_matches('/').is_empty()
+                && !rest.contains(|c: char| "*?[]{}$~`\\".contains(c))
+        });
+    named.then(|| Cache::Tmp(p.trim_end_matches('/').to_string()))
+}
+
+/// What an apt command does to the package lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AptUse {
+    /// `apt-get update`: fetches them.
+    Update,
+    /// Install, upgrade, search, …: reads them.
+    Needs,
+    /// `rm -rf /var/lib/apt/lists/*`: removes them.
+    Removes,
+}
+
+fn apt_use(cmd: &Cmd, script: &str) -> Option<AptUse> {
+    if let Some(c) = cleanup_of(cmd, script) {
+        let lists = c
+            .items
+            .iter()
+            .any(|(cache, op)| *cache == Cache::Apt && op.starts_with("/var/lib/apt/lists"));
+        return lists.then_some(AptUse::Removes);
+    }
+    let sh = cmd.shell();
+    match sh.program()? {
+        "apt-get" | "apt" | "aptitude" => match sh.subcommand() {
+            Some("update") => Some(AptUse::Update),
+            Some("clean" | "autoclean" | "autoremove" | "remove" | "purge" | "mark") => None,
+            _ => Some(AptUse::Needs),
+        },
+        "apt-cache" | "apt-file" | "add-apt-repository" => Some(AptUse::Needs),
+        _ => None,
+    }
+}
+
+/// The ranges of the shell text to take out to remove commands `gone` (sorted, not all) of
+/// an `&&` chain, each with one of the `&&` next to it.
+fn removals(script: &Script, gone: &[usize]) -> Vec<Range<usize>> {
+    let cmds = &script.cmds;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&a) = gone.get(i) {
+        let mut b = a;
+        while gone.get(i + 1) == Some(&(b + 1)) {
+            b += 1;
+            i += 1;
+        }
+        i += 1;
+        let before = a.checked_sub(1).and_then(|p| cmds.get(p));
+        match (cmds.get(a), cmds.get(b), cmds.get(b + 1), before) {
+            // Up to the next command kept: `A && B && C` without A is `B && C`.
+            (Some(first), _, Some(next), _) => out.push(first.range.start..next.range.start),
+            // At the end: from the end of the command kept before it.
+            (_, Some(last), None, Some(prev)) => out.push(prev.range.end..last.range.end),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A `--mount` flag: its type and target.
+#[derive(Debug, Clone)]
+struct Mount {
+    kind: String,
+    target: Option<String>,
+    /// A bind mount that may be written (`rw`): the writes are dropped after the RUN.
+    writable: bool,
+}
+
+fn mounts(inst: &Instruction) -> Vec<Mount> {
+    inst.flags_named("mount")
+        .map(|f| {
+            let mut m = Mount {
+                kind: "bind".to_string(),
+                target: None,
+                writable: false,
+            };
+            for kv in f.value.as_deref().unwrap_or("").split(',') {
+                match kv.split_once('=') {
+                    Some(("type", v)) => m.kind = v.to_string(),
+                    Some(("target" | "dst" | "destination", v)) => m.target = Some(v.to_string()),
+                    Some(("rw" | "readwrite", v)) => m.writable = v != "false",
+                    None if matches!(kv, "rw" | "readwrite") => m.writable = true,
+                    _ => {}
+                }
+            }
+            m
+        })
+        .collect()
+}
+
+impl Mount {
+    /// Whether files written under `path` would land in this mount rather than in the
+    /// layer (or the other way round): one path holds the other. Secrets and SSH sockets
+    /// live elsewhere.
+    fn covers(&self, path: &str) -> bool {
+        if matches!(self.kind.as_str(), "secret" | "ssh") {
+            return false;
+        }
+        let Some(t) = self.target.as_deref() else {
+            return true;
+        };
+        let t = t.trim_end_matches('/');
+        let p = path.trim_end_matches('/');
+        let inside =
+            |a: &str, b: &str| a == b || a.strip_prefix(b).is_some_and(|r| r.starts_with('/'));
+        t.is_empty() || inside(p, t) || inside(t, p)
+    }
+}
+
+/// A RUN as the planner sees it.
+#[derive(Debug)]
+struct Run<'d> {
+    inst: &'d Instruction,
+    stage: usize,
+    /// The shell-form text.
+    word: Option<&'d Word>,
+    script: Script,
+    map: Option<SrcMap>,
+    /// Run by `/bin/sh -c`: no SHELL before it in its stage or in a stage it is built on,
+    /// and no Windows base.
+    default_shell: bool,
+    frozen: bool,
+    /// The text other RUNs' cleanups look at: the script with its cleanup commands blanked
+    /// out (or, when it cannot be read, all of it and its heredocs).
+    uses: String,
+    mounts: Vec<Mount>,
+}
+
+impl Run<'_> {
+    /// The fixer may splice this RUN's script.
+    fn editable(&self) -> bool {
+        self.word.is_some()
+            && self.inst.heredocs.is_empty()
+            && self.script.understood
+            && self.map.is_some()
+            && self.default_shell
+            && !self.frozen
+    }
+
+    /// Commands may be joined after this RUN's script.
+    fn joinable(&self) -> bool {
+        self.editable() && !self.script.comment && !self.script.background && !self.script.heredoc
+    }
+
+    fn text(&self) -> &str {
+        self.word.map_or("", |w| w.text.as_str())
+    }
+
+    fn raw(&self, cmd: &Cmd) -> &str {
+        self.text().get(cmd.range.clone()).unwrap_or("")
+    }
+
+    fn has_cache_mount(&self) -> bool {
+        self.mounts.iter().any(|m| m.kind == "cache")
+    }
+
+    /// Whether this RUN may be joined with its neighbours: a tmpfs or a writable bind
+    /// mount is new for every RUN, so a joined RUN would see the files another left there.
+    fn mergeable(&self) -> bool {
+        self.joinable()
+            && !self
+                .mounts
+                .iter()
+                .any(|m| m.kind == "tmpfs" || (m.kind == "bind" && m.writable))
+    }
+}
+
+/// What the planner decided for one RUN.
+#[derive(Debug, Default, Clone)]
+struct Edit {
+    /// Text inserted at offsets of the shell text (flags).
+    inserts: Vec<(usize, String)>,
+    /// Ranges of the shell text taken out (cleanups moved away).
+    removes: Vec<Range<usize>>,
+    /// Commands joined after the script with `&&`, one per line.
+    appends: Vec<String>,
+    /// Every command moved away: the RUN goes.
+    removed: bool,
+}
+
+impl Edit {
+    fn is_empty(&self) -> bool {
+        self.inserts.is_empty()
+            && self.removes.is_empty()
+            && self.appends.is_empty()
+            && !self.removed
+    }
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    edits: BTreeMap<usize, Edit>,
+    /// Runs of consecutive RUNs to join, each at least two.
+    groups: Vec<Vec<usize>>,
+    changes: Vec<Change>,
+}
+
+struct Planner<'a> {
+    src: &'a str,
+    df: &'a Dockerfile,
+    options: &'a FixOptions,
+    runs: BTreeMap<usize, Run<'a>>,
+    /// Instruction ranges of the stages (FROM excluded), and the stage each one builds on.
+    stages: Vec<(Range<usize>, Option<usize>)>,
+    /// The line break the file uses.
+    nl: &'static str,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        src: &'a str,
+        df: &'a Dockerfile,
+        options: &'a FixOptions,
+        frozen: &BTreeSet<usize>,
+    ) -> Planner<'a> {
+        let all = df.stages();
+        let stages: Vec<(Range<usize>, Option<usize>)> = all
+            .iter()
+            .map(|s| (s.instructions.clone(), s.base_stage))
+            .collect();
+        let mut runs = BTreeMap::new();
+        // Whether each stage ends with another shell than `/bin/sh -c`; a stage built on
+        // it inherits that shell.
+        let mut other_shell: Vec<bool> = Vec::new();
+        for (stage, s) in all.iter().enumerate() {
+            let inherited = s
+                .base_stage
+                .and_then(|b| other_shell.get(b).copied())
+                .unwrap_or(false);
+            // Windows images run `cmd /S /C`, where `( … )` is no subshell.
+            let lower = s.base.to_ascii_lowercase();
+            let windows = ["windows", "nanoserver", "servercore"]
+                .iter()
+                .any(|w| lower.contains(w));
+            let mut default_shell = !inherited && !windows;
+            for idx in s.instructions.clone() {
+                let Some(inst) = df.instructions.get(idx) else {
+                    continue;
+                };
+                match inst.keyword {
+                    Keyword::Shell => default_shell = false,
+                    Keyword::Run => {
+                        runs.insert(
+                            idx,
+                            Run::new(
+                                src,
+                                df.escape,
+                                inst,
+                                stage,
+                                default_shell,
+                                frozen.contains(&idx),
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            other_shell.push(!default_shell);
+        }
+        let nl = if src.contains("\r\n") { "\r\n" } else { "\n" };
+        Planner {
+            src,
+            df,
+            options,
+            runs,
+            stages,
+            nl,
+        }
+    }
+}
+
+impl<'d> Run<'d> {
+    fn new(
+        src: &str,
+        escape: char,
+        inst: &'d Instruction,
+        stage: usize,
+        default_shell: bool,
+        frozen: bool,
+    ) -> Run<'d> {
+        let word = inst.shell();
+        let script = word.map_or_else(Script::default, |w| script::read(&w.text));
+        let map = word.and_then(|w| SrcMap::new(src, w, escape));
+        let mut uses = match word {
+            Some(w) if script.understood && default_shell => {
+                let mut t = w.text.clone();
+                for c in &script.cmds {
+                    if cleanup_of(c, &w.text).is_some() {
+                        let blank = " ".repeat(c.range.len());
+                        t.replace_range(c.range.clone(), &blank);
+                    }
+                }
+                t
+            }
+            _ => inst.original.clone(),
+        };
+        for h in &inst.heredocs {
+            uses.push('\n');
+            uses.push_str(&h.body);
+        }
+        Run {
+            inst,
+            stage,
+            word,
+            script,
+            map,
+            default_shell,
+            frozen,
+            uses,
+            mounts: mounts(inst),
+        }
+    }
+}
+
+impl Planner<'_> {
+    fn plan(&self) -> Plan {
+        let mut plan = Plan::default();
+        self.plan_flags(&mut plan);
+        self.plan_moves(&mut plan);
+        self.plan_apt_lists(&mut plan);
+        self.plan_merges(&mut plan);
+        plan.edits.retain(|_, e| !e.is_empty());
+        plan
+    }
+
+    fn change(&self, id: FixId, insts: &[usize], description: String) -> Change {
+        let mut line = usize::MAX;
+        let mut end_line = 0;
+        let mut original = String::new();
+        let mut insts = insts.to_vec();
+        insts.sort_unstable();
+        insts.dedup();
+        for i in insts {
+            let Some(inst) = self.df.instructions.get(i) else {
+                continue;
+            };
+            line = line.min(inst.line);
+            end_line = end_line.max(inst.end_line);
+            let text = self.src.get(inst.whole_lines.clone()).unwrap_or("");
+            original.push_str(text.trim_end_matches(['\r', '\n']));
+            original.push('\n');
+        }
+        Change {
+            id,
+            rules: id.rules(),
+            safety: id.safety(),
+            description,
+            line: if line == usize::MAX { 0 } else { line },
+            end_line,
+            original: original.trim_end_matches('\n').to_string(),
+        }
+    }
+
+    /// Whether `PIP_NO_CACHE_DIR` is set by an ENV or ARG before instruction `idx`.
+    fn pip_cache_off(&self, idx: usize) -> bool {
+        self.df.instructions.iter().take(idx).any(|i| {
+            matches!(i.keyword, Keyword::Env | Keyword::Arg)
+                && i.pairs().iter().any(|p| p.key.text == "PIP_NO_CACHE_DIR")
+        })
+    }
+
+    /// Flags added to install commands: `--no-cache-dir`, `--no-cache`, and (unsafe)
+    /// `--no-install-recommends`.
+    fn plan_flags(&self, plan: &mut Plan) {
+        let recommends_configured = self.src.contains("Install-Recommends");
+        for (&idx, run) in &self.runs {
+            if !run.editable() {
+                continue;
+            }
+            let text = run.text();
+            let mut found: BTreeMap<FixId, usize> = BTreeMap::new();
+            let mut inserts = Vec::new();
+            for cmd in &run.script.cmds {
+                let sh = cmd.shell();
+                let has = |f: &str| sh.has_any(&[f]);
+                let after = |i: usize| cmd.words.get(i).map(|w| w.range.end);
+                // pip install: the word `install` after pip's own options.
+                if sh.is_pip_install()
+                    && !has("--no-cache-dir")
+                    && !sh.args().iter().any(|a| a.starts_with("--cache-dir"))
+                    && !text.contains("PIP_NO_CACHE_DIR")
+                    && !run.has_cache_mount()
+                    && !self.pip_cache_off(idx)
+                {
+                    let pip_at = cmd.words.len() - sh.pip_args().map_or(0, <[String]>::len);
+                    let at = cmd
+                        .words
+                        .iter()
+                        .enumerate()
+                        .skip(pip_at)
+                        .find(|(_, w)| !w.text.starts_with('-'))
+                        .and_then(|(i, _)| after(i));
+                    if let Some(at) = at {
+                        inserts.push((at, " --no-cache-dir".to_string()));
+                        *found.entry(FixId::PipNoCacheDir).or_default() += 1;
+                    }
+                }
+                let program_at = cmd.program_at();
+                let sub = cmd.subcommand_at(program_at);
+                let sub_text = sub.and_then(|i| cmd.words.get(i)).map(|w| w.text.as_str());
+                if sh.program() == Some("apk")
+                    && sub_text == Some("add")
+                    && !sh.args().iter().any(|a| a.contains("cache"))
+                    && !run.has_cache_mount()
+                    && let Some(at) = sub.and_then(after)
+                {
+                    inserts.push((at, " --no-cache".to_string()));
+                    *found.entry(FixId::ApkNoCache).or_default() += 1;
+                }
+                if self.options.unsafe_fixes
+                    && matches!(sh.program(), Some("apt-get" | "apt"))
+                    && sub_text == Some("install")
+                    && !recommends_configured
+                    && !has("--no-install-recommends")
+                    && let Some(at) = sub.and_then(after)
+                {
+                    inserts.push((at, " --no-install-recommends".to_string()));
+                    *found.entry(FixId::AptNoInstallRecommends).or_default() += 1;
+                }
+            }
+            if inserts.is_empty() {
+                continue;
+            }
+            plan.edits.entry(idx).or_default().inserts.extend(inserts);
+            for (id, n) in found {
+                let (what, cmd) = match id {
+                    FixId::PipNoCacheDir => ("--no-cache-dir", "pip install"),
+                    FixId::ApkNoCache => ("--no-cache", "apk add"),
+                    _ => ("--no-install-recommends", "apt-get install"),
+                };
+                let times = if n == 1 {
+                    String::new()
+                } else {
+                    format!(" ({n} commands)")
+                };
+                plan.changes
+                    .push(self.change(id, &[idx], format!("added {what} to {cmd}{times}")));
+            }
+        }
+    }
+
+    /// The RUN a cleanup of `cache` in RUN `c` belongs in: the last RUN before it in the
+    /// stage that uses the cache, when nothing between could touch the cache and that RUN
+    /// can take more commands.
+    fn maker(&self, c: usize, cache: &Cache) -> Option<usize> {
+        let run = self.runs.get(&c)?;
+        let (range, _) = self.stages.get(run.stage)?;
+        for i in (range.start..c).rev() {
+            let inst = self.df.instructions.get(i)?;
+            if inst.keyword == Keyword::Onbuild {
+                continue;
+            }
+            if let Some(r) = self.runs.get(&i) {
+                if cache.used_by(&r.uses) {
+                    let fits = r.joinable()
+                        && !cache
+                            .paths()
+                            .iter()
+                            .any(|p| r.mounts.iter().any(|m| m.covers(p)))
+                        && !(*cache == Cache::Pip && r.has_cache_mount());
+                    return fits.then_some(i);
+                }
+                if cache.disturbed_by(inst, &r.uses) {
+                    return None;
+                }
+            } else if cache.disturbed_by(inst, &inst.original) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Cleanups in a later RUN moved into the RUN that made the data.
+    fn plan_moves(&self, plan: &mut Plan) {
+        for (&c, run) in &self.runs {
+            // A mount could be what the cleanup cleans.
+            if !run.editable() || !run.mounts.is_empty() || !run.script.is_and_chain() {
+                continue;
+            }
+            let text = run.text();
+            // (command index, [(maker, text appended there)])
+            let mut moved: Vec<(usize, Vec<(usize, String)>)> = Vec::new();
+            for (k, cmd) in run.script.cmds.iter().enumerate() {
+                let Some(cleanup) = cleanup_of(cmd, text) else {
+                    continue;
+                };
+                // The cleanup is already where the data is made when a command before it
+                // in the same RUN uses the cache.
+                let earlier_use = |cache: &Cache| {
+                    run.script.cmds[..k]
+                        .iter()
+                        .any(|e| cleanup_of(e, text).is_none() && cache.used_by(run.raw(e)))
+                };
+                let mut by_maker: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+                let mut all = true;
+                for (cache, operand) in &cleanup.items {
+                    match (earlier_use(cache), self.maker(c, cache)) {
+                        (false, Some(t)) => by_maker.entry(t).or_default().push(operand),
+                        _ => all = false,
+                    }
+                }
+                if !all {
+                    continue;
+                }
+                let single = by_maker.len() == 1;
+                let appends = by_maker
+                    .into_iter()
+                    .map(|(t, operands)| {
+                        let text = if single {
+                            run.raw(cmd).to_string()
+                        } else {
+                            // Operands made by different RUNs: one `rm` for each.
+                            let mut words = vec!["rm".to_string()];
+                            words.extend(cleanup.options.iter().cloned());
+                            words.extend(operands.iter().map(|s| s.to_string()));
+                            words.join(" ")
+                        };
+                        (t, text)
+                    })
+                    .collect();
+                moved.push((k, appends));
+            }
+            if moved.is_empty() {
+                continue;
+            }
+            let gone: Vec<usize> = moved.iter().map(|(k, _)| *k).collect();
+            let whole = gone.len() == run.script.cmds.len();
+            for (k, appends) in moved {
+                let cmd_text = run.script.cmds.get(k).map_or("", |cmd| run.raw(cmd));
+                let mut insts = vec![c];
+                for (t, text) in appends {
+                    plan.edits.entry(t).or_default().appends.push(text);
+                    insts.push(t);
+                }
+                let lines: Vec<String> = insts[1..]
+                    .iter()
+                    .filter_map(|t| self.df.instructions.get(*t))
+                    .map(|i| i.line.to_string())
+                    .collect();
+                plan.changes.push(self.change(
+                    FixId::MoveCleanup,
+                    &insts,
+                    format!(
+                        "moved `{cmd_text}` into the RUN at line {}, which makes the data{}",
+                        lines.join(" and line "),
+                        if whole { "; the later RUN is gone" } else { "" }
+                    ),
+                ));
+            }
+            let edit = plan.edits.entry(c).or_default();
+            if whole {
+                edit.removed = true;
+            } else {
+                edit.removes.extend(removals(&run.script, &gone));
+            }
+        }
+    }
+
+    /// What the apt commands of RUN `idx` do to the lists, in order, once the planned
+    /// moves are made.
+    fn apt_uses(&self, idx: usize, plan: &Plan) -> Vec<AptUse> {
+        let Some(run) = self.runs.get(&idx) else {
+            return Vec::new();
+        };
+        let edit = plan.edits.get(&idx);
+        if edit.is_some_and(|e| e.removed) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if run.script.understood && run.default_shell && run.inst.heredocs.is_empty() {
+            for cmd in &run.script.cmds {
+                let moved = edit.is_some_and(|e| {
+                    e.removes
+                        .iter()
+                        .any(|r| r.start <= cmd.range.start && cmd.range.end <= r.end)
+                });
+                if let (false, Some(u)) = (moved, apt_use(cmd, run.text())) {
+                    out.push(u);
+                }
+            }
+        } else if Cache::Apt.used_by(&run.uses) {
+            out.push(AptUse::Needs);
+        }
+        for a in edit.map(|e| e.appends.as_slice()).unwrap_or_default() {
+            if a.contains("/var/lib/apt/lists") {
+                out.push(AptUse::Removes);
+            }
+        }
+        out
+    }
+
+    /// Whether a stage built on stage `stage` (at any depth) reads the package lists before
+    /// fetching them.
+    fn child_needs_lists(&self, stage: usize, plan: &Plan) -> bool {
+        self.stages.iter().enumerate().any(|(s, (range, base))| {
+            *base == Some(stage)
+                && (range
+                    .clone()
+                    .flat_map(|i| self.apt_uses(i, plan))
+                    .find(|u| *u != AptUse::Removes)
+                    == Some(AptUse::Needs)
+                    || self.child_needs_lists(s, plan))
+        })
+    }
+
+    /// `rm -rf /var/lib/apt/lists/*` at the end of a RUN that uses apt, when no later
+    /// command needs the lists before fetching them again.
+    fn plan_apt_lists(&self, plan: &mut Plan) {
+        let mut adds = Vec::new();
+        for (&idx, run) in &self.runs {
+            let uses = self.apt_uses(idx, plan);
+            let Some(last) = uses.iter().rposition(|u| *u != AptUse::Removes) else {
+                continue;
+            };
+            if uses[last..].contains(&AptUse::Removes)
+                || !run.joinable()
+                || run.mounts.iter().any(|m| m.covers("/var/lib/apt/lists"))
+            {
+                continue;
+            }
+            let (range, _) = &self.stages[run.stage];
+            let next = (idx + 1..range.end)
+                .flat_map(|i| self.apt_uses(i, plan))
+                .next();
+            if next == Some(AptUse::Needs) || self.child_needs_lists(run.stage, plan) {
+                continue;
+            }
+            adds.push(idx);
+        }
+        for idx in adds {
+            plan.edits
+                .entry(idx)
+                .or_default()
+                .appends
+                .push("rm -rf /var/lib/apt/lists/*".to_string());
+            plan.changes.push(self.change(
+                FixId::AptListsCleanup,
+                &[idx],
+                "removed apt's package lists in the RUN that fetched or used them".to_string(),
+            ));
+        }
+    }
+
+    /// Consecutive RUNs (comments, blank lines and moved-away RUNs between them are fine)
+    /// with the same flags, each joinable.
+    fn plan_merges(&self, plan: &mut Plan) {
+        for (range, _) in &self.stages {
+            let mut group: Vec<usize> = Vec::new();
+            let flush = |group: &mut Vec<usize>, plan: &mut Plan| {
+                if group.len() > 1 {
+                    plan.groups.push(std::mem::take(group));
+                } else {
+                    group.clear();
+                }
+            };
+            for idx in range.clone() {
+                if plan.edits.get(&idx).is_some_and(|e| e.removed) {
+                    continue;
+                }
+                let Some(run) = self.runs.get(&idx).filter(|r| r.mergeable()) else {
+                    flush(&mut group, plan);
+                    continue;
+                };
+                let same = group
+                    .first()
+                    .and_then(|f| self.runs.get(f))
+                    .is_none_or(|f| same_flags(f.inst, run.inst));
+                if !same {
+                    flush(&mut group, plan);
+                }
+                group.push(idx);
+            }
+            flush(&mut group, plan);
+        }
+        for group in &plan.groups {
+            let lines: Vec<String> = group
+                .iter()
+                .filter_map(|i| self.df.instructions.get(*i))
+                .map(|i| i.line.to_string())
+                .collect();
+            let update_alone = group.iter().any(|i| {
+                self.runs.get(i).is_some_and(|r| {
+                    r.script.cmds.len() == 1
+                        && r.script.cmds.iter().all(|c| c.shell().is_apt("update"))
+                })
+            });
+            let mut description = format!(
+                "merged {} RUN instructions (lines {}) into one",
+                group.len(),
+                lines.join(", ")
+            );
+            if update_alone {
+                description
+                    .push_str("; `apt-get update` now runs in the same layer as the install");
+            }
+            plan.changes
+                .push(self.change(FixId::MergeRuns, group, description));
+        }
+    }
+}
+
+impl Planner<'_> {
+    /// The escape character, for new line continuations.
+    fn escape(&self) -> char {
+        self.df.escape
+    }
+
+    /// RUN `idx`'s script with its edits: (source text, shell text as Docker will read it).
+    /// `wrap` puts it in a subshell; `appends` follow on lines of their own.
+    fn part(&self, idx: usize, plan: &Plan, wrap: bool) -> Option<(String, String)> {
+        let run = self.runs.get(&idx)?;
+        let word = run.word?;
+        let map = run.map.as_ref()?;
+        let base = word.span.start.offset;
+        let mut src = self.src.get(word.span.range())?.to_string();
+        let mut text = word.text.clone();
+        let empty = Edit::default();
+        let edit = plan.edits.get(&idx).unwrap_or(&empty);
+        // (shell-text range, source range, new text), applied from the end.
+        let mut splices: Vec<(Range<usize>, Range<usize>, &str)> = Vec::new();
+        for (at, s) in &edit.inserts {
+            let p = map.insert_at(*at);
+            splices.push((*at..*at, p..p, s));
+        }
+        for r in &edit.removes {
+            splices.push((r.clone(), map.range(r), ""));
+        }
+        splices.sort_by_key(|s| std::cmp::Reverse((s.0.start, s.0.end)));
+        for (t, s, new) in splices {
+            let s = s.start.checked_sub(base)?..s.end.checked_sub(base)?;
+            src.get(s.clone())?;
+            text.get(t.clone())?;
+            src.replace_range(s, new);
+            text.replace_range(t, new);
+        }
+        if wrap {
+            src = format!("( {src} )");
+            text = format!("( {text} )");
+        }
+        for a in &edit.appends {
+            src.push_str(&format!(" {}{}    && {a}", self.escape(), self.nl));
+            text.push_str(&format!("     && {a}"));
+        }
+        Some((src, text))
+    }
+
+    /// Whether part `k` of `n` joined parts (a RUN alone with appends is part 0 of 1 with
+    /// something after it) must be a subshell: what it does to the shell would reach the
+    /// parts after it, or its `||`/`;` would take them in.
+    fn wrap(&self, idx: usize, plan: &Plan, k: usize, n: usize) -> bool {
+        let Some(run) = self.runs.get(&idx) else {
+            return false;
+        };
+        let appends = plan.edits.get(&idx).is_some_and(|e| !e.appends.is_empty());
+        let followed = k + 1 < n || appends;
+        (followed && run.script.leaks) || (k > 0 && run.script.needs_parens())
+    }
+
+    /// The new text, and what it must read back as; or the RUNs that could not be
+    /// rewritten.
+    fn render(&self, plan: &Plan) -> Result<(String, Vec<Expect>), BTreeSet<usize>> {
+        let mut splices: Vec<(Range<usize>, String)> = Vec::new();
+        let mut expects = Vec::new();
+        let mut in_group: BTreeMap<usize, usize> = BTreeMap::new();
+        for (g, group) in plan.groups.iter().enumerate() {
+            for &i in group {
+                in_group.insert(i, g);
+            }
+        }
+        let mut group_regions: Vec<Range<usize>> = Vec::new();
+        for (idx, inst) in self.df.instructions.iter().enumerate() {
+            if let Some(&g) = in_group.get(&idx) {
+                let group = &plan.groups[g];
+                if group.first() != Some(&idx) {
+                    continue;
+                }
+                let (region, text, script) = self
+                    .merged(group, plan)
+                    .ok_or_else(|| group.iter().copied().collect::<BTreeSet<usize>>())?;
+                group_regions.push(region.clone());
+                splices.push((region, text));
+                expects.push(Expect::Run {
+                    members: group.clone(),
+                    script,
+                });
+                continue;
+            }
+            let Some(edit) = plan.edits.get(&idx) else {
+                expects.push(Expect::Same(idx));
+                continue;
+            };
+            if edit.removed {
+                splices.push((inst.whole_lines.clone(), String::new()));
+                continue;
+            }
+            let wrap = self.wrap(idx, plan, 0, 1);
+            let word = self.runs.get(&idx).and_then(|r| r.word);
+            let (Some((src, script)), Some(word)) = (self.part(idx, plan, wrap), word) else {
+                return Err(BTreeSet::from([idx]));
+            };
+            splices.push((word.span.range(), src));
+            expects.push(Expect::Run {
+                members: vec![idx],
+                script,
+            });
+        }
+        // RUNs removed inside a merged region are already gone with it.
+        splices.retain(|(r, t)| {
+            !t.is_empty()
+                || !group_regions
+                    .iter()
+                    .any(|g| g.start <= r.start && r.end <= g.end && g != r)
+        });
+        splices.sort_by_key(|(r, _)| r.start);
+        let mut out = String::with_capacity(self.src.len());
+        let mut at = 0;
+        for (r, text) in splices {
+            if r.start < at {
+                continue;
+            }
+            out.push_str(self.src.get(at..r.start).unwrap_or(""));
+            out.push_str(&text);
+            at = r.end;
+        }
+        out.push_str(self.src.get(at..).unwrap_or(""));
+        Ok((out, expects))
+    }
+
+    /// A merged group: the source range it replaces, the new lines, and the shell text.
+    fn merged(&self, group: &[usize], plan: &Plan) -> Option<(Range<usize>, String, String)> {
+        let first = self.runs.get(group.first()?)?;
+        let last = self.runs.get(group.last()?)?;
+        let region = first.inst.whole_lines.start..last.inst.whole_lines.end;
+        let header = first.inst.span.start.offset..first.word?.span.start.offset;
+        // Spans that stay inside the merged RUN; any other comment line in the region goes
+        // above it.
+        let mut kept: Vec<Range<usize>> = vec![header.clone()];
+        let mut parts = Vec::new();
+        for (k, &idx) in group.iter().enumerate() {
+            let run = self.runs.get(&idx)?;
+            kept.push(run.word?.span.range());
+            let wrap = self.wrap(idx, plan, k, group.len());
+            parts.push(self.part(idx, plan, wrap)?);
+        }
+        let mut out = String::new();
+        let mut at = region.start;
+        for line in self.src.get(region.clone())?.split_inclusive('\n') {
+            let start = at;
+            at += line.len();
+            if line.trim_start().starts_with('#')
+                && !kept.iter().any(|k| k.start <= start && start < k.end)
+            {
+                out.push_str(line);
+            }
+        }
+        out.push_str(self.src.get(region.start..header.end)?);
+        let mut script = String::new();
+        for (k, (src, text)) in parts.iter().enumerate() {
+            if k > 0 {
+                out.push_str(&format!(" {}{}    && ", self.escape(), self.nl));
+                script.push_str("     && ");
+            }
+            out.push_str(src);
+            script.push_str(text);
+        }
+        let tail = self.src.get(last.inst.span.end.offset..region.end)?;
+        if tail.ends_with("\r\n") {
+            out.push_str("\r\n");
+        } else if tail.ends_with('\n') {
+            out.push('\n');
+        }
+        Some((region, out, script))
+    }
+}
