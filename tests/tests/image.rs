@@ -149,7 +149,7 @@ fn pushes_latest_and_sha_tags_whose_digests_match_the_registry() {
         stages,
         [
             ("free", "skipped"),
-            ("lint", "skipped"),
+            ("lint", "passed"),
             ("build", "passed"),
             ("inspect", "skipped"),
             ("smoke", "skipped"),
