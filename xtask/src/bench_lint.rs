@@ -1,5 +1,5 @@
 //! `cargo xtask bench lint`: `cargo xtask lint` against hadolint on the lint corpus and the
-//! repository's Dockerfiles: time per file, and what each finds.
+//! repository's Dockerfiles: time per file, and what each finds; and the fixer's time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use headroom_dockerfile::fix::{FixOptions, fix};
 use headroom_dockerfile::lint::{LintOptions, RULES};
 use serde_json::Value;
 
@@ -17,7 +18,8 @@ use crate::ui;
 /// Lint every Dockerfile of the corpus (tests/fixtures/dockerfiles/lint, docker/Dockerfile,
 /// docker/examples/Dockerfile.naive, docker/simulate/Dockerfile*) with `cargo xtask lint`
 /// and with hadolint, a process per file as CI runs a linter, alternating which goes
-/// first; also the library's parse + lint in process. Reports the median time per file,
+/// first; also the library's parse + lint, and parse + fix, in process. Reports the median
+/// time per file,
 /// the findings per rule id of each, those only headroom finds, and every hadolint finding
 /// of a shared id (DL…) that headroom misses.
 #[derive(Args, Debug)]
@@ -58,6 +60,15 @@ struct RunTimes {
     headroom: f64,
     hadolint: f64,
     in_process: f64,
+    fix: f64,
+}
+
+/// What the fixer did to the corpus (safe fixes only).
+#[derive(Debug, Clone, Copy, Default)]
+struct FixFacts {
+    changed: usize,
+    layers_before: usize,
+    layers_after: usize,
 }
 
 impl LintBench {
@@ -123,6 +134,7 @@ impl LintBench {
                 headroom,
                 hadolint,
                 in_process: in_process(&texts)?,
+                fix: in_process_fix(&texts)?,
             });
         }
         let report = Report {
@@ -131,6 +143,7 @@ impl LintBench {
             runs,
             ours,
             theirs,
+            fixed: fix_facts(&texts)?,
             command: format!("cargo xtask bench lint --runs {}", self.runs),
         };
         print!("{}", report.text());
@@ -248,12 +261,47 @@ fn in_process(texts: &[Vec<u8>]) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64() / (IN_PROCESS_PASSES * texts.len().max(1)) as f64)
 }
 
+/// The library's parse + fix (safe fixes) of every file, in this process: seconds per file.
+fn in_process_fix(texts: &[Vec<u8>]) -> Result<f64> {
+    let texts = utf8(texts)?;
+    let options = FixOptions::default();
+    let start = Instant::now();
+    for _ in 0..IN_PROCESS_PASSES {
+        for t in &texts {
+            let fixed = fix(t, &options)
+                .map_err(|e| anyhow::anyhow!("a corpus file does not parse: {e}"))?;
+            std::hint::black_box(fixed);
+        }
+    }
+    Ok(start.elapsed().as_secs_f64() / (IN_PROCESS_PASSES * texts.len().max(1)) as f64)
+}
+
+fn fix_facts(texts: &[Vec<u8>]) -> Result<FixFacts> {
+    let mut facts = FixFacts::default();
+    for t in utf8(texts)? {
+        let fixed = fix(t, &FixOptions::default())
+            .map_err(|e| anyhow::anyhow!("a corpus file does not parse: {e}"))?;
+        facts.changed += usize::from(fixed.changed());
+        facts.layers_before += fixed.before.file.layers;
+        facts.layers_after += fixed.after.file.layers;
+    }
+    Ok(facts)
+}
+
+fn utf8(texts: &[Vec<u8>]) -> Result<Vec<&str>> {
+    texts
+        .iter()
+        .map(|t| std::str::from_utf8(t).context("a corpus file is not UTF-8"))
+        .collect()
+}
+
 struct Report {
     files: Vec<String>,
     hadolint_version: String,
     runs: Vec<RunTimes>,
     ours: Findings,
     theirs: Findings,
+    fixed: FixFacts,
     command: String,
 }
 
@@ -268,9 +316,14 @@ struct Counts {
 }
 
 impl Report {
-    fn medians(&self) -> (f64, f64, f64) {
+    fn medians(&self) -> (f64, f64, f64, f64) {
         let m = |f: fn(&RunTimes) -> f64| median(self.runs.iter().map(f).collect());
-        (m(|r| r.headroom), m(|r| r.hadolint), m(|r| r.in_process))
+        (
+            m(|r| r.headroom),
+            m(|r| r.hadolint),
+            m(|r| r.in_process),
+            m(|r| r.fix),
+        )
     }
 
     fn shared(id: &str) -> bool {
@@ -351,20 +404,29 @@ impl Report {
                     ms(r.headroom),
                     ms(r.hadolint),
                     us(r.in_process),
+                    us(r.fix),
                 ]
             })
             .collect();
-        let (h, t, p) = self.medians();
-        rows.push(vec!["median".into(), String::new(), ms(h), ms(t), us(p)]);
+        let (h, t, p, x) = self.medians();
+        rows.push(vec![
+            "median".into(),
+            String::new(),
+            ms(h),
+            ms(t),
+            us(p),
+            us(x),
+        ]);
         rows
     }
 
-    const HEADERS: [&'static str; 5] = [
+    const HEADERS: [&'static str; 6] = [
         "run",
         "first",
         "headroom (ms/file)",
         "hadolint (ms/file)",
         "headroom in-process (µs/file)",
+        "fix in-process (µs/file)",
     ];
 
     fn count_rows(&self) -> Vec<Vec<String>> {
@@ -398,7 +460,7 @@ impl Report {
     ];
 
     fn goals(&self) -> Vec<String> {
-        let (h, t, _) = self.medians();
+        let (h, t, _, _) = self.medians();
         let ratio = t / h.max(1e-9);
         let missed = self.missed().len();
         let shared: usize = self
@@ -436,11 +498,23 @@ impl Report {
         for m in self.missed() {
             out.push_str(&format!("missed: {m}\n"));
         }
+        out.push_str(&format!("{}\n", self.fix_line()));
         for g in self.goals() {
             out.push_str(&format!("goal: {g}\n"));
         }
         out.push_str(&format!("reproduce: {}\n", self.command));
         out
+    }
+
+    fn fix_line(&self) -> String {
+        let f = self.fixed;
+        format!(
+            "fix (safe fixes): {} of {} files changed; RUN, COPY and ADD layers {} → {}",
+            f.changed,
+            self.files.len(),
+            f.layers_before,
+            f.layers_after
+        )
     }
 
     fn markdown(&self, date: &str) -> String {
@@ -467,8 +541,8 @@ impl Report {
              written after the kinds found in public repositories) and the repository's own \
              ({}). Each tool runs as a process per file, as CI runs a linter, with JSON output; \
              which goes first alternates, after an untimed warm-up pass of each. The in-process \
-             figure is the library's parse + lint of a file (`headroom_dockerfile`), without the \
-             process. Recorded {date} with:\n\n```sh\n{}\n```\n\n\
+             figures are the library's parse + lint of a file, and its parse + fix \
+             (`headroom_dockerfile::fix`, safe fixes), without the process. Recorded {date} with:\n\n```sh\n{}\n```\n\n\
              - nproc: {}\n- hadolint: {}\n- headroom: the xtask binary as `cargo xtask` builds \
              it ({} profile)\n\n",
             self.files.len(),
@@ -497,6 +571,7 @@ impl Report {
                 missed.join(", ")
             ));
         }
+        md.push_str(&format!("\n{}.\n", self.fix_line()));
         md.push_str("\nGoals:\n\n");
         for g in self.goals() {
             md.push_str(&format!("- {g}\n"));
@@ -524,6 +599,7 @@ mod tests {
                 headroom: 0.002,
                 hadolint: 0.05,
                 in_process: 1e-4,
+                fix: 2e-4,
             }],
             ours: [(
                 "a".to_string(),
@@ -535,6 +611,11 @@ mod tests {
                 found(&[("DL3059", 3), ("DL3015", 4), ("DL3008", 4), ("DL3042", 6)]),
             )]
             .into(),
+            fixed: FixFacts {
+                changed: 1,
+                layers_before: 9,
+                layers_after: 4,
+            },
             command: "cargo xtask bench lint --runs 1".into(),
         };
         let c = report.counts();
@@ -558,5 +639,9 @@ mod tests {
         assert!(md.starts_with(START) && md.ends_with(&format!("{END}\n")));
         assert!(md.contains("cargo xtask bench lint --runs 1"), "{md}");
         assert!(md.contains("a:4 DL3015, a:6 DL3042"), "{md}");
+        assert!(
+            md.contains("1 of 1 files changed; RUN, COPY and ADD layers 9 → 4"),
+            "{md}"
+        );
     }
 }
