@@ -33,7 +33,7 @@ pub(crate) struct Lint {
     /// The Dockerfiles [default: docker/Dockerfile].
     files: Vec<PathBuf>,
     /// Print the parsed instructions as JSON (one file) instead of linting.
-    #[arg(long, conflicts_with_all = ["format"])]
+    #[arg(long, conflicts_with_all = ["format", "fix"])]
     dump: bool,
     /// human, json, sarif or github [default: human, with annotations on GitHub Actions].
     #[arg(long, value_enum)]
@@ -48,6 +48,17 @@ pub(crate) struct Lint {
     /// The build context, for the .dockerignore check [default: the Dockerfile's directory].
     #[arg(long, value_name = "DIR")]
     context: Option<PathBuf>,
+    /// Rewrite the Dockerfile with the fixes that never change what gets installed (merged
+    /// RUNs, caches removed in the layer that makes them); prints a diff, the changes and the
+    /// layer counts before and after.
+    #[arg(long)]
+    fix: bool,
+    /// With --fix: also the fixes that change what gets installed (listed as unsafe).
+    #[arg(long, requires = "fix")]
+    fix_unsafe: bool,
+    /// With --fix: write the result to OUT (`-` for standard output) instead of in place.
+    #[arg(short = 'o', long = "output", value_name = "OUT", requires = "fix")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -252,6 +263,9 @@ impl Lint {
         if self.dump {
             return dump(&files);
         }
+        if self.fix {
+            return self.fix(&files);
+        }
         let config = LintConfig::load(self.config.as_deref())?;
         let results: Vec<FileFindings> = files
             .iter()
@@ -283,6 +297,109 @@ impl Lint {
             ExitCode::SUCCESS
         })
     }
+}
+
+impl Lint {
+    /// --fix: each file rewritten (or written to -o), the diff and what changed on stderr
+    /// unless the result goes to standard output.
+    fn fix(&self, files: &[PathBuf]) -> Result<ExitCode> {
+        if files.len() > 1 && self.output.is_some() {
+            bail!(
+                "-o/--output takes one Dockerfile; {} were given",
+                files.len()
+            );
+        }
+        let mut failed = false;
+        for file in files {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let Ok(text) = String::from_utf8(bytes) else {
+                // parse_bytes says where the bad bytes are.
+                let bytes = std::fs::read(file)?;
+                if let Err(e) = headroom_dockerfile::parse_bytes(&bytes) {
+                    eprintln!("{}:{e}", file.display());
+                }
+                failed = true;
+                continue;
+            };
+            let options = headroom_dockerfile::fix::FixOptions {
+                unsafe_fixes: self.fix_unsafe,
+                path: file.display().to_string(),
+            };
+            let fixed = match headroom_dockerfile::fix::fix(&text, &options) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{}:{e}", file.display());
+                    failed = true;
+                    continue;
+                }
+            };
+            let to_stdout = self.output.as_deref() == Some(Path::new("-"));
+            let mut report = String::new();
+            if !to_stdout {
+                report.push_str(&fixed.diff);
+            }
+            for c in &fixed.changes {
+                report.push_str(&format!(
+                    "{}:{}: {} ({}{}): {}\n",
+                    file.display(),
+                    c.line,
+                    c.id.as_str(),
+                    c.rules.join(", "),
+                    match c.safety {
+                        headroom_dockerfile::fix::Safety::Safe => "",
+                        headroom_dockerfile::fix::Safety::Unsafe =>
+                            "; unsafe: changes what is installed",
+                    },
+                    c.description
+                ));
+            }
+            let (b, a) = (fixed.before.final_stage, fixed.after.final_stage);
+            report.push_str(&format!(
+                "{}: {} change(s); final stage: {} RUN / {} layers before, {} RUN / {} layers after\n",
+                file.display(),
+                fixed.changes.len(),
+                b.run,
+                b.layers,
+                a.run,
+                a.layers
+            ));
+            eprint!("{report}");
+            match self.output.as_deref() {
+                Some(p) if p == Path::new("-") => {
+                    std::io::stdout().lock().write_all(fixed.text.as_bytes())?;
+                }
+                Some(p) => write_atomically(p, &fixed.text)?,
+                None if fixed.changed() => write_atomically(file, &fixed.text)?,
+                None => {}
+            }
+        }
+        Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+}
+
+/// Write beside the target and rename over it: an interrupted write never leaves half a
+/// Dockerfile, and the original's permissions are kept.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "Dockerfile".into());
+    let tmp = dir.join(format!(".{name}.headroom-fix.tmp"));
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 fn dump(files: &[PathBuf]) -> Result<ExitCode> {

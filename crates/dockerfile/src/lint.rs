@@ -1004,19 +1004,19 @@ fn check_single_installs(
     seen: &mut BTreeMap<&'static str, usize>,
     out: &mut Vec<Raw>,
 ) {
+    // Packages per tool in this RUN: a RUN that installs a single one is a layer for it.
+    let mut per_tool: BTreeMap<&'static str, usize> = BTreeMap::new();
     for c in &run.commands {
-        let tool = if c.is_apt("install") {
-            "apt-get"
+        let (tool, packages) = if c.is_apt("install") {
+            ("apt-get", c.operands().len())
         } else if c.is_pip_install() {
-            "pip"
+            ("pip", c.pip_args().map(pip_packages).unwrap_or_default())
         } else {
             continue;
         };
-        let packages = if tool == "pip" {
-            c.pip_args().map(pip_packages).unwrap_or_default()
-        } else {
-            c.operands().len()
-        };
+        *per_tool.entry(tool).or_insert(0) += packages;
+    }
+    for (tool, packages) in per_tool {
         if packages != 1 {
             continue;
         }
@@ -1027,8 +1027,7 @@ fn check_single_installs(
                 "HR003",
                 run.inst,
                 format!(
-                    "one package per `{tool} install` again ({} so far in this stage)",
-                    count
+                    "another RUN for a single `{tool} install` package ({count} such RUNs so far in this stage)"
                 ),
             ));
         }

@@ -1,0 +1,152 @@
+//! `cargo xtask lint --fix`: the naive example comes out with at most a third of its RUN
+//! layers, the diff and the layer counts are shown, fixing again changes nothing, and unsafe
+//! fixes need their own flag. (tests/tests/dockerfile_fix.rs builds fixed files and compares
+//! what the engine makes of them.)
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use headroom_tests::xtask;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn run_instructions(file: &Path) -> usize {
+    let dump = xtask(&["lint", "--dump", file.to_str().unwrap()], &[]);
+    assert!(dump.success(), "{}", dump.stderr);
+    let v: serde_json::Value = serde_json::from_str(&dump.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["instruction"] == "run")
+        .count()
+}
+
+#[test]
+fn the_naive_example_is_fixed_to_a_third_of_its_run_layers_and_stays_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let naive = root().join("docker/examples/Dockerfile.naive");
+    let original = std::fs::read_to_string(&naive).unwrap();
+    let out = dir.path().join("Dockerfile.fixed");
+    let run = xtask(
+        &[
+            "lint",
+            "--fix",
+            naive.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(run.success(), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&naive).unwrap(),
+        original,
+        "-o must leave the input alone"
+    );
+    assert!(run.stderr.contains("--- a/"), "{}", run.stderr);
+    assert!(run.stderr.contains("merge-runs"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("final stage: 23 RUN / 25 layers before"),
+        "{}",
+        run.stderr
+    );
+    let before = run_instructions(&naive);
+    let after = run_instructions(&out);
+    assert!(after * 3 <= before, "{before} RUNs became {after}");
+    assert!(!run.stderr.contains("unsafe"), "{}", run.stderr);
+
+    // The fixed file no longer has the problems the fix is for.
+    let lint = xtask(
+        &[
+            "lint",
+            "--format",
+            "json",
+            "--fail-on",
+            "none",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_str(&lint.stdout).unwrap();
+    let ids: Vec<&str> = v["files"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    for gone in [
+        "DL3059", "DL3009", "DL3042", "HR001", "HR002", "HR003", "HR006",
+    ] {
+        assert!(!ids.contains(&gone), "{gone} still found: {ids:?}");
+    }
+
+    // Idempotent: fixing the fixed file in place changes nothing.
+    let fixed = std::fs::read_to_string(&out).unwrap();
+    let again = xtask(&["lint", "--fix", out.to_str().unwrap()], &[]);
+    assert!(again.success(), "{}", again.stderr);
+    assert!(again.stderr.contains("0 change(s)"), "{}", again.stderr);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), fixed);
+}
+
+#[test]
+fn fixing_in_place_keeps_permissions_and_unsafe_fixes_need_their_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    std::fs::write(
+        &file,
+        "FROM debian:12\nRUN apt-get update\nRUN apt-get install -y curl\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let run = xtask(&["lint", "--fix", file.to_str().unwrap()], &[]);
+    assert!(run.success(), "{}", run.stderr);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.matches("RUN ").count(), 1, "{text}");
+    assert!(text.contains("rm -rf /var/lib/apt/lists/*"), "{text}");
+    assert!(!text.contains("--no-install-recommends"), "{text}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+
+    let stdout = xtask(
+        &[
+            "lint",
+            "--fix",
+            "--fix-unsafe",
+            file.to_str().unwrap(),
+            "-o",
+            "-",
+        ],
+        &[],
+    );
+    assert!(stdout.success(), "{}", stdout.stderr);
+    assert!(
+        stdout.stdout.contains("--no-install-recommends"),
+        "{}",
+        stdout.stdout
+    );
+    assert!(stdout.stderr.contains("unsafe"), "{}", stdout.stderr);
+    // -o - writes the result to standard output, not the file.
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}
+
+#[test]
+fn a_dockerfile_that_does_not_parse_is_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Dockerfile");
+    let text = "FROM a\nRUN <<EOF\necho open\n";
+    std::fs::write(&file, text).unwrap();
+    let run = xtask(&["lint", "--fix", file.to_str().unwrap()], &[]);
+    assert!(!run.success());
+    assert!(
+        run.stderr.contains("Dockerfile:2:") && run.stderr.contains("unterminated heredoc"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}
