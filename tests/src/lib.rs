@@ -43,6 +43,24 @@ pub fn require_docker(test: &str) -> bool {
     )
 }
 
+/// The repository's root directory.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repository")
+}
+
+/// The local Debian base (debootstrap + docker import by `cargo xtask base-image`), made
+/// once per test process; its name.
+pub fn debian_base() -> &'static str {
+    static BASE: OnceLock<String> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let run = xtask(&["base-image", "--name", "headroom/debian:bookworm"], &[]);
+        assert!(run.success(), "cargo xtask base-image: {run:?}");
+        run.stdout.trim().to_string()
+    })
+}
+
 /// Path of the xtask binary, built once per test process with the same profile.
 pub fn xtask_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

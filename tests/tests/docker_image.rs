@@ -8,24 +8,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use headroom_tests::registry::base_image;
-use headroom_tests::{require_docker, sh, xtask};
+use headroom_tests::{debian_base, require_docker, sh, xtask};
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The local Debian base (debootstrap + docker import), made once per test process.
-fn debian_base() -> &'static str {
-    static BASE: OnceLock<String> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let run = xtask(&["base-image", "--name", "headroom/debian:bookworm"], &[]);
-        assert!(run.success(), "cargo xtask base-image: {run:?}");
-        run.stdout.trim().to_string()
-    })
+    headroom_tests::repo_root().to_path_buf()
 }
 
 const CI_IMAGE: &str = "headroom-test/cuda-pytorch-ci";

@@ -11,30 +11,17 @@ use std::hash::{Hash, Hasher};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use headroom_dockerfile::fix::{FixOptions, fix};
-use headroom_tests::{require_docker, sh, xtask};
+use headroom_tests::{debian_base, require_docker, sh};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    headroom_tests::repo_root().to_path_buf()
 }
 
 fn fixtures() -> PathBuf {
     root().join("tests/fixtures/dockerfiles/fix")
-}
-
-/// The local Debian base (debootstrap + docker import), made once per test process.
-fn debian_base() -> &'static str {
-    static BASE: OnceLock<String> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let run = xtask(&["base-image", "--name", "headroom/debian:bookworm"], &[]);
-        assert!(run.success(), "cargo xtask base-image: {run:?}");
-        run.stdout.trim().to_string()
-    })
 }
 
 /// Paths (relative to /) where the fixes remove caches: present in the image as written,

@@ -15,10 +15,7 @@ use serde_json::Value;
 const NAIVE: &str = "docker/examples/Dockerfile.naive";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    headroom_tests::repo_root().to_path_buf()
 }
 
 /// The lint corpus and the repository's own Dockerfiles, relative to the root.

@@ -11,7 +11,7 @@ use std::path::Path;
 use headroom_tests::xtask;
 
 fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+    headroom_tests::repo_root()
 }
 
 fn run_instructions(file: &Path) -> usize {

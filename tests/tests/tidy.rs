@@ -5,10 +5,7 @@
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    headroom_tests::repo_root().to_path_buf()
 }
 
 fn read(rel: &str) -> String {
