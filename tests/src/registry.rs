@@ -1,7 +1,6 @@
 //! The registry and base image for push tests: headroom-docker's local stand-ins, plus a
 //! look at what the registry itself says about a tag.
 
-use std::process::Command;
 use std::sync::OnceLock;
 
 pub use headroom_docker::local::Registry as LocalRegistry;
@@ -50,32 +49,7 @@ impl Registry {
 
     /// The registry's `Docker-Content-Digest` for `repo:tag` (`repo` without the host).
     pub fn manifest_digest(&self, repo: &str, tag: &str) -> Option<String> {
-        let url = format!("http://{}/v2/{repo}/manifests/{tag}", self.host());
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "-I",
-                "-u",
-                &format!("{}:{}", self.user, self.password),
-            ])
-            .args([
-                "-H",
-                "Accept: application/vnd.docker.distribution.manifest.v2+json",
-                "-H",
-                "Accept: application/vnd.docker.distribution.manifest.list.v2+json",
-                "-H",
-                "Accept: application/vnd.oci.image.manifest.v1+json",
-                "-H",
-                "Accept: application/vnd.oci.image.index.v1+json",
-            ])
-            .arg(&url)
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("docker-content-digest")
-                .then(|| v.trim().to_string())
-        })
+        self.inner.manifest_digest(repo, tag)
     }
 }
 

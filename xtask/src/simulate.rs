@@ -867,42 +867,14 @@ fn check_passed(name: &str, run: &RunSummary, problems: &mut Vec<String>) {
     }
 }
 
-/// What the registry serves for the run's first tag (`Docker-Content-Digest`), asked with
-/// the registry's password handed to curl on stdin, not on its command line.
+/// What the registry serves for the run's first tag (`Docker-Content-Digest`).
 fn registry_digest(sandbox: &Sandbox, run: &RunSummary) -> Option<String> {
     let registry = sandbox.registry.as_ref()?;
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&run.report).ok()?).ok()?;
     let reference = report["image"]["references"][0].as_str()?;
     let (repo, tag) = reference.rsplit_once(':')?;
-    let path = repo.split_once('/')?.1;
-    let url = format!("http://{}/v2/{path}/manifests/{tag}", registry.host());
-    let config = format!(
-        "user = \"{}:{}\"\n",
-        registry.user,
-        registry.password().replace('"', "\\\"")
-    );
-    let mut child = Command::new("curl")
-        .args(["-sf", "-I", "-K", "-", "-H"])
-        .arg(
-            "Accept: application/vnd.oci.image.index.v1+json, \
-             application/vnd.oci.image.manifest.v1+json, \
-             application/vnd.docker.distribution.manifest.list.v2+json, \
-             application/vnd.docker.distribution.manifest.v2+json",
-        )
-        .arg(&url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(config.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("docker-content-digest")
-            .then(|| v.trim().to_string())
-    })
+    registry.manifest_digest(repo.split_once('/')?.1, tag)
 }
 
 /// Stop and remove everything a run starts, found by its fixed names, so this also cleans

@@ -84,6 +84,40 @@ impl Registry {
         &self.password
     }
 
+    /// What the registry itself serves for `repo:tag` (`repo` without the host): its
+    /// `Docker-Content-Digest`, asked with curl; the password goes to curl on standard input,
+    /// never on its command line.
+    pub fn manifest_digest(&self, repo: &str, tag: &str) -> Option<String> {
+        use std::io::Write;
+        let url = format!("http://{}/v2/{repo}/manifests/{tag}", self.host());
+        let config = format!(
+            "user = \"{}:{}\"\n",
+            self.user,
+            self.password.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let mut child = Command::new("curl")
+            .args(["-sf", "-I", "-K", "-", "-H"])
+            .arg(
+                "Accept: application/vnd.oci.image.index.v1+json, \
+                 application/vnd.oci.image.manifest.v1+json, \
+                 application/vnd.docker.distribution.manifest.list.v2+json, \
+                 application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .arg(&url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        child.stdin.take()?.write_all(config.as_bytes()).ok()?;
+        let out = child.wait_with_output().ok()?;
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("docker-content-digest")
+                .then(|| v.trim().to_string())
+        })
+    }
+
     /// The registry process, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
