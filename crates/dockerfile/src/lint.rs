@@ -1183,21 +1183,6 @@ fn ignore_ids(comment: &str, global: bool) -> Option<Vec<String>> {
     )
 }
 
-/// The layers (RUN, COPY, ADD) of each stage, and of the final one.
-pub fn layer_counts(df: &Dockerfile) -> Vec<usize> {
-    df.stages()
-        .iter()
-        .map(|s| {
-            df.instructions
-                .get(s.instructions.clone())
-                .unwrap_or_default()
-                .iter()
-                .filter(|i| matches!(i.keyword, Keyword::Run | Keyword::Copy | Keyword::Add))
-                .count()
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,7 +197,8 @@ fn copy_balanced(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, word: &mu
     }
 }
 
-fn is_assignment(word: &str) -> bool {
+/// `NAME=value`: a shell variable assignment word.
+pub(crate) fn is_assignment(word: &str) -> bool {
     match word.split_once('=') {
         Some((name, _)) => {
             !name.is_empty()

@@ -10,7 +10,7 @@
 
 use std::ops::Range;
 
-use crate::shell::{Command, Separator};
+use crate::shell::{Command, Separator, is_assignment};
 
 /// A word of the script: where it is and its text with quotes removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -609,17 +609,6 @@ fn changes_shell(cmd: &Cmd) -> bool {
 }
 
 /// `NAME=…` as the shell reads an assignment (checked on the text as written).
-fn is_assignment(raw: &str) -> bool {
-    match raw.split_once('=') {
-        Some((name, _)) => {
-            !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-        }
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
