@@ -313,14 +313,16 @@ impl Lint {
         for file in files {
             let bytes =
                 std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            let Ok(text) = String::from_utf8(bytes) else {
-                // parse_bytes says where the bad bytes are.
-                let bytes = std::fs::read(file)?;
-                if let Err(e) = headroom_dockerfile::parse_bytes(&bytes) {
-                    eprintln!("{}:{e}", file.display());
+            let text = match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(not_utf8) => {
+                    // parse_bytes says where the bad bytes are.
+                    if let Err(e) = headroom_dockerfile::parse_bytes(not_utf8.as_bytes()) {
+                        eprintln!("{}:{e}", file.display());
+                    }
+                    failed = true;
+                    continue;
                 }
-                failed = true;
-                continue;
             };
             let options = headroom_dockerfile::fix::FixOptions {
                 unsafe_fixes: self.fix_unsafe,
