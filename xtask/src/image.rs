@@ -1,5 +1,5 @@
-//! `cargo xtask image`: the pipeline — free disk → build → smoke test → push — the same
-//! command locally and in CI.
+//! `cargo xtask image`: the pipeline — lint → free disk → build → inspect → smoke test →
+//! push — the same command locally and in CI.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ui;
 
-/// Run the image pipeline: free → build → smoke → push.
+/// Run the image pipeline: lint → free → build → inspect → smoke → push.
 ///
 /// Settings come from docker/image.toml (paths in it are relative to that file); every
 /// setting can be overridden by a flag. Without --push nothing leaves the machine.
@@ -68,7 +68,7 @@ pub(crate) struct Image {
     /// Push the tags after a successful build and smoke test.
     #[arg(long)]
     push: bool,
-    /// Stages to skip (comma-separated): free, lint, build, smoke, push.
+    /// Stages to skip (comma-separated): lint, free, build, inspect, smoke, push.
     #[arg(long, value_name = "STAGES", value_delimiter = ',')]
     skip: Vec<String>,
     /// Where to write the JSON report.
@@ -176,7 +176,7 @@ struct FreeConfig {
     need: Option<String>,
 }
 
-const STAGES: &[&str] = &["free", "lint", "build", "inspect", "smoke", "push"];
+const STAGES: &[&str] = &["lint", "free", "build", "inspect", "smoke", "push"];
 
 /// The JSON report.
 #[derive(Debug, Default, Serialize)]
@@ -270,7 +270,7 @@ impl Image {
     async fn run_async(self) -> Result<ExitCode> {
         for s in &self.skip {
             if !STAGES.contains(&s.as_str()) {
-                bail!("--skip {s:?}: unknown stage (free, lint, build, inspect, smoke, push)");
+                bail!("--skip {s:?}: unknown stage (lint, free, build, inspect, smoke, push)");
             }
         }
         let config = load_config(&self.config)?;
@@ -620,6 +620,9 @@ impl Pipeline<'_> {
         }
 
         let credentials = self.credentials(&spec).await?;
+        // Cheap checks before anything destructive: the engine has answered and the
+        // credentials are resolved; a Dockerfile the lint stops must not cost a deleted byte.
+        self.stage("lint", || self.lint(&spec)).await?;
         let background = if self.args.free_in_background && !self.args.skipped("free") {
             self.start_free_in_background(watch_path.as_deref())?
         } else {
@@ -627,7 +630,6 @@ impl Pipeline<'_> {
                 .await?;
             None
         };
-        self.stage("lint", || self.lint(&spec)).await?;
         let built = self
             .stage("build", || {
                 self.build(&engine, &spec, watch_path.as_deref(), background.as_ref())
