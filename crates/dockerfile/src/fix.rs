@@ -599,6 +599,15 @@ enum AptUse {
     Needs,
     /// `rm -rf /var/lib/apt/lists/*`: removes them.
     Removes,
+    /// Code that cannot be seen (a script, `bash -c`, `xargs`, …): may read them.
+    May,
+}
+
+impl AptUse {
+    /// Reads the lists (or may): they must still be there.
+    fn reads(self) -> bool {
+        matches!(self, AptUse::Needs | AptUse::May)
+    }
 }
 
 fn apt_use(cmd: &Cmd, script: &str) -> Option<AptUse> {
@@ -619,6 +628,79 @@ fn apt_use(cmd: &Cmd, script: &str) -> Option<AptUse> {
         "apt-cache" | "apt-file" | "add-apt-repository" => Some(AptUse::Needs),
         _ => None,
     }
+}
+
+/// What the commands of `script` (its text `text`) do to the package lists, in order;
+/// commands for which `skip` holds are left out. A command that runs code this reader
+/// cannot see ([`script::opaque`]), here or in a command substitution, may need them.
+fn script_apt_uses(
+    script: &Script,
+    text: &str,
+    copied: &dyn Fn(&str) -> bool,
+    skip: &dyn Fn(&Cmd) -> bool,
+) -> Vec<AptUse> {
+    let mut out = Vec::new();
+    for cmd in script.cmds.iter().filter(|c| !skip(c)) {
+        for w in cmd.assignments.iter().chain(&cmd.words).chain(&cmd.redirects) {
+            if w.text.contains("$(") || w.text.contains('`') {
+                for sub in substitutions(&w.text) {
+                    let s = script::read(sub);
+                    if s.understood {
+                        out.extend(script_apt_uses(&s, sub, copied, &|_| false));
+                    } else {
+                        out.push(AptUse::May);
+                    }
+                }
+            }
+        }
+        if let Some(u) = apt_use(cmd, text) {
+            out.push(u);
+        } else if script::opaque(cmd, copied) {
+            out.push(AptUse::May);
+        }
+    }
+    out
+}
+
+/// The scripts of the `$( … )` and `` ` … ` `` substitutions in a word as the reader keeps
+/// it (a substitution that does not end is taken to the end of the word).
+fn substitutions(word: &str) -> Vec<&str> {
+    let bytes = word.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'(') => {
+                let mut depth = 0usize;
+                let mut end = bytes.len();
+                for (j, b) in bytes.iter().enumerate().skip(i + 1) {
+                    match b {
+                        b'(' => depth += 1,
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = j;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                out.push(word.get(i + 2..end).unwrap_or(""));
+                i = end + 1;
+            }
+            b'`' => {
+                let end = bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == b'`')
+                    .map_or(bytes.len(), |p| i + 1 + p);
+                out.push(word.get(i + 1..end).unwrap_or(""));
+                i = end + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out
 }
 
 /// The ranges of the shell text to take out to remove commands `gone` (sorted, not all) of
@@ -726,9 +808,10 @@ impl Run<'_> {
             && !self.frozen
     }
 
-    /// Commands may be joined after this RUN's script.
+    /// Commands may be joined after this RUN's script, in the same shell: see
+    /// [`Script::may_be_followed`].
     fn joinable(&self) -> bool {
-        self.editable() && !self.script.comment && !self.script.background && !self.script.heredoc
+        self.editable() && !self.script.heredoc && self.script.may_be_followed()
     }
 
     fn text(&self) -> &str {
@@ -745,8 +828,12 @@ impl Run<'_> {
 
     /// Whether this RUN may be joined with its neighbours: a tmpfs or a writable bind
     /// mount is new for every RUN, so a joined RUN would see the files another left there.
+    /// A RUN that is not [`Run::joinable`] may still be the last of a joined run.
     fn mergeable(&self) -> bool {
-        self.joinable()
+        self.editable()
+            && !self.script.comment
+            && !self.script.background
+            && !self.script.heredoc
             && !self
                 .mounts
                 .iter()
@@ -793,6 +880,12 @@ struct Planner<'a> {
     stages: Vec<(Range<usize>, Option<usize>)>,
     /// The line break the file uses.
     nl: &'static str,
+    /// File names a COPY or ADD brings in (sources and destinations, without their
+    /// directories): run as programs, what they do cannot be seen.
+    copied: BTreeSet<String>,
+    /// Per stage: an ONBUILD trigger in it may read the package lists (in the image built
+    /// on this one, after everything here).
+    onbuild_needs_lists: Vec<bool>,
 }
 
 impl<'a> Planner<'a> {
@@ -807,6 +900,7 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|s| (s.instructions.clone(), s.base_stage))
             .collect();
+        let global = global_args(df);
         let mut runs = BTreeMap::new();
         // Whether each stage ends with another shell than `/bin/sh -c`; a stage built on
         // it inherits that shell.
@@ -816,12 +910,10 @@ impl<'a> Planner<'a> {
                 .base_stage
                 .and_then(|b| other_shell.get(b).copied())
                 .unwrap_or(false);
-            // Windows images run `cmd /S /C`, where `( … )` is no subshell.
-            let lower = s.base.to_ascii_lowercase();
-            let windows = ["windows", "nanoserver", "servercore"]
-                .iter()
-                .any(|w| lower.contains(w));
-            let mut default_shell = !inherited && !windows;
+            // Windows images run `cmd /S /C`, where `( … )` is no subshell; a base whose
+            // name is not known (an ARG without a default) may be one.
+            let posix = s.base_stage.is_some() || posix_base(&s.base, s.platform.as_deref(), &global);
+            let mut default_shell = !inherited && posix;
             for idx in s.instructions.clone() {
                 let Some(inst) = df.instructions.get(idx) else {
                     continue;
@@ -847,6 +939,39 @@ impl<'a> Planner<'a> {
             other_shell.push(!default_shell);
         }
         let nl = if src.contains("\r\n") { "\r\n" } else { "\n" };
+        let mut copied = BTreeSet::new();
+        for inst in df.walk() {
+            if matches!(inst.keyword, Keyword::Copy | Keyword::Add) {
+                for w in inst.words() {
+                    let t = w.text.trim_matches(['"', '\'']).trim_end_matches('/');
+                    copied.insert(t.rsplit('/').next().unwrap_or(t).to_string());
+                }
+            }
+        }
+        let onbuild_needs_lists = all
+            .iter()
+            .map(|s| {
+                df.instructions
+                    .get(s.instructions.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Instruction::trigger)
+                    .filter(|t| t.keyword == Keyword::Run)
+                    .any(|t| {
+                        let Some(w) = t.shell().filter(|_| t.heredocs.is_empty()) else {
+                            return true;
+                        };
+                        let script = script::read(&w.text);
+                        !script.understood
+                            || script_apt_uses(&script, &w.text, &|n| copied.contains(n), &|_| {
+                                false
+                            })
+                            .into_iter()
+                            .find(|u| *u != AptUse::Removes)
+                            .is_some_and(AptUse::reads)
+                    })
+            })
+            .collect();
         Planner {
             src,
             df,
@@ -854,8 +979,91 @@ impl<'a> Planner<'a> {
             runs,
             stages,
             nl,
+            copied,
+            onbuild_needs_lists,
         }
     }
+}
+
+/// The ARGs declared before the first FROM, with their defaults: what a FROM line may use.
+fn global_args(df: &Dockerfile) -> BTreeMap<String, Option<String>> {
+    let mut out = BTreeMap::new();
+    for inst in df
+        .instructions
+        .iter()
+        .take_while(|i| i.keyword != Keyword::From)
+    {
+        if inst.keyword == Keyword::Arg {
+            for kv in inst.pairs() {
+                let value = kv
+                    .value
+                    .as_ref()
+                    .map(|v| v.text.trim_matches(['"', '\'']).to_string());
+                out.insert(kv.key.text.clone(), value);
+            }
+        }
+    }
+    out
+}
+
+/// `text` with `$NAME`, `${NAME}` (and `${NAME:-x}`, `${NAME-x}`) of `args` replaced by their
+/// defaults; `None` when a variable has no known value.
+fn substitute(text: &str, args: &BTreeMap<String, Option<String>>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, fallback, len) = if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}')?;
+            let body = &inner[..end];
+            let (name, fallback) = match body.find([':', '-']) {
+                Some(i) => (
+                    &body[..i],
+                    Some(body[i..].trim_start_matches(':').strip_prefix('-')?),
+                ),
+                None => (body, None),
+            };
+            (name, fallback, end + 2)
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], None, end)
+        };
+        let value = match args.get(name) {
+            Some(Some(v)) if !v.is_empty() => v.clone(),
+            _ => fallback?.to_string(),
+        };
+        if value.contains('$') {
+            return None;
+        }
+        out.push_str(&value);
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// Whether a FROM's image runs RUNs with a POSIX `/bin/sh`: not a Windows image (by its
+/// name or platform), and not an image whose name depends on a build argument without a
+/// default (its OS cannot be known).
+fn posix_base(
+    base: &str,
+    platform: Option<&str>,
+    args: &BTreeMap<String, Option<String>>,
+) -> bool {
+    let Some(name) = substitute(base, args) else {
+        return false;
+    };
+    let lower = name.to_ascii_lowercase();
+    let windows = ["windows", "nanoserver", "servercore"]
+        .iter()
+        .any(|w| lower.contains(w))
+        || platform
+            .and_then(|p| substitute(p, args))
+            .is_some_and(|p| p.to_ascii_lowercase().starts_with("windows"));
+    !windows && !name.is_empty()
 }
 
 impl<'d> Run<'d> {
@@ -1052,6 +1260,10 @@ impl Planner<'_> {
                 if cache.disturbed_by(inst, &r.uses) {
                     return None;
                 }
+                // A RUN that may run apt where it cannot be seen may need the lists.
+                if *cache == Cache::Apt && self.apt_uses(i, &Plan::default()).contains(&AptUse::May) {
+                    return None;
+                }
             } else if cache.disturbed_by(inst, &inst.original) {
                 return None;
             }
@@ -1155,21 +1367,20 @@ impl Planner<'_> {
         if edit.is_some_and(|e| e.removed) {
             return Vec::new();
         }
-        let mut out = Vec::new();
-        if run.script.understood && run.default_shell && run.inst.heredocs.is_empty() {
-            for cmd in &run.script.cmds {
-                let moved = edit.is_some_and(|e| {
+        let mut out = if run.script.understood && run.default_shell && run.inst.heredocs.is_empty()
+        {
+            let moved = |cmd: &Cmd| {
+                edit.is_some_and(|e| {
                     e.removes
                         .iter()
                         .any(|r| r.start <= cmd.range.start && cmd.range.end <= r.end)
-                });
-                if let (false, Some(u)) = (moved, apt_use(cmd, run.text())) {
-                    out.push(u);
-                }
-            }
-        } else if Cache::Apt.used_by(&run.uses) {
-            out.push(AptUse::Needs);
-        }
+                })
+            };
+            script_apt_uses(&run.script, run.text(), &|n| self.copied.contains(n), &moved)
+        } else {
+            // A heredoc, another shell or a script this reader cannot follow: anything.
+            vec![AptUse::May]
+        };
         for a in edit.map(|e| e.appends.as_slice()).unwrap_or_default() {
             if a.contains("/var/lib/apt/lists") {
                 out.push(AptUse::Removes);
@@ -1183,11 +1394,12 @@ impl Planner<'_> {
     fn child_needs_lists(&self, stage: usize, plan: &Plan) -> bool {
         self.stages.iter().enumerate().any(|(s, (range, base))| {
             *base == Some(stage)
-                && (range
+                && (self.onbuild_needs_lists.get(s).copied().unwrap_or(true)
+                    || range
                     .clone()
                     .flat_map(|i| self.apt_uses(i, plan))
                     .find(|u| *u != AptUse::Removes)
-                    == Some(AptUse::Needs)
+                    .is_some_and(AptUse::reads)
                     || self.child_needs_lists(s, plan))
         })
     }
@@ -1198,10 +1410,16 @@ impl Planner<'_> {
         let mut adds = Vec::new();
         for (&idx, run) in &self.runs {
             let uses = self.apt_uses(idx, plan);
-            let Some(last) = uses.iter().rposition(|u| *u != AptUse::Removes) else {
+            let Some(last) = uses
+                .iter()
+                .rposition(|u| matches!(u, AptUse::Update | AptUse::Needs))
+            else {
                 continue;
             };
+            // Code that cannot be seen after the last apt command: it may need the lists
+            // (and so would the same RUN once joined with a later one).
             if uses[last..].contains(&AptUse::Removes)
+                || uses[last..].contains(&AptUse::May)
                 || !run.joinable()
                 || run.mounts.iter().any(|m| m.covers("/var/lib/apt/lists"))
             {
@@ -1211,7 +1429,10 @@ impl Planner<'_> {
             let next = (idx + 1..range.end)
                 .flat_map(|i| self.apt_uses(i, plan))
                 .next();
-            if next == Some(AptUse::Needs) || self.child_needs_lists(run.stage, plan) {
+            if next.is_some_and(AptUse::reads)
+                || self.onbuild_needs_lists.get(run.stage).copied().unwrap_or(true)
+                || self.child_needs_lists(run.stage, plan)
+            {
                 continue;
             }
             adds.push(idx);
@@ -1257,7 +1478,17 @@ impl Planner<'_> {
                 if !same {
                     flush(&mut group, plan);
                 }
+                // A script ending in a literal backslash can only come last, unparenthesised.
+                if run.script.trailing_backslash && (group.is_empty() || run.script.needs_parens())
+                {
+                    flush(&mut group, plan);
+                    continue;
+                }
                 group.push(idx);
+                if !run.joinable() {
+                    // It may end a joined run, not be followed (`set -e`, a trailing backslash).
+                    flush(&mut group, plan);
+                }
             }
             flush(&mut group, plan);
         }
@@ -1342,7 +1573,8 @@ impl Planner<'_> {
         };
         let appends = plan.edits.get(&idx).is_some_and(|e| !e.appends.is_empty());
         let followed = k + 1 < n || appends;
-        (followed && run.script.leaks) || (k > 0 && run.script.needs_parens())
+        (followed && (run.script.leaks || run.script.trailing_separator))
+            || (k > 0 && run.script.needs_parens())
     }
 
     /// The new text, and what it must read back as; or the RUNs that could not be

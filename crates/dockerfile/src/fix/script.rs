@@ -89,15 +89,34 @@ pub(crate) struct Script {
     pub leaks: bool,
     /// Read completely: balanced, no construct this reader does not follow.
     pub understood: bool,
+    /// The script may turn on `set -e` (`set -e`, `set -eux`, `set -o …`, a `set` whose
+    /// options are computed, `eval`, `.`/`source`), anywhere in it. POSIX ignores -e in
+    /// every member of an AND-OR list but the last, so such a script may only be the last
+    /// part of a joined RUN.
+    pub errexit: bool,
+    /// The script ends with `;` (after its last command): `a; && b` is a syntax error.
+    pub trailing_separator: bool,
+    /// The script ends with an unescaped `\`, which the shell keeps as a character only
+    /// because nothing follows it.
+    pub trailing_backslash: bool,
 }
 
 impl Script {
     /// Whether the top level has `||` or `;`: joined after `X &&`, the script must be
     /// parenthesised to keep its meaning.
     pub fn needs_parens(&self) -> bool {
-        self.top_seps
-            .iter()
-            .any(|s| matches!(s, Separator::Or | Separator::Then))
+        self.trailing_separator
+            || self
+                .top_seps
+                .iter()
+                .any(|s| matches!(s, Separator::Or | Separator::Then))
+    }
+
+    /// Whether more commands may be joined after this script in the same shell (in a
+    /// subshell where it changes the shell): it must not end in a character that only
+    /// means itself at the end, nor turn on `-e`, which a non-last member of `&&` ignores.
+    pub fn may_be_followed(&self) -> bool {
+        !self.errexit && !self.trailing_backslash && !self.comment && !self.background
     }
 
     /// Whether the top level is one `&&` chain of simple commands, so that one of them can be
@@ -167,6 +186,7 @@ pub(crate) fn read(script: &str) -> Script {
         dangling: false,
     };
     r.run();
+    r.out.errexit |= mentions_errexit(script);
     r.out
 }
 
@@ -225,6 +245,9 @@ impl Reader<'_> {
                 }
                 '\n' | ';' => {
                     self.i += 1;
+                    if c == ';' {
+                        self.out.trailing_separator = true;
+                    }
                     if c == ';' && self.peek() == Some(';') {
                         // `;;` belongs to `case`, which this reader does not follow.
                         self.out.understood = false;
@@ -412,7 +435,7 @@ impl Reader<'_> {
                             text.push(n);
                             self.i += 1;
                         }
-                        None => {}
+                        None => self.out.trailing_backslash = true,
                     }
                 }
                 '\'' => {
@@ -510,6 +533,7 @@ impl Reader<'_> {
             return;
         }
         self.dangling = false;
+        self.out.trailing_separator = false;
         if self.cur.start.is_none() {
             self.cur.start = Some(tok.range.start);
         }
@@ -592,6 +616,9 @@ impl Reader<'_> {
         if self.sub_depth == 0 && changes_shell(&cmd) {
             self.out.leaks = true;
         }
+        if may_set_errexit(&cmd) {
+            self.out.errexit = true;
+        }
         self.out.cmds.push(cmd);
     }
 }
@@ -608,7 +635,98 @@ fn changes_shell(cmd: &Cmd) -> bool {
         || (first.text == "printf" && cmd.words.iter().any(|w| w.text == "-v"))
 }
 
-/// `NAME=…` as the shell reads an assignment (checked on the text as written).
+/// Whether a command may turn on `-e`: `set` with an option cluster holding `e`, with `-o`
+/// (or `+o`, whose value could be anything), with computed words; or code this reader
+/// cannot see (`eval`, `.`, `source`).
+fn may_set_errexit(cmd: &Cmd) -> bool {
+    let words: Vec<&str> = cmd.words.iter().map(|w| w.text.as_str()).collect();
+    match words.first() {
+        Some(&"set") => words[1..].iter().any(|a| {
+            a.contains(['$', '`'])
+                || (a.starts_with('-') && *a != "--" && (a.contains('e') || a.contains('o')))
+        }),
+        Some(&("eval" | "." | "source")) => true,
+        _ => false,
+    }
+}
+
+/// Whether `script` may turn on `-e` anywhere, also inside command substitutions (which
+/// [`read`] keeps as words): a `set` word followed by an option that could be `-e`.
+pub(crate) fn mentions_errexit(script: &str) -> bool {
+    let bytes = script.as_bytes();
+    let word_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    script.match_indices("set").any(|(at, _)| {
+        let before = at.checked_sub(1).and_then(|i| bytes.get(i).copied());
+        if before.is_some_and(word_char) {
+            return false;
+        }
+        let rest = &script[at + 3..];
+        if !rest.starts_with([' ', '\t']) {
+            return false;
+        }
+        let arg = rest.trim_start_matches([' ', '\t']);
+        let opt: String = arg
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !";&|)".contains(*c))
+            .collect();
+        opt.contains(['$', '`'])
+            || (opt.starts_with(['-', '+', '"', '\''])
+                && opt != "--"
+                && (opt.contains('e') || opt.contains('o')))
+    })
+}
+
+/// Whether a command runs code that cannot be seen from here, so that it may do anything
+/// (run apt, need its lists): another shell or interpreter, `xargs`, `eval`, `find -exec`,
+/// a script (by path, by its extension, or a program that `copied` names: files a COPY or
+/// ADD of the Dockerfile brings in), or a program whose name is computed.
+pub(crate) fn opaque(cmd: &Cmd, copied: &dyn Fn(&str) -> bool) -> bool {
+    const RUNNERS: &[&str] = &[
+        "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "eval", ".", "source",
+        "xargs", "parallel", "su", "runuser", "chroot", "timeout", "stdbuf", "setsid", "flock",
+        "watch", "time", "strace", "script", "make", "gmake", "fakeroot", "unshare", "nsenter",
+        "gosu", "su-exec", "tini", "dumb-init", "xvfb-run", "python", "python2", "python3",
+        "perl", "ruby", "node", "php", "lua", "Rscript", "tclsh", "expect", "run-parts",
+        "dpkg-reconfigure", "debconf", "ansible", "ansible-playbook", "salt-call", "puppet",
+        "chef-solo", "invoke-rc.d", "service", "systemctl",
+    ];
+    let sh = cmd.shell();
+    if sh.pip_args().is_some() {
+        // pip, and `python -m pip`: a package installer that does not run apt.
+        return false;
+    }
+    let words = sh.effective_words();
+    let Some(first) = words.first() else {
+        // Only assignments (or a prefix alone): nothing runs.
+        return words.len() != cmd.words.len();
+    };
+    let name = first.rsplit('/').next().unwrap_or(first);
+    if name.starts_with("python") {
+        // `python -m venv|ensurepip|compileall`: known modules.
+        let m = words.iter().position(|w| w == "-m");
+        if m.and_then(|i| words.get(i + 1))
+            .is_some_and(|m| matches!(m.as_str(), "venv" | "ensurepip" | "compileall"))
+        {
+            return false;
+        }
+        return true;
+    }
+    let system = ["/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/"]
+        .iter()
+        .any(|d| first.strip_prefix(d).is_some_and(|r| !r.contains('/')));
+    first.contains(['$', '`'])
+        || RUNNERS.contains(&name)
+        || (first.contains('/') && !system)
+        || [".sh", ".bash", ".py", ".pl", ".rb", ".js"]
+            .iter()
+            .any(|e| name.ends_with(e))
+        || (name == "find"
+            && words
+                .iter()
+                .any(|w| matches!(w.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir")))
+        || copied(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,9 +143,10 @@ fn scripts_that_would_reach_the_next_command_are_parenthesised() {
         "FROM a\nRUN exit 0\nRUN export A=1\nRUN A=1\nRUN set -e\nRUN z\n",
         &FixOptions::default(),
     );
+    // `set -e` may only come last: a non-last member of `&&` ignores -e.
     assert_eq!(
         f.text,
-        "FROM a\nRUN ( exit 0 ) \\\n    && ( export A=1 ) \\\n    && ( A=1 ) \\\n    && ( set -e ) \\\n    && z\n"
+        "FROM a\nRUN ( exit 0 ) \\\n    && ( export A=1 ) \\\n    && ( A=1 ) \\\n    && set -e\nRUN z\n"
     );
 }
 
@@ -371,13 +372,26 @@ fn no_install_recommends_only_when_unsafe_fixes_are_asked_for() {
 fn cleanups_move_into_the_run_that_made_the_data() {
     let opts = FixOptions::default();
     let f = sound(
-        "FROM a\nRUN apt-get update && apt-get install -y x\nWORKDIR /w\nRUN make\nENV A=1\n# tidy up\nRUN apt-get clean && rm -rf /var/lib/apt/lists/*\nCMD [\"x\"]\n",
+        "FROM a\nRUN apt-get update && apt-get install -y x\nWORKDIR /w\nRUN mkdir -p out\nENV A=1\n# tidy up\nRUN apt-get clean && rm -rf /var/lib/apt/lists/*\nCMD [\"x\"]\n",
         &opts,
     );
     assert_eq!(
         f.text,
-        "FROM a\nRUN apt-get update && apt-get install -y x \\\n    && apt-get clean \\\n    && rm -rf /var/lib/apt/lists/*\nWORKDIR /w\nRUN make\nENV A=1\n# tidy up\nCMD [\"x\"]\n"
+        "FROM a\nRUN apt-get update && apt-get install -y x \\\n    && apt-get clean \\\n    && rm -rf /var/lib/apt/lists/*\nWORKDIR /w\nRUN mkdir -p out\nENV A=1\n# tidy up\nCMD [\"x\"]\n"
     );
+    // What runs between may run apt where it cannot be seen: the lists stay until the
+    // cleanup as written.
+    for between in ["make", "./configure", "bash -c x", "xargs -a f echo", "echo $(./x.sh)"] {
+        let src = format!(
+            "FROM a\nRUN apt-get update && apt-get install -y x\nRUN {between}\nRUN rm -rf /var/lib/apt/lists/*\n"
+        );
+        let f = sound(&src, &opts);
+        assert!(
+            !ids(&f).contains(&"move-cleanup") && !ids(&f).contains(&"apt-lists-cleanup"),
+            "{between}: {}",
+            f.text
+        );
+    }
     assert_eq!(ids(&f), ["move-cleanup", "move-cleanup"]);
     assert_eq!((f.changes[0].line, f.changes[0].end_line), (2, 7));
     assert_eq!((f.before.file.run, f.after.file.run), (3, 2));
@@ -625,4 +639,92 @@ fn random_dockerfiles_are_fixed_soundly() {
             "a rewrite was rejected:\n{src}"
         );
     }
+}
+
+/// The cases where a join used to change what a build does (tests/tests/dockerfile_fix_cases.rs
+/// builds them).
+#[test]
+fn joins_keep_set_e_separators_backslashes_and_unknown_shells() {
+    let opts = FixOptions::default();
+    // `set -e` (in any spelling, or code that may set it) may end a joined run only.
+    for set in [
+        "set -e; false; echo x",
+        "set -eux; false",
+        "set -o errexit; false",
+        "set -- $ARGS; false",
+        "eval \"$SETUP\"; false",
+        ". /etc/profile; false",
+        "( set -e; false; echo x )",
+        "echo $(set -e; false)",
+    ] {
+        let f = sound(&format!("FROM a\nRUN {set}\nRUN echo next\n"), &opts);
+        assert!(!f.changed(), "{set}: {}", f.text);
+        let f = sound(&format!("FROM a\nRUN echo first\nRUN {set}\n"), &opts);
+        assert_eq!(ids(&f), ["merge-runs"], "{set}");
+    }
+    // A trailing `;` is kept inside parentheses: `( a; ) && b`.
+    let f = sound("FROM a\nRUN echo a;\nRUN echo b ;\nRUN echo c\n", &opts);
+    assert_eq!(
+        f.text,
+        "FROM a\nRUN ( echo a; ) \\\n    && ( echo b ; ) \\\n    && echo c\n"
+    );
+    // Under the backtick escape, a RUN may end in a literal `\`: nothing may follow it.
+    let src = "# escape=`\nFROM a\nRUN echo a\\\nRUN echo b\nRUN echo c\\\n";
+    let f = sound(src, &opts);
+    assert_eq!(
+        f.text,
+        "# escape=`\nFROM a\nRUN echo a\\\nRUN echo b `\n    && echo c\\\n"
+    );
+    // Windows (named directly, through an ARG's default, or by platform) and bases whose
+    // name cannot be known get no POSIX rewrite; an ARG naming a Linux image does.
+    for from in [
+        "ARG BASE=mcr.microsoft.com/windows/servercore:ltsc2022\nFROM ${BASE}",
+        "ARG BASE\nFROM $BASE",
+        "ARG TAG=ltsc2022\nFROM mcr.microsoft.com/windows/nanoserver:$TAG",
+        "FROM --platform=windows/amd64 img",
+        "ARG BASE=windows\nFROM ${BASE} AS w\nFROM w",
+    ] {
+        let f = sound(&format!("{from}\nRUN cd /x\nRUN touch y\n"), &opts);
+        assert!(!f.changed(), "{from}: {}", f.text);
+    }
+    for from in [
+        "ARG BASE=debian:12\nFROM ${BASE}",
+        "ARG BASE\nFROM ${BASE:-debian:12}",
+    ] {
+        let f = sound(&format!("{from}\nRUN cd /x\nRUN touch y\n"), &opts);
+        assert_eq!(ids(&f), ["merge-runs"], "{from}");
+    }
+}
+
+#[test]
+fn apt_lists_stay_while_something_may_still_need_them() {
+    let opts = FixOptions::default();
+    let install = "RUN apt-get update && apt-get install -y x\n";
+    for later in [
+        "ENV P=y\nRUN echo $P | xargs apt-get install -y",
+        "ENV P=y\nRUN bash -c \"apt-get install -y y\"",
+        "ENV P=y\nRUN sh -c 'apt-get install -y y'",
+        "COPY install.sh /usr/local/bin/install-y\nRUN install-y",
+        "COPY install.sh /\nRUN /install.sh",
+        "ENV P=y\nRUN ./configure && make install",
+        "ONBUILD RUN apt-get install -y y",
+        "ONBUILD RUN ./setup",
+        "FROM base AS child\nRUN bash -c 'apt-get install -y z'",
+    ] {
+        let src = format!("FROM a AS base\n{install}{later}\n");
+        let f = sound(&src, &opts);
+        assert!(
+            !ids(&f).contains(&"apt-lists-cleanup"),
+            "{later}: {}",
+            f.text
+        );
+    }
+    // Nothing after that could run apt: removed.
+    let f = sound(&format!("FROM a\n{install}ENV P=y\nRUN pip install y\n"), &opts);
+    assert!(ids(&f).contains(&"apt-lists-cleanup"), "{}", f.text);
+    let f = sound(
+        &format!("FROM a\n{install}ONBUILD RUN apt-get update && apt-get install -y y\n"),
+        &opts,
+    );
+    assert!(ids(&f).contains(&"apt-lists-cleanup"), "{}", f.text);
 }
