@@ -69,7 +69,14 @@ fn build(dockerfile: &Path, image: &str, base: &str) -> (Outcome, String) {
 /// Every file under /out of `image`: path, type, size, mode and a digest of its contents.
 fn files(image: &str) -> String {
     let out = Command::new("docker")
-        .args(["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh"])
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--entrypoint",
+            "/bin/sh",
+        ])
         .arg(image)
         .args([
             "-c",

@@ -641,7 +641,12 @@ fn script_apt_uses(
 ) -> Vec<AptUse> {
     let mut out = Vec::new();
     for cmd in script.cmds.iter().filter(|c| !skip(c)) {
-        for w in cmd.assignments.iter().chain(&cmd.words).chain(&cmd.redirects) {
+        for w in cmd
+            .assignments
+            .iter()
+            .chain(&cmd.words)
+            .chain(&cmd.redirects)
+        {
             if w.text.contains("$(") || w.text.contains('`') {
                 for sub in substitutions(&w.text) {
                     let s = script::read(sub);
@@ -912,7 +917,8 @@ impl<'a> Planner<'a> {
                 .unwrap_or(false);
             // Windows images run `cmd /S /C`, where `( … )` is no subshell; a base whose
             // name is not known (an ARG without a default) may be one.
-            let posix = s.base_stage.is_some() || posix_base(&s.base, s.platform.as_deref(), &global);
+            let posix =
+                s.base_stage.is_some() || posix_base(&s.base, s.platform.as_deref(), &global);
             let mut default_shell = !inherited && posix;
             for idx in s.instructions.clone() {
                 let Some(inst) = df.instructions.get(idx) else {
@@ -1048,11 +1054,7 @@ fn substitute(text: &str, args: &BTreeMap<String, Option<String>>) -> Option<Str
 /// Whether a FROM's image runs RUNs with a POSIX `/bin/sh`: not a Windows image (by its
 /// name or platform), and not an image whose name depends on a build argument without a
 /// default (its OS cannot be known).
-fn posix_base(
-    base: &str,
-    platform: Option<&str>,
-    args: &BTreeMap<String, Option<String>>,
-) -> bool {
+fn posix_base(base: &str, platform: Option<&str>, args: &BTreeMap<String, Option<String>>) -> bool {
     let Some(name) = substitute(base, args) else {
         return false;
     };
@@ -1261,7 +1263,8 @@ impl Planner<'_> {
                     return None;
                 }
                 // A RUN that may run apt where it cannot be seen may need the lists.
-                if *cache == Cache::Apt && self.apt_uses(i, &Plan::default()).contains(&AptUse::May) {
+                if *cache == Cache::Apt && self.apt_uses(i, &Plan::default()).contains(&AptUse::May)
+                {
                     return None;
                 }
             } else if cache.disturbed_by(inst, &inst.original) {
@@ -1376,7 +1379,12 @@ impl Planner<'_> {
                         .any(|r| r.start <= cmd.range.start && cmd.range.end <= r.end)
                 })
             };
-            script_apt_uses(&run.script, run.text(), &|n| self.copied.contains(n), &moved)
+            script_apt_uses(
+                &run.script,
+                run.text(),
+                &|n| self.copied.contains(n),
+                &moved,
+            )
         } else {
             // A heredoc, another shell or a script this reader cannot follow: anything.
             vec![AptUse::May]
@@ -1396,10 +1404,10 @@ impl Planner<'_> {
             *base == Some(stage)
                 && (self.onbuild_needs_lists.get(s).copied().unwrap_or(true)
                     || range
-                    .clone()
-                    .flat_map(|i| self.apt_uses(i, plan))
-                    .find(|u| *u != AptUse::Removes)
-                    .is_some_and(AptUse::reads)
+                        .clone()
+                        .flat_map(|i| self.apt_uses(i, plan))
+                        .find(|u| *u != AptUse::Removes)
+                        .is_some_and(AptUse::reads)
                     || self.child_needs_lists(s, plan))
         })
     }
@@ -1430,7 +1438,11 @@ impl Planner<'_> {
                 .flat_map(|i| self.apt_uses(i, plan))
                 .next();
             if next.is_some_and(AptUse::reads)
-                || self.onbuild_needs_lists.get(run.stage).copied().unwrap_or(true)
+                || self
+                    .onbuild_needs_lists
+                    .get(run.stage)
+                    .copied()
+                    .unwrap_or(true)
                 || self.child_needs_lists(run.stage, plan)
             {
                 continue;

@@ -381,7 +381,13 @@ fn cleanups_move_into_the_run_that_made_the_data() {
     );
     // What runs between may run apt where it cannot be seen: the lists stay until the
     // cleanup as written.
-    for between in ["make", "./configure", "bash -c x", "xargs -a f echo", "echo $(./x.sh)"] {
+    for between in [
+        "make",
+        "./configure",
+        "bash -c x",
+        "xargs -a f echo",
+        "echo $(./x.sh)",
+    ] {
         let src = format!(
             "FROM a\nRUN apt-get update && apt-get install -y x\nRUN {between}\nRUN rm -rf /var/lib/apt/lists/*\n"
         );
@@ -720,7 +726,10 @@ fn apt_lists_stay_while_something_may_still_need_them() {
         );
     }
     // Nothing after that could run apt: removed.
-    let f = sound(&format!("FROM a\n{install}ENV P=y\nRUN pip install y\n"), &opts);
+    let f = sound(
+        &format!("FROM a\n{install}ENV P=y\nRUN pip install y\n"),
+        &opts,
+    );
     assert!(ids(&f).contains(&"apt-lists-cleanup"), "{}", f.text);
     let f = sound(
         &format!("FROM a\n{install}ONBUILD RUN apt-get update && apt-get install -y y\n"),
