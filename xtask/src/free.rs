@@ -96,8 +96,22 @@ impl Free {
             protect: user.protect.clone(),
         };
         let reporter = ui::Reporter::new();
-        let plan = headroom_disk::plan(&catalog, &env, &request, &reporter)
-            .with_context(|| format!("planning to free space on {}", target_path.display()))?;
+        let plan = match headroom_disk::plan(&catalog, &env, &request, &reporter) {
+            Ok(plan) => plan,
+            // A protect entry that protects nothing: name the file it came from.
+            Err(e @ headroom_disk::Error::Config { .. })
+                if e.to_string().starts_with("free.protect") =>
+            {
+                let file = config_path(self.config.as_deref()).unwrap_or_default();
+                bail!("{}: {e}; nothing deleted", file.display());
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "planning to free space on {}",
+                    target_path.display()
+                )));
+            }
+        };
 
         let allowed = ui::github_hosted_runner() || self.root.is_some() || self.yes;
         let dry_run = self.dry_run || !allowed;
@@ -256,17 +270,40 @@ fn human(report: &FreeReport) -> String {
         ));
     }
     out.push('\n');
+    if !report.dry_run {
+        let a = &report.accounting;
+        out.push_str(&format!(
+            "freed counts {}; the filesystem's own figure: {} ({} apart)\n",
+            a.method,
+            format_size(a.filesystem_delta_bytes.unsigned_abs()),
+            format_size(a.difference_bytes.unsigned_abs()),
+        ));
+        if let Some(why) = &a.explanation {
+            out.push_str(&format!("note: {why}\n"));
+        }
+    }
+    for p in report
+        .protected
+        .iter()
+        .filter(|p| p.entry != p.path || !p.kept)
+    {
+        out.push_str(&format!(
+            "protect {}: {}{}\n",
+            p.entry,
+            if p.kept { "kept" } else { "not kept" },
+            p.note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ));
+    }
     out
 }
 
 /// The built-in catalog with headroom.toml's `[free]` table applied (`--config`, else
 /// ./headroom.toml when there is one): extra items and protected paths.
 pub(crate) fn load_catalog(config: Option<&Path>) -> Result<(Catalog, UserConfig)> {
-    let path = match config {
-        Some(p) => Some(p.to_path_buf()),
-        None => Some(PathBuf::from("headroom.toml")).filter(|p| p.is_file()),
-    };
-    let Some(path) = path else {
+    let Some(path) = config_path(config) else {
         return Ok((Catalog::builtin(), UserConfig::default()));
     };
     let origin = path.display().to_string();
@@ -274,4 +311,12 @@ pub(crate) fn load_catalog(config: Option<&Path>) -> Result<(Catalog, UserConfig
     let user = UserConfig::from_toml(&text, &origin)?;
     let catalog = Catalog::builtin().with_user(&user, &origin)?;
     Ok((catalog, user))
+}
+
+/// The configuration file in use: `--config`, else ./headroom.toml when there is one.
+fn config_path(config: Option<&Path>) -> Option<PathBuf> {
+    match config {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from("headroom.toml")).filter(|p| p.is_file()),
+    }
 }

@@ -86,6 +86,9 @@ impl CostModel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
+    /// Roots that paths from the environment and from users' items must lie below.
+    #[serde(default = "builtin_allowed_roots")]
+    pub allowed_roots: Vec<String>,
     #[serde(default)]
     pub cost: CostModel,
     #[serde(default, rename = "item")]
@@ -159,16 +162,38 @@ impl Catalog {
         Ok(catalog)
     }
 
-    /// This catalog with the user's items added (same name: replaced).
+    /// This catalog with the user's items added (same name: replaced). Their paths must lie
+    /// below [`Catalog::allowed_roots`].
     pub fn with_user(mut self, user: &UserConfig, origin: &str) -> Result<Self> {
         for item in &user.items {
             validate(item, origin)?;
+            for p in &item.paths {
+                if !self.allows(p) {
+                    return Err(Error::Config {
+                        origin: origin.to_string(),
+                        message: format!(
+                            "item {:?}: path {p:?} is not below an allowed root ({}); refused",
+                            item.name,
+                            self.allowed_roots.join(", ")
+                        ),
+                    });
+                }
+            }
             match self.items.iter_mut().find(|i| i.name == item.name) {
                 Some(existing) => *existing = item.clone(),
                 None => self.items.push(item.clone()),
             }
         }
         Ok(self)
+    }
+
+    /// True when `path` (absolute, as in the catalog) lies strictly below an allowed root.
+    pub fn allows(&self, path: &str) -> bool {
+        valid_item_path(path).is_ok()
+            && self.allowed_roots.iter().any(|root| {
+                let p = std::path::Path::new(path);
+                p != std::path::Path::new(root) && p.starts_with(root)
+            })
     }
 
     pub fn get(&self, name: &str) -> Option<&ItemSpec> {
@@ -192,6 +217,10 @@ impl Catalog {
         }
         Ok(())
     }
+}
+
+fn builtin_allowed_roots() -> Vec<String> {
+    Catalog::builtin().allowed_roots
 }
 
 /// An item path must be absolute and plain: no `.` or `..`, and at least one name below `/`.

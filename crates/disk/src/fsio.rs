@@ -27,11 +27,6 @@ pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(CWD, path, DIR_FLAGS, Mode::empty())
 }
 
-/// Open the directory `name` inside `parent` without following a symlink.
-pub(crate) fn open_dir_at(parent: impl AsFd, name: &CStr) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty())
-}
-
 /// Read all entries of an open directory, without `.` and `..`.
 pub(crate) fn read_entries(dir: impl AsFd) -> Result<Vec<Entry>, Errno> {
     let mut buf = vec![MaybeUninit::<u8>::uninit(); 64 * 1024];

@@ -39,10 +39,12 @@
 //! # }
 //! ```
 
+mod accounting;
 mod catalog;
 mod error;
 mod fsio;
 mod host;
+mod lock;
 mod measure;
 mod mounts;
 mod plan;
@@ -50,20 +52,23 @@ mod progress;
 mod reclaim;
 mod remove;
 mod report;
+mod resolve;
 mod size;
 mod usage;
 mod watch;
 
+pub use accounting::Accounting;
 pub use catalog::{Catalog, CostModel, ItemSpec, ReclaimKind, UserConfig};
 pub use error::{Error, Result};
 pub use host::docker_data_root;
 pub use measure::{Measurement, Size, measure, measure_excluding};
 pub use mounts::{Mount, MountTable};
-pub use plan::{Decision, Environment, Plan, PlanRequest, PlannedItem, Selection, plan};
+pub use plan::{Decision, Environment, Pin, Plan, PlanRequest, PlannedItem, Selection, plan};
 pub use progress::{Event, NoProgress, Progress};
 pub use reclaim::{ReclaimHandle, ReclaimOptions, free_until, reclaim, spawn};
 pub use remove::{RemoveOutcome, remove_tree};
-pub use report::{Action, FilesystemReport, FreeReport, ItemReport};
+pub use report::{Action, FilesystemReport, FreeReport, ItemReport, Protected};
+pub use resolve::Identity;
 pub use size::{format_size, parse_size};
 pub use usage::{FsUsage, available_bytes, usage};
 pub use watch::{Sample, Timeline, WatchConfig, Watchdog};

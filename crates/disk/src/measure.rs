@@ -11,6 +11,7 @@ use rustix::fs::{AtFlags, FileType, Stat};
 use serde::Serialize;
 
 use crate::fsio::{self, name_path};
+use crate::resolve::Child;
 
 /// Sizes of a tree. `disk_bytes` counts allocated blocks (`st_blocks * 512`) of every file,
 /// directory and symlink, each hard-linked inode once: what deleting the tree frees.
@@ -200,7 +201,10 @@ impl Walker<'_> {
         }
         let own = dir_size(&st);
         match fsio::open_dir(path) {
-            Ok(fd) => own + self.walk(fd, path.clone(), st.st_dev),
+            Ok(fd) => {
+                let mnt_id = crate::resolve::identity(&fd).map_or(0, |id| id.mnt_id);
+                own + self.walk(fd, path.clone(), st.st_dev, mnt_id)
+            }
             Err(e) => {
                 self.note(|n| n.errors.push(format!("{}: {e}", path.display())));
                 own
@@ -221,7 +225,7 @@ impl Walker<'_> {
         }
     }
 
-    fn walk(&self, dir: OwnedFd, path: PathBuf, dev: u64) -> Size {
+    fn walk(&self, dir: OwnedFd, path: PathBuf, dev: u64, mnt_id: u64) -> Size {
         let entries = match fsio::read_entries(&dir) {
             Ok(e) => e,
             Err(e) => {
@@ -261,14 +265,21 @@ impl Walker<'_> {
         }
         let below = subdirs
             .into_par_iter()
-            .map(|(name, child)| match fsio::open_dir_at(&dir, &name) {
-                Ok(fd) => self.walk(fd, child, dev),
-                Err(rustix::io::Errno::NOENT) => Size::default(),
-                Err(e) => {
-                    self.note(|n| n.errors.push(format!("{}: {e}", child.display())));
-                    Size::default()
-                }
-            })
+            .map(
+                |(name, child)| match crate::resolve::open_child(&dir, &name, mnt_id) {
+                    Ok(fd) => self.walk(fd, child, dev, mnt_id),
+                    Err(Child::Missing | Child::NotDir) => Size::default(),
+                    // A bind mount of this filesystem: not this tree, never counted.
+                    Err(Child::Mount) => {
+                        self.note(|n| n.other_filesystems.push(child));
+                        Size::default()
+                    }
+                    Err(Child::Error(e)) => {
+                        self.note(|n| n.errors.push(format!("{}: {e}", child.display())));
+                        Size::default()
+                    }
+                },
+            )
             .reduce(Size::default, Size::add);
         size + below
     }

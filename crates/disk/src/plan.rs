@@ -5,11 +5,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use crate::catalog::{Catalog, ItemSpec, ReclaimKind};
 use crate::host;
 use crate::measure::{Size, measure_excluding};
 use crate::mounts::MountTable;
 use crate::progress::{Event, Progress};
+use crate::report::Protected;
+use crate::resolve::{self, Anchor, Identity, Resolve};
 use crate::size::format_size;
 use crate::usage::{FsUsage, device_of, usage};
 use crate::{Error, Result};
@@ -49,21 +53,28 @@ impl Environment {
         }
     }
 
-    fn item_paths(&self, item: &ItemSpec) -> Vec<PathBuf> {
+    /// An item's paths as seen from here, with those its `env_paths` add; a variable whose
+    /// value is not a plain path below an allowed root is left out, with a note.
+    fn item_paths(&self, item: &ItemSpec, catalog: &Catalog) -> (Vec<PathBuf>, Vec<String>) {
         let mut paths: Vec<PathBuf> = item.paths.iter().map(|p| self.resolve(p)).collect();
+        let mut notes = Vec::new();
         for var in &item.env_paths {
-            if let Some(value) = self
-                .vars
-                .get(var)
-                .filter(|v| crate::catalog::valid_item_path(v).is_ok())
-            {
-                let p = self.resolve(value);
-                if !paths.contains(&p) {
-                    paths.push(p);
-                }
+            let Some(value) = self.vars.get(var) else {
+                continue;
+            };
+            if !catalog.allows(value) {
+                notes.push(format!(
+                    "{var}={value:?} ignored: not a plain path below an allowed root ({})",
+                    catalog.allowed_roots.join(", ")
+                ));
+                continue;
+            }
+            let p = self.resolve(value);
+            if !paths.contains(&p) {
+                paths.push(p);
             }
         }
-        paths
+        (paths, notes)
     }
 }
 
@@ -120,6 +131,17 @@ pub struct PlannedItem {
     pub packages: Vec<String>,
     /// Notes worth showing (paths left out and why).
     pub notes: Vec<String>,
+    /// What each path was when planned: reclaim deletes a path only if it still is that
+    /// inode, on that mount.
+    pub pinned: Vec<Pin>,
+}
+
+/// A planned path and the object it named.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pin {
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub id: Identity,
 }
 
 impl PlannedItem {
@@ -145,6 +167,14 @@ pub struct Plan {
     #[serde(skip)]
     pub(crate) root: Option<PathBuf>,
     pub(crate) protect: Vec<PathBuf>,
+    /// The protect entries as they were resolved.
+    pub protected: Vec<Protected>,
+    /// The directory everything is resolved from (`--root`, or the filesystem's mount
+    /// point), held open from planning on.
+    #[serde(skip)]
+    pub(crate) anchor: Option<Arc<Anchor>>,
+    /// `openat2` or `openat+mount-id`.
+    pub resolver: &'static str,
 }
 
 impl Plan {
@@ -192,6 +222,20 @@ pub fn plan(
                 message: "is this machine's own root; run without --root instead".into(),
             });
         }
+        // A bind mount of / elsewhere is the host's root under another name.
+        if let (Ok(r), Ok(h)) = (
+            resolve::identity_of_path(&canonical),
+            resolve::identity_of_path(Path::new("/")),
+        ) && r.dev == h.dev
+            && r.ino == h.ino
+        {
+            return Err(Error::Config {
+                origin: format!("--root {}", root.display()),
+                message: "is this machine's own root directory, mounted (bound) here; refused: \
+                          run without --root to free this machine"
+                    .into(),
+            });
+        }
         env.root = Some(canonical);
     }
     let env = &env;
@@ -206,7 +250,14 @@ pub fn plan(
         .map(|s| s.st_dev)
         .map_err(|e| Error::io(&target_path, e))?;
     let mounts = MountTable::read()?;
-    let protect: Vec<PathBuf> = request.protect.iter().map(|p| env.resolve(p)).collect();
+    let anchor_path = match &env.root {
+        Some(root) => root.clone(),
+        None => std::fs::canonicalize(&filesystem.mount_point)
+            .map_err(|e| Error::io(&filesystem.mount_point, e))?,
+    };
+    let anchor = Arc::new(Anchor::open(&anchor_path).map_err(|e| Error::io(&anchor_path, e))?);
+    let (protect, protected) = resolve_protect(&request.protect, env, &anchor, catalog)?;
+    let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
     let active_swaps = host::active_swaps();
 
     let available = filesystem.available_bytes;
@@ -233,8 +284,12 @@ pub fn plan(
                 decision: Decision::Reclaim,
                 packages: Vec::new(),
                 notes: Vec::new(),
+                pinned: Vec::new(),
             };
             let ctx = Ctx {
+                catalog,
+                anchor: &anchor,
+                cwd: cwd.as_deref(),
                 env,
                 target_dev,
                 filesystem: &filesystem,
@@ -338,6 +393,9 @@ pub fn plan(
         shortfall,
         root: env.root.clone(),
         protect,
+        protected,
+        anchor: Some(anchor),
+        resolver: resolve::method().name(),
     })
 }
 
@@ -377,6 +435,9 @@ fn preselect(spec: &ItemSpec, sel: &Selection, env: &Environment) -> Option<Stri
 }
 
 struct Ctx<'a> {
+    catalog: &'a Catalog,
+    anchor: &'a Anchor,
+    cwd: Option<&'a Path>,
     env: &'a Environment,
     target_dev: u64,
     filesystem: &'a FsUsage,
@@ -399,7 +460,9 @@ impl Ctx<'_> {
     fn size_paths(&self, item: &mut PlannedItem) {
         let mut present = Vec::new();
         let mut elsewhere = Vec::new();
-        for path in self.env.item_paths(&item.spec) {
+        let (paths, env_notes) = self.env.item_paths(&item.spec, self.catalog);
+        item.notes.extend(env_notes);
+        for path in paths {
             let dev = match device_of(&path) {
                 Ok(dev) => dev,
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -444,6 +507,48 @@ impl Ctx<'_> {
                 elsewhere.push(path);
                 continue;
             }
+            if let Some(cwd) = self.cwd
+                && cwd.starts_with(&path)
+            {
+                item.notes.push(format!(
+                    "{}: is the working directory or one of its ancestors; refused",
+                    path.display()
+                ));
+                continue;
+            }
+            // Pin what the path is now, resolved beneath the anchor: never through a
+            // symlink or across a mount point (a bind mount included).
+            let id = match self.anchor.parent_of(&path) {
+                Ok((parent, name)) => match resolve::identity_at(&parent, &name) {
+                    Ok(id) => id,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => {
+                        item.notes
+                            .push(format!("{}: {}", path.display(), std::io::Error::from(e)));
+                        continue;
+                    }
+                },
+                Err(Resolve::Missing) => continue,
+                Err(Resolve::Refused(why)) => {
+                    item.notes.push(format!(
+                        "{}: not reachable from {} without crossing a symlink or a mount ({why})",
+                        path.display(),
+                        self.anchor.path.display()
+                    ));
+                    continue;
+                }
+            };
+            if id.mnt_id != 0 && self.anchor.id.mnt_id != 0 && id.mnt_id != self.anchor.id.mnt_id {
+                item.notes.push(format!(
+                    "{}: is a mount point (a bind mount or another filesystem); refused",
+                    path.display()
+                ));
+                continue;
+            }
+            item.pinned.push(Pin {
+                path: path.clone(),
+                id,
+            });
             present.push(path);
         }
         if present.is_empty() {
@@ -458,7 +563,7 @@ impl Ctx<'_> {
             } else {
                 format!(
                     "not present ({})",
-                    join_paths(&self.env.item_paths(&item.spec))
+                    join_paths(&self.env.item_paths(&item.spec, self.catalog).0)
                 )
             };
             return item.skip(reason);
@@ -549,6 +654,76 @@ fn join_paths(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Resolve the protect entries: each must be absolute, without `..`, inside (or above) some
+/// item's paths, and reachable beneath the anchor without a symlink. Errors name the entry.
+fn resolve_protect(
+    entries: &[String],
+    env: &Environment,
+    anchor: &Anchor,
+    catalog: &Catalog,
+) -> Result<(Vec<PathBuf>, Vec<Protected>)> {
+    let item_paths: Vec<PathBuf> = catalog
+        .items
+        .iter()
+        .flat_map(|i| env.item_paths(i, catalog).0)
+        .collect();
+    let mut paths = Vec::new();
+    let mut report = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let bad = |message: String| Error::Config {
+            origin: format!("free.protect[{i}] {entry:?}"),
+            message,
+        };
+        if !entry.starts_with('/') {
+            return Err(bad("is not an absolute path".into()));
+        }
+        if entry.split('/').any(|c| c == "..") {
+            return Err(bad(
+                "contains '..': name the path to protect itself, without '..' (a '..' after a \
+                 symlink leads elsewhere than it reads)"
+                    .into(),
+            ));
+        }
+        // Lexically clean: `//` and `.` components go.
+        let path: PathBuf = env.resolve(entry).components().collect();
+        if !item_paths
+            .iter()
+            .any(|p| path.starts_with(p) || p.starts_with(&path))
+        {
+            return Err(bad(
+                "protects nothing: it is neither inside nor above any item's paths (see \
+                 `cargo xtask free --list`)"
+                    .into(),
+            ));
+        }
+        let mut note = None;
+        let present = match anchor.parent_of(&path) {
+            Ok((parent, name)) => resolve::identity_at(&parent, &name).is_ok(),
+            Err(Resolve::Missing) => false,
+            Err(Resolve::Refused(why)) if why.contains("symlink") => {
+                return Err(bad(format!(
+                    "{why}: a protected path may not pass through a symlink; name the real path"
+                )));
+            }
+            Err(Resolve::Refused(why)) => {
+                note = Some(why);
+                false
+            }
+        };
+        if !present && note.is_none() {
+            note = Some("not present".into());
+        }
+        report.push(Protected {
+            entry: entry.clone(),
+            path: path.to_string_lossy().into_owned(),
+            kept: present,
+            note,
+        });
+        paths.push(path);
+    }
+    Ok((paths, report))
 }
 
 /// True when `path`'s parent directory, with symlinks resolved, is still inside `root`:

@@ -1,10 +1,16 @@
-//! Parallel, descriptor-relative deletion of a tree.
+//! Parallel, descriptor-relative deletion of a tree, with an honest account of what it freed.
 //!
-//! The deleter opens each directory relative to its parent with `O_NOFOLLOW` and unlinks
-//! entries relative to that descriptor, so a symlink is removed as a link and never
-//! followed, and a path outside the tree can never be reached. A directory on another
-//! filesystem (a mount point) or an excluded path is kept, and with it its ancestors.
+//! The deleter opens each directory relative to its parent (see [`crate::resolve`]): never
+//! through a symlink, never into a mount point — another filesystem or a bind mount of this
+//! one — and unlinks entries relative to that descriptor, so a symlink is removed as a link
+//! and a path outside the tree can never be reached. A mount point or an excluded path is
+//! kept, and with it its ancestors.
+//!
+//! Bytes are counted as the filesystem gets them back: the blocks of each inode whose last
+//! link this deleter removed. A file hard-linked elsewhere is not counted until its last link
+//! goes, and then once, whichever tree held it.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -12,13 +18,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use rustix::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use serde::Serialize;
 
 use crate::fsio::{self, name_path};
+use crate::resolve::{self, Anchor, Child, Identity, Resolve};
 
 /// What [`remove_tree`] did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -26,7 +31,9 @@ pub struct RemoveOutcome {
     /// Non-directories unlinked (files, symlinks, sockets…).
     pub files: u64,
     pub dirs: u64,
-    /// Paths deliberately kept: mount points of other filesystems and excluded paths.
+    /// Blocks of the inodes whose last link this removal unlinked (directories included).
+    pub freed_bytes: u64,
+    /// Paths deliberately kept: mount points and excluded paths.
     pub kept: Vec<PathBuf>,
     /// Entries that could not be removed, as `path: error`.
     pub errors: Vec<String>,
@@ -39,7 +46,29 @@ impl RemoveOutcome {
     }
 }
 
-/// Delete `path` and everything below it that is on the same filesystem as `path`, except
+/// Hard-linked inodes met while deleting: how many of their links were removed, so the
+/// blocks are counted by the removal of the last one. Shared by every item of a reclaim, so
+/// a file linked from two removed items is counted once.
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    shards: [Mutex<HashMap<(u64, u64), u64>>; 16],
+}
+
+impl Links {
+    /// Record the unlink of one link of `id`; true when it was the last.
+    fn unlinked(&self, id: &Identity) -> bool {
+        if id.nlink <= 1 {
+            return true;
+        }
+        let shard = &self.shards[(id.ino as usize) % self.shards.len()];
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = map.entry((id.dev, id.ino)).or_insert(0);
+        *seen += 1;
+        *seen >= id.nlink
+    }
+}
+
+/// Delete `path` and everything below it that is on the same mount as `path`, except
 /// `exclude`d subtrees. `on_progress(files)` is called as directories are emptied. A missing
 /// `path` is not an error: there is nothing to do. The parent directories of `path` are
 /// resolved as the system resolves them; use [`remove_tree_beneath`] to confine the walk.
@@ -48,31 +77,74 @@ pub fn remove_tree(
     exclude: &[PathBuf],
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> RemoveOutcome {
-    run_remover(exclude, on_progress, |r| r.remove_root(None, path))
+    let links = Links::default();
+    run_remover(exclude, on_progress, &links, |r| {
+        let Some(name) = c_name(r, path) else { return };
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let parent_fd = match rustix::fs::openat(
+            CWD,
+            parent,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return,
+            Err(e) => return r.fail(path, e),
+        };
+        r.remove_entry(&parent_fd, path, &name, None, None);
+    })
 }
 
-/// [`remove_tree`], confined to `root`: every directory from `root` down to `path` is opened
-/// with `O_NOFOLLOW`, so a symlink anywhere on the way (even one swapped in after planning)
-/// makes the removal fail instead of leading it outside `root`.
-pub fn remove_tree_beneath(
-    root: &Path,
+/// Remove `path`, resolved beneath `anchor`; with `expect`, only if it is still the inode
+/// (and mount) that was planned.
+pub(crate) fn remove_planned(
+    anchor: &Anchor,
     path: &Path,
+    expect: Option<&Identity>,
     exclude: &[PathBuf],
     on_progress: &(dyn Fn(u64) + Sync),
+    links: &Links,
 ) -> RemoveOutcome {
-    run_remover(exclude, on_progress, |r| r.remove_root(Some(root), path))
+    run_remover(exclude, on_progress, links, |r| {
+        if r.excluded(path) {
+            return r.keep(path.to_path_buf());
+        }
+        match anchor.parent_of(path) {
+            Ok((parent, name)) => {
+                r.remove_entry(&parent, path, &name, expect, Some(anchor.id.mnt_id))
+            }
+            Err(Resolve::Missing) => {}
+            Err(Resolve::Refused(why)) => r.fail_msg(path, why),
+        }
+    })
+}
+
+fn c_name(r: &Remover<'_>, path: &Path) -> Option<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(name) = path.file_name() else {
+        r.fail_msg(path, "has no file name; refused".into());
+        return None;
+    };
+    let name = std::ffi::CString::new(name.as_bytes()).ok();
+    if name.is_none() {
+        r.fail_msg(path, "the name contains NUL".into());
+    }
+    name
 }
 
 fn run_remover(
     exclude: &[PathBuf],
     on_progress: &(dyn Fn(u64) + Sync),
+    links: &Links,
     body: impl FnOnce(&Remover<'_>) + Send,
 ) -> RemoveOutcome {
     let remover = Remover {
         exclude,
         on_progress,
+        links,
         files: AtomicU64::new(0),
         dirs: AtomicU64::new(0),
+        freed: AtomicU64::new(0),
         notes: Mutex::new((Vec::new(), Vec::new())),
     };
     fsio::pool().install(|| body(&remover));
@@ -81,10 +153,12 @@ fn run_remover(
         .into_inner()
         .unwrap_or_else(|p| p.into_inner());
     kept.sort();
+    kept.dedup();
     errors.sort();
     RemoveOutcome {
         files: remover.files.into_inner(),
         dirs: remover.dirs.into_inner(),
+        freed_bytes: remover.freed.into_inner(),
         kept,
         errors,
     }
@@ -93,8 +167,10 @@ fn run_remover(
 struct Remover<'a> {
     exclude: &'a [PathBuf],
     on_progress: &'a (dyn Fn(u64) + Sync),
+    links: &'a Links,
     files: AtomicU64,
     dirs: AtomicU64,
+    freed: AtomicU64,
     notes: Mutex<(Vec<PathBuf>, Vec<String>)>,
 }
 
@@ -124,92 +200,80 @@ impl Remover<'_> {
         self.exclude.iter().any(|e| path.starts_with(e))
     }
 
-    /// Open the directory that holds `path`: beneath `root` one component at a time without
-    /// following symlinks, or (no root) as the system resolves it.
-    fn open_parent(&self, root: Option<&Path>, path: &Path) -> Result<OwnedFd, String> {
-        let parent = path
-            .parent()
-            .ok_or_else(|| "has no parent directory".to_string())?;
-        let Some(root) = root else {
-            return rustix::fs::openat(
-                CWD,
-                parent,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| std::io::Error::from(e).to_string());
-        };
-        let rel = parent
-            .strip_prefix(root)
-            .map_err(|_| format!("is outside {}; refused", root.display()))?;
-        let mut fd = rustix::fs::openat(
-            CWD,
-            root,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| format!("{}: {}", root.display(), std::io::Error::from(e)))?;
-        for component in rel.components() {
-            let std::path::Component::Normal(name) = component else {
-                return Err(format!("unexpected component {component:?}; refused"));
-            };
-            let name = std::ffi::CString::new(name.as_bytes())
-                .map_err(|_| "a name contains NUL".to_string())?;
-            fd = fsio::open_dir_at(&fd, &name).map_err(|e| match e {
-                Errno::LOOP | Errno::NOTDIR => format!(
-                    "a parent directory is a symlink or not a directory ({}); refused",
-                    name.to_string_lossy()
-                ),
-                e => std::io::Error::from(e).to_string(),
-            })?;
+    fn account(&self, id: &Identity) {
+        if self.links.unlinked(id) {
+            self.freed.fetch_add(id.blocks_bytes, Ordering::Relaxed);
         }
-        Ok(fd)
     }
 
-    fn remove_root(&self, root: Option<&Path>, path: &Path) {
-        if self.excluded(path) {
-            self.keep(path.to_path_buf());
-            return;
+    /// Unlink the non-directory `name` in `dir`, whose identity is `id`; true when gone.
+    fn unlink(&self, dir: &OwnedFd, path: &Path, name: &CStr, id: &Identity) -> bool {
+        match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) => {
+                self.account(id);
+                true
+            }
+            Err(Errno::NOENT) => true,
+            // A file with something mounted on it (a bind mount): never touched.
+            Err(Errno::BUSY) => {
+                self.keep(path.to_path_buf());
+                false
+            }
+            Err(e) => {
+                self.fail(path, e);
+                false
+            }
         }
-        let Some(name) = path.file_name() else {
-            return self.fail_msg(path, "has no file name; refused".into());
-        };
-        let Ok(name) = std::ffi::CString::new(name.as_bytes()) else {
-            return self.fail_msg(path, "the name contains NUL".into());
-        };
-        let parent = match self.open_parent(root, path) {
-            Ok(fd) => fd,
-            Err(e) if e.contains("No such file") => return,
-            Err(e) => return self.fail_msg(path, e),
-        };
-        let st = match rustix::fs::statat(&parent, &name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
+    }
+
+    /// Remove the top of a tree: `name` in `parent`. With `expect`, only when it is still
+    /// the planned inode; with `mnt_id`, only when it is on that mount (not a mount point).
+    fn remove_entry(
+        &self,
+        parent: &OwnedFd,
+        path: &Path,
+        name: &CStr,
+        expect: Option<&Identity>,
+        mnt_id: Option<u64>,
+    ) {
+        if self.excluded(path) {
+            return self.keep(path.to_path_buf());
+        }
+        let id = match resolve::identity_at(parent, name) {
+            Ok(id) => id,
             Err(Errno::NOENT) => return,
             Err(e) => return self.fail(path, e),
         };
-        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-            match rustix::fs::unlinkat(&parent, &name, AtFlags::empty()) {
-                Ok(()) | Err(Errno::NOENT) => {
-                    self.files.fetch_add(1, Ordering::Relaxed);
-                    (self.on_progress)(1);
-                }
-                Err(e) => self.fail(path, e),
+        if let Some(want) = expect
+            && !(want.dev == id.dev && want.ino == id.ino)
+        {
+            return self.fail_msg(
+                path,
+                format!(
+                    "was replaced since planning (planned inode {} on device {}, found inode {} on device {}); refused",
+                    want.ino, want.dev, id.ino, id.dev
+                ),
+            );
+        }
+        let mount = mnt_id.unwrap_or(id.mnt_id);
+        if id.mnt_id != 0 && mount != 0 && id.mnt_id != mount {
+            return self.fail_msg(
+                path,
+                "is a mount point (another filesystem or a bind mount); refused".into(),
+            );
+        }
+        if !id.is_dir {
+            if self.unlink(parent, path, name, &id) {
+                self.files.fetch_add(1, Ordering::Relaxed);
+                (self.on_progress)(1);
             }
             return;
         }
-        // The same checks as any subdirectory: not followed, not on another filesystem.
-        let parent_dev = rustix::fs::fstat(&parent)
-            .map(|s| s.st_dev)
-            .unwrap_or(st.st_dev);
-        if st.st_dev != parent_dev && root.is_some() {
-            self.keep(path.to_path_buf());
-            return;
-        }
-        self.remove_subdir(&parent, path.parent().unwrap_or(path), &name, st.st_dev);
+        self.remove_subdir(parent, path, name, id.dev, mount, Some(&id));
     }
 
     /// Remove everything inside `dir`; true when it is now empty and may be removed.
-    fn empty_dir(&self, dir: &OwnedFd, path: &Path, dev: u64) -> bool {
+    fn empty_dir(&self, dir: &OwnedFd, path: &Path, dev: u64, mnt_id: u64) -> bool {
         let entries = match fsio::read_entries(dir) {
             Ok(e) => e,
             Err(e) => {
@@ -221,36 +285,33 @@ impl Remover<'_> {
         let mut removed = 0u64;
         let mut subdirs = Vec::new();
         for entry in entries {
-            let mut kind = entry.kind;
-            if kind == FileType::Unknown {
-                kind = match rustix::fs::statat(dir, &entry.name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => FileType::from_raw_mode(st.st_mode),
-                    Err(Errno::NOENT) => continue,
-                    Err(e) => {
-                        self.fail(&path.join(name_path(&entry.name)), e);
-                        complete = false;
-                        continue;
-                    }
-                };
-            }
-            if kind == FileType::Directory {
+            if entry.kind == FileType::Directory {
                 subdirs.push(entry.name);
                 continue;
             }
-            if !self.exclude.is_empty() {
-                let child = path.join(name_path(&entry.name));
-                if self.excluded(&child) {
-                    self.keep(child);
-                    complete = false;
-                    continue;
-                }
-            }
-            match rustix::fs::unlinkat(dir, &entry.name, AtFlags::empty()) {
-                Ok(()) | Err(Errno::NOENT) => removed += 1,
+            let id = match resolve::identity_at(dir, &entry.name) {
+                Ok(id) => id,
+                Err(Errno::NOENT) => continue,
                 Err(e) => {
                     self.fail(&path.join(name_path(&entry.name)), e);
                     complete = false;
+                    continue;
                 }
+            };
+            if id.is_dir {
+                subdirs.push(entry.name);
+                continue;
+            }
+            let child = || path.join(name_path(&entry.name));
+            if !self.exclude.is_empty() && self.excluded(&child()) {
+                self.keep(child());
+                complete = false;
+                continue;
+            }
+            if self.unlink(dir, &child(), &entry.name, &id) {
+                removed += 1;
+            } else {
+                complete = false;
             }
         }
         if removed > 0 {
@@ -259,59 +320,98 @@ impl Remover<'_> {
         }
         let children_complete = subdirs
             .into_par_iter()
-            .map(|name| self.remove_subdir(dir, path, &name, dev))
+            .map(|name| {
+                let child = path.join(name_path(&name));
+                self.remove_subdir(dir, &child, &name, dev, mnt_id, None)
+            })
             .reduce(|| true, |a, b| a && b);
         complete && children_complete
     }
 
-    /// Remove the directory `name` inside `parent`; true when it is gone.
-    fn remove_subdir(&self, parent: &OwnedFd, parent_path: &Path, name: &CStr, dev: u64) -> bool {
-        let path = parent_path.join(name_path(name));
-        if self.excluded(&path) {
-            self.keep(path);
+    /// Remove the directory `name` inside `parent` (at `path`); true when it is gone. With
+    /// `expect`, the directory opened must be that inode.
+    fn remove_subdir(
+        &self,
+        parent: &OwnedFd,
+        path: &Path,
+        name: &CStr,
+        dev: u64,
+        mnt_id: u64,
+        expect: Option<&Identity>,
+    ) -> bool {
+        if self.excluded(path) {
+            self.keep(path.to_path_buf());
             return false;
         }
-        let child = match fsio::open_dir_at(parent, name) {
+        let child = match resolve::open_child(parent, name, mnt_id) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return true,
-            // Replaced by a symlink or file since it was listed: unlink that instead.
-            Err(Errno::NOTDIR | Errno::LOOP) => {
-                return match rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
-                    Ok(()) | Err(Errno::NOENT) => true,
+            Err(Child::Missing) => return true,
+            // Replaced by a symlink or file since it was listed: unlink that instead, never
+            // follow it. The top of a planned tree is not replaced silently: refused.
+            Err(Child::NotDir) => {
+                if expect.is_some() {
+                    self.fail_msg(
+                        path,
+                        "was replaced since planning by a symlink or a file; refused".into(),
+                    );
+                    return false;
+                }
+                return match resolve::identity_at(parent, name) {
+                    Ok(id) if !id.is_dir => self.unlink(parent, path, name, &id),
+                    Ok(_) | Err(Errno::NOENT) => true,
                     Err(e) => {
-                        self.fail(&path, e);
+                        self.fail(path, e);
                         false
                     }
                 };
             }
-            Err(e) => {
-                self.fail(&path, e);
+            // Another filesystem or a bind mount is here: never enter it, never unmount it.
+            Err(Child::Mount) => {
+                self.keep(path.to_path_buf());
+                return false;
+            }
+            Err(Child::Error(e)) => {
+                self.fail(path, e);
                 return false;
             }
         };
-        match rustix::fs::fstat(&child) {
-            Ok(st) if st.st_dev != dev => {
-                // Another filesystem is mounted here: never enter it, never unmount it.
-                self.keep(path);
-                return false;
-            }
-            Ok(_) => {}
+        let id = match resolve::identity(&child) {
+            Ok(id) => id,
             Err(e) => {
-                self.fail(&path, e);
+                self.fail(path, e);
                 return false;
             }
+        };
+        if id.dev != dev {
+            self.keep(path.to_path_buf());
+            return false;
         }
-        if !self.empty_dir(&child, &path, dev) {
+        if let Some(want) = expect
+            && want.ino != id.ino
+        {
+            self.fail_msg(
+                path,
+                "was replaced while it was being opened; refused".into(),
+            );
+            return false;
+        }
+        if !self.empty_dir(&child, path, dev, mnt_id) {
             return false;
         }
         drop(child);
         match rustix::fs::unlinkat(parent.as_fd(), name, AtFlags::REMOVEDIR) {
-            Ok(()) | Err(Errno::NOENT) => {
+            Ok(()) => {
+                self.account(&id);
                 self.dirs.fetch_add(1, Ordering::Relaxed);
                 true
             }
+            Err(Errno::NOENT) => true,
+            Err(Errno::BUSY) => {
+                self.keep(path.to_path_buf());
+                false
+            }
             Err(e) => {
-                self.fail(&path, e);
+                self.fail(path, e);
                 false
             }
         }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounting::Accounting;
 use crate::plan::{Decision, Plan};
 use crate::size::format_size;
 
@@ -61,6 +62,10 @@ pub struct ItemReport {
     pub errors: Vec<String>,
     /// Bytes of hard-linked files with links outside the item: not freed by deleting it.
     pub shared_bytes: u64,
+    /// Bytes of this item's files that were deleted but are still held open by processes:
+    /// not returned yet, not in `freed_bytes`.
+    #[serde(default)]
+    pub held_open_bytes: u64,
 }
 
 /// The result of a reclaim, or of a dry run.
@@ -77,6 +82,31 @@ pub struct FreeReport {
     /// Change in the filesystem's available bytes over the reclaim.
     pub filesystem_delta_bytes: i64,
     pub seconds: f64,
+    /// How paths were resolved: `openat2`, or `openat+mount-id` where it is missing.
+    #[serde(default)]
+    pub resolver: String,
+    /// The lock file held while deleting (none for a dry run).
+    #[serde(default)]
+    pub lock: Option<String>,
+    /// How `freed_bytes` was counted, checked against the filesystem.
+    #[serde(default)]
+    pub accounting: Accounting,
+    /// The protect entries: what each resolved to and whether it is there (after a reclaim:
+    /// whether it survived).
+    #[serde(default)]
+    pub protected: Vec<Protected>,
+}
+
+/// One protect entry as resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protected {
+    /// As written in the configuration.
+    pub entry: String,
+    /// The path it resolved to (under `--root` when one is given).
+    pub path: String,
+    /// Present (before a reclaim), or still present (after one).
+    pub kept: bool,
+    pub note: Option<String>,
 }
 
 /// Paths as text for reports.
@@ -113,6 +143,7 @@ impl FreeReport {
                     kept: lossy(&i.keep),
                     errors: Vec::new(),
                     shared_bytes: i.size.shared_bytes,
+                    held_open_bytes: 0,
                 }
             })
             .collect();
@@ -132,6 +163,10 @@ impl FreeReport {
             filesystem_delta_bytes: 0,
             items,
             seconds: 0.0,
+            resolver: plan.resolver.to_string(),
+            lock: None,
+            accounting: Accounting::default(),
+            protected: plan.protected.clone(),
         }
     }
 
