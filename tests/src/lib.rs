@@ -308,3 +308,40 @@ pub fn assert_same_tree(
         "{what}: gone {gone:?}, new {new:?}, changed {changed:?}"
     );
 }
+
+/// Check a pipeline report: it validates against `crates/pipeline/report.schema.json` (with
+/// `check-jsonschema` from the tools venv) and reads back as `headroom_pipeline::Report`.
+pub fn check_report(path: &Path) -> headroom_pipeline::Report {
+    let venv = std::env::var("HEADROOM_TOOLS_VENV").unwrap_or_else(|_| "/opt/headroom/venv".into());
+    let tool = Path::new(&venv).join("bin/check-jsonschema");
+    if tool.exists() {
+        let schema = repo_root().join("crates/pipeline/report.schema.json");
+        let out = Command::new(&tool)
+            .arg("--schemafile")
+            .arg(&schema)
+            .arg(path)
+            .output()
+            .expect("running check-jsonschema");
+        assert!(
+            out.status.success(),
+            "{} does not validate against {}:\n{}{}",
+            path.display(),
+            schema.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(
+            !ci(),
+            "{} missing (CI=true: run scripts/provision)",
+            tool.display()
+        );
+        eprintln!(
+            "not validating {}: {} missing",
+            path.display(),
+            tool.display()
+        );
+    }
+    headroom_pipeline::Report::read(path)
+        .unwrap_or_else(|e| panic!("{}: not a typed report: {e}", path.display()))
+}

@@ -44,6 +44,7 @@ fn ci_build() -> &'static (Value, String) {
             &[],
         );
         assert!(run.success(), "{run:?}");
+        headroom_tests::check_report(&report_path);
         let report: Value =
             serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
         (report, run.stderr)

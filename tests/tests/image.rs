@@ -50,7 +50,9 @@ fn image_run(args: &[&str], envs: &[(&str, &str)]) -> Run {
     xtask(&all, envs)
 }
 
+/// The report as JSON, after checking it against the schema and reading it typed.
 fn report(path: &Path) -> Value {
+    headroom_tests::check_report(path);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 

@@ -65,14 +65,38 @@ fn libraries_never_print() {
     }
 }
 
+const LIBRARIES: [&str; 4] = [
+    "crates/disk/src/lib.rs",
+    "crates/docker/src/lib.rs",
+    "crates/dockerfile/src/lib.rs",
+    "crates/pipeline/src/lib.rs",
+];
+
 #[test]
 fn every_crate_says_what_it_is_for() {
-    for lib in [
-        "crates/disk/src/lib.rs",
-        "crates/docker/src/lib.rs",
-        "xtask/src/main.rs",
-    ] {
+    for lib in LIBRARIES.iter().chain(&["xtask/src/main.rs"]) {
         assert!(read(lib).starts_with("//! "), "{lib} lacks a crate doc");
+    }
+}
+
+#[test]
+fn every_library_denies_printing_to_the_compiler_too() {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
+        found.push(format!(
+            "crates/{}/src/lib.rs",
+            entry.file_name().to_string_lossy()
+        ));
+    }
+    found.sort();
+    let mut listed: Vec<String> = LIBRARIES.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(found, listed, "a crate is missing from LIBRARIES");
+    for lib in LIBRARIES {
+        assert!(
+            read(lib).contains("#![deny(clippy::print_stdout, clippy::print_stderr)]"),
+            "{lib}: a library reports through values and callbacks; deny printing"
+        );
     }
 }
 

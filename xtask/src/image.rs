@@ -18,8 +18,10 @@ use headroom_docker::build::{self, BackendChoice, BuildEvent, BuildSpec, SecretS
 use headroom_docker::diagnose::diagnose;
 use headroom_docker::engine::{Engine, EngineFacts};
 use headroom_docker::push::{self, PushEvent, RetryPolicy};
-use headroom_docker::smoke::{self, GpuPolicy, HealthRun, SmokeRun};
+use headroom_docker::smoke::{self, GpuPolicy};
 use headroom_docker::tags::{self, TagRules};
+use headroom_pipeline::policy::{self, SmokeExpectations};
+use headroom_pipeline::{Cause, Report, SmokeReport, Stage, StageReport, StageStatus, github};
 use serde::{Deserialize, Serialize};
 
 use crate::ui;
@@ -70,7 +72,7 @@ pub(crate) struct Image {
     push: bool,
     /// Stages to skip (comma-separated): lint, free, build, inspect, smoke, push.
     #[arg(long, value_name = "STAGES", value_delimiter = ',')]
-    skip: Vec<String>,
+    skip: Vec<Stage>,
     /// Where to write the JSON report.
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
@@ -176,78 +178,6 @@ struct FreeConfig {
     need: Option<String>,
 }
 
-const STAGES: &[&str] = &["lint", "free", "build", "inspect", "smoke", "push"];
-
-/// The JSON report.
-#[derive(Debug, Default, Serialize)]
-struct Report {
-    stages: Vec<StageReport>,
-    image: ImageReport,
-    engine: Option<EngineFacts>,
-    disk: DiskReport,
-    build: Option<build::BuildOutcome>,
-    smoke: Option<SmokeReport>,
-    inspect: Option<crate::inspect::InspectReport>,
-    diagnostics: Option<headroom_docker::diagnose::Diagnostics>,
-    /// The free stage's report: what each item freed.
-    free: Option<FreeReport>,
-    /// The lint stage's findings and counts.
-    lint: Option<serde_json::Value>,
-    /// Why the pipeline failed, when it is known: `no_space` (the data root's filesystem
-    /// filled up during the build).
-    cause: Option<String>,
-    errors: Vec<String>,
-    seconds: f64,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct SmokeReport {
-    /// `cpu` or the GPU request that was made.
-    device: String,
-    note: Option<String>,
-    run: Option<SmokeRun>,
-    health: Option<HealthRun>,
-    mismatches: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct StageReport {
-    name: String,
-    status: String,
-    seconds: f64,
-    reason: Option<String>,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct ImageReport {
-    name: String,
-    tags: Vec<String>,
-    references: Vec<String>,
-    id: Option<String>,
-    digest: Option<String>,
-    digests: BTreeMap<String, String>,
-    size_bytes: Option<u64>,
-    layers: Option<usize>,
-}
-
-#[derive(Debug, Default, Serialize)]
-struct DiskReport {
-    path: Option<PathBuf>,
-    available_before: Option<u64>,
-    available_after: Option<u64>,
-    low_water_bytes: Option<u64>,
-    freed_bytes: Option<u64>,
-    /// After a build that ran out of space: what the free stage could have reclaimed.
-    reclaimable_bytes: Option<u64>,
-    reclaimable_items: Vec<String>,
-    /// --free-in-background: the floor kept while the free stage ran, and how often the
-    /// build was stopped at a step boundary to keep it.
-    free_in_background: bool,
-    floor_bytes: Option<u64>,
-    build_stops: u32,
-    timeline: Option<Timeline>,
-}
-
 /// One stage's outcome, as the pipeline sees it.
 enum Outcome {
     Passed,
@@ -268,11 +198,6 @@ impl Image {
     }
 
     async fn run_async(self) -> Result<ExitCode> {
-        for s in &self.skip {
-            if !STAGES.contains(&s.as_str()) {
-                bail!("--skip {s:?}: unknown stage (lint, free, build, inspect, smoke, push)");
-            }
-        }
         let config = load_config(&self.config)?;
         let base = self
             .config
@@ -300,7 +225,10 @@ impl Image {
             config,
             report: Mutex::new(Report::default()),
             password,
-            previous_need: estimate_need(&report_path),
+            previous_need: Report::read(&report_path)
+                .ok()
+                .and_then(|r| policy::estimate_need(&r)),
+            inspect: Mutex::new(None),
         };
         let start = Instant::now();
         let mut interrupted = false;
@@ -330,11 +258,14 @@ impl Image {
         if let Err(e) = &result {
             report.errors.push(format!("{e:#}"));
         }
-        if let Err(e) = write_report(&report, &report_path) {
+        if interrupted {
+            report.cause = Some(Cause::Interrupted);
+        }
+        if let Err(e) = report.write(&report_path) {
             if let Err(pipeline) = &result {
                 eprintln!("error: {pipeline:#}");
             }
-            return Err(e);
+            return Err(e.into());
         }
         eprintln!("image: report written to {}", report_path.display());
         if interrupted {
@@ -434,8 +365,8 @@ impl Image {
         })
     }
 
-    fn skipped(&self, stage: &str) -> bool {
-        self.skip.iter().any(|s| s == stage)
+    fn skipped(&self, stage: Stage) -> bool {
+        self.skip.contains(&stage)
     }
 }
 
@@ -511,17 +442,8 @@ struct Pipeline<'a> {
     password: Option<String>,
     /// A free-stage target estimated from the previous run's report.
     previous_need: Option<u64>,
-}
-
-/// What the last build consumed on the data root (before − low-water), plus a quarter and
-/// 2 GB of margin: the space to have free before the next one.
-fn estimate_need(previous_report: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(previous_report).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let before = v["disk"]["available_before"].as_u64()?;
-    let low = v["disk"]["low_water_bytes"].as_u64()?;
-    let consumed = before.checked_sub(low)?;
-    Some(consumed + consumed / 4 + 2_000_000_000)
+    /// The inspect stage's report, typed, for the step summary.
+    inspect: Mutex<Option<crate::inspect::InspectReport>>,
 }
 
 impl Pipeline<'_> {
@@ -529,7 +451,7 @@ impl Pipeline<'_> {
         self.report.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn stage<F, Fut>(&self, name: &str, body: F) -> Result<()>
+    async fn stage<F, Fut>(&self, name: Stage, body: F) -> Result<()>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Outcome>>,
@@ -552,22 +474,23 @@ impl Pipeline<'_> {
     }
 
     /// Print a stage's outcome and add it to the report.
-    fn record_stage(&self, name: &str, seconds: f64, result: &Result<Outcome>) {
+    fn record_stage(&self, name: Stage, seconds: f64, result: &Result<Outcome>) {
         let (status, reason) = match result {
-            Ok(Outcome::Passed) => ("passed", None),
-            Ok(Outcome::Skipped(why)) => ("skipped", Some(why.clone())),
-            Err(e) => ("failed", Some(format!("{e:#}"))),
+            Ok(Outcome::Passed) => (StageStatus::Passed, None),
+            Ok(Outcome::Skipped(why)) => (StageStatus::Skipped, Some(why.clone())),
+            Err(e) => (StageStatus::Failed, Some(format!("{e:#}"))),
         };
         eprintln!(
-            "image: {name}: {status}{} ({seconds:.1} s)",
+            "image: {name}: {}{} ({seconds:.1} s)",
+            status.as_str(),
             reason
                 .as_ref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
         );
         self.report().stages.push(StageReport {
-            name: name.to_string(),
-            status: status.to_string(),
+            name,
+            status,
             seconds,
             reason,
         });
@@ -622,16 +545,16 @@ impl Pipeline<'_> {
         let credentials = self.credentials(&spec).await?;
         // Cheap checks before anything destructive: the engine has answered and the
         // credentials are resolved; a Dockerfile the lint stops must not cost a deleted byte.
-        self.stage("lint", || self.lint(&spec)).await?;
-        let background = if self.args.free_in_background && !self.args.skipped("free") {
+        self.stage(Stage::Lint, || self.lint(&spec)).await?;
+        let background = if self.args.free_in_background && !self.args.skipped(Stage::Free) {
             self.start_free_in_background(watch_path.as_deref())?
         } else {
-            self.stage("free", || self.free(watch_path.as_deref()))
+            self.stage(Stage::Free, || self.free(watch_path.as_deref()))
                 .await?;
             None
         };
         let built = self
-            .stage("build", || {
+            .stage(Stage::Build, || {
                 self.build(&engine, &spec, watch_path.as_deref(), background.as_ref())
             })
             .await;
@@ -650,12 +573,14 @@ impl Pipeline<'_> {
             }
             return Err(e);
         }
-        self.stage("inspect", || self.inspect(&engine, &spec))
+        self.stage(Stage::Inspect, || self.inspect(&engine, &spec))
             .await?;
-        self.stage("smoke", || self.smoke(&engine, facts.as_ref(), &spec))
+        self.stage(Stage::Smoke, || self.smoke(&engine, facts.as_ref(), &spec))
             .await?;
         let pushed = self
-            .stage("push", || self.push(&engine, &spec, credentials.clone()))
+            .stage(Stage::Push, || {
+                self.push(&engine, &spec, credentials.clone())
+            })
             .await;
         if let Some(p) = &watch_path {
             self.report().disk.available_after = headroom_disk::available_bytes(p).ok();
@@ -801,7 +726,7 @@ impl Pipeline<'_> {
         let job = match self.free_job(data_root, true)? {
             Ok(job) => job,
             Err(why) => {
-                self.record_stage("free", 0.0, &Ok(Outcome::Skipped(why)));
+                self.record_stage(Stage::Free, 0.0, &Ok(Outcome::Skipped(why)));
                 return Ok(None);
             }
         };
@@ -843,7 +768,7 @@ impl Pipeline<'_> {
             Ok(Err(e)) => Err(e),
             Err(e) => Err(anyhow::anyhow!("the free stage's reclaim thread: {e}")),
         };
-        self.record_stage("free", bg.started.elapsed().as_secs_f64(), &result);
+        self.record_stage(Stage::Free, bg.started.elapsed().as_secs_f64(), &result);
         result.map(|_| ())
     }
 
@@ -972,10 +897,12 @@ impl Pipeline<'_> {
             Err(e) => {
                 let mut message = e.message.clone();
                 if e.no_space {
-                    self.report().cause = Some("no_space".into());
+                    self.report().cause = Some(Cause::NoSpace);
                     message.push_str(&self.no_space_advice(watch, timeline.as_ref()));
                 }
-                if let Some(hint) = base_pull_hint(&message, &e.last_lines, &spec.build_args) {
+                if let Some(hint) =
+                    policy::base_pull_hint(&message, &e.last_lines, &spec.build_args)
+                {
                     message.push_str(&hint);
                 }
                 if !e.last_lines.is_empty() {
@@ -1026,7 +953,7 @@ impl Pipeline<'_> {
         if let Ok(plan) = headroom_disk::plan(&catalog, &env, &request, &headroom_disk::NoProgress)
         {
             let names: Vec<String> = plan.selected().map(|i| i.spec.name.clone()).collect();
-            let skipped = if self.args.skipped("free") {
+            let skipped = if self.args.skipped(Stage::Free) {
                 "free stage skipped; "
             } else {
                 ""
@@ -1122,7 +1049,8 @@ impl Pipeline<'_> {
             .filter(|g| !g.passed)
             .map(|g| format!("{} {} (limit {})", g.rule, g.actual, g.limit))
             .collect();
-        self.report().inspect = Some(report);
+        self.report().inspect = Some(serde_json::to_value(&report)?);
+        *self.inspect.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
         if !failed.is_empty() {
             bail!("over the image thresholds: {}", failed.join("; "));
         }
@@ -1191,7 +1119,11 @@ impl Pipeline<'_> {
             Duration::from_secs(config.timeout.unwrap_or(600)),
         )
         .await?;
-        report.mismatches = smoke_mismatches(&run, config, gpu.is_some());
+        let expect = SmokeExpectations {
+            torch: config.torch.clone(),
+            min_tflops: config.min_tflops,
+        };
+        report.mismatches = policy::smoke_mismatches(&run, &expect, gpu.is_some());
         let failed = !report.mismatches.is_empty();
         if let Some(result) = &run.result {
             eprintln!("image: smoke: {result}");
@@ -1234,7 +1166,7 @@ impl Pipeline<'_> {
     /// The registry credentials, resolved before anything is built so a half-set pair or a
     /// broken config.json fails in seconds, not after the build.
     async fn credentials(&self, spec: &BuildSpec) -> Result<Option<auth::Credentials>> {
-        if !self.args.push || self.args.skipped("push") {
+        if !self.args.push || self.args.skipped(Stage::Push) {
             return Ok(None);
         }
         let host = auth::registry_host(&spec.image);
@@ -1299,177 +1231,15 @@ impl Pipeline<'_> {
 
     fn outputs(&self) -> Result<()> {
         let r = self.report();
-        ui::github_outputs(&[
-            ("digest", r.image.digest.clone().unwrap_or_default()),
-            ("tags", r.image.references.join(",")),
-            ("image-size", r.image.size_bytes.unwrap_or(0).to_string()),
-        ])?;
-        let mut md = markdown(&r);
-        if let Some(i) = &r.inspect {
+        ui::github_outputs(&github::outputs(&r))?;
+        let mut md = github::step_summary(&r);
+        if let Some(i) = &*self.inspect.lock().unwrap_or_else(|p| p.into_inner()) {
             md.push('\n');
             md.push_str(&crate::inspect::markdown(i));
         }
         ui::github_step_summary(&md)?;
         Ok(())
     }
-}
-
-/// The smoke script's rule: `2.0.1` matches `2.0.1+cu117`, `2.0` matches `2.0.1`, but
-/// `2.0.1` not `2.0.10`; a wanted local part (`2.0.1+cu117`) must match exactly.
-fn version_matches(have: &str, want: &str) -> bool {
-    if want.contains('+') {
-        return have == want;
-    }
-    let have: Vec<&str> = have.split('+').next().unwrap_or(have).split('.').collect();
-    let want: Vec<&str> = want.split('.').collect();
-    have.len() >= want.len() && have[..want.len()] == want[..]
-}
-
-/// When a build failed because its base image could not be pulled (an offline or
-/// air-gapped machine), say so and name the override.
-fn base_pull_hint(
-    message: &str,
-    lines: &[String],
-    args: &BTreeMap<String, String>,
-) -> Option<String> {
-    let text = std::iter::once(message)
-        .chain(lines.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .to_ascii_lowercase();
-    let pull_failed = [
-        "pull access denied",
-        "failed to resolve source metadata",
-        "failed to do request",
-        "manifest unknown",
-        "repository does not exist",
-        "no such host",
-        "i/o timeout",
-    ]
-    .iter()
-    .any(|p| text.contains(p));
-    if !pull_failed {
-        return None;
-    }
-    let current = args
-        .get("BASE_IMAGE")
-        .map(|b| format!(" (BASE_IMAGE={b})"))
-        .unwrap_or_default();
-    Some(format!(
-        "\nThe base image could not be pulled{current}: this machine may be offline or unable to reach \
-         the registry. Make a local stand-in with `cargo xtask base-image` and build with \
-         --build-arg BASE_IMAGE=headroom/debian:bookworm (or another image the engine already has)."
-    ))
-}
-
-/// Everything the smoke run got wrong, spelled out: its own failed checks, and the
-/// expectations of the config (checked here too, so a script that forgets one cannot pass).
-fn smoke_mismatches(run: &SmokeRun, config: &SmokeConfig, gpu_requested: bool) -> Vec<String> {
-    let mut out = Vec::new();
-    let Some(r) = &run.result else {
-        out.push(format!(
-            "the smoke test printed no JSON object (exit code {}); last lines: {}",
-            run.exit_code,
-            run.log_tail.join(" | ")
-        ));
-        return out;
-    };
-    if r["ok"] != true {
-        out.push(format!(
-            "the smoke test reports ok: {}",
-            serde_json::to_string(&r["ok"]).unwrap_or_default()
-        ));
-    }
-    for check in r["checks"].as_array().into_iter().flatten() {
-        if check["ok"] != true {
-            out.push(format!(
-                "check {} failed: {}",
-                check["name"].as_str().unwrap_or("?"),
-                check["detail"].as_str().unwrap_or("")
-            ));
-        }
-    }
-    if let Some(want) = &config.torch {
-        let got = r["torch"].as_str().unwrap_or("none");
-        if !version_matches(got, want) && !out.iter().any(|m| m.contains("torch")) {
-            out.push(format!("torch {got} found, {want} expected"));
-        }
-    }
-    if gpu_requested
-        && r["cuda_available"] != true
-        && !out.iter().any(|m| m.contains("cuda_available"))
-    {
-        out.push("GPUs were requested but the container reports cuda_available: false".into());
-    }
-    if let Some(min) = config.min_tflops {
-        let got = r["matmul"]["tflops"].as_f64().unwrap_or(0.0);
-        if got < min && !out.iter().any(|m| m.contains("tflops")) {
-            out.push(format!("matmul {got:.3} TFLOP/s, at least {min} expected"));
-        }
-    }
-    if run.exit_code != 0 && out.is_empty() {
-        out.push(format!("the smoke test exited with code {}", run.exit_code));
-    }
-    out
-}
-
-fn write_report(report: &Report, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("--report {}", path.display()))?;
-    }
-    let text = serde_json::to_string_pretty(report)?;
-    std::fs::write(path, text).with_context(|| format!("--report {}", path.display()))
-}
-
-/// The step summary: stages, the image, and free space over the build as a mermaid chart.
-fn markdown(r: &Report) -> String {
-    let mut md = String::from(
-        "### headroom image\n\n| stage | status | seconds | reason |\n|---|---|---:|---|\n",
-    );
-    for s in &r.stages {
-        md.push_str(&format!(
-            "| {} | {} | {:.1} | {} |\n",
-            s.name,
-            s.status,
-            s.seconds,
-            s.reason.as_deref().unwrap_or("").replace('|', "\\|")
-        ));
-    }
-    md.push_str(&format!(
-        "\n**{}** — {}; size {}, {} layers; digest `{}`\n",
-        r.image.name,
-        r.image.tags.join(", "),
-        r.image
-            .size_bytes
-            .map(format_size)
-            .unwrap_or_else(|| "?".into()),
-        r.image
-            .layers
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| "?".into()),
-        r.image.digest.as_deref().unwrap_or("-"),
-    ));
-    if let Some(t) = &r.disk.timeline
-        && t.samples.len() > 1
-    {
-        let step = (t.samples.len() / 40).max(1);
-        let points: Vec<&headroom_disk::Sample> = t.samples.iter().step_by(step).collect();
-        let xs: Vec<String> = points
-            .iter()
-            .map(|s| format!("{:.0}", s.ms as f64 / 1000.0))
-            .collect();
-        let ys: Vec<String> = points
-            .iter()
-            .map(|s| format!("{:.2}", s.available_bytes as f64 / 1e9))
-            .collect();
-        md.push_str(&format!(
-            "\nLow-water mark: {}\n\n```mermaid\nxychart-beta\n  title \"Free space on the data root during the build (GB)\"\n  x-axis \"seconds\" [{}]\n  y-axis \"GB\"\n  line [{}]\n```\n",
-            format_size(t.low_water_bytes),
-            xs.join(", "),
-            ys.join(", ")
-        ));
-    }
-    md
 }
 
 /// Now as RFC 3339 (UTC), without a date crate: from `date`, else the Unix epoch seconds.
@@ -1481,118 +1251,4 @@ fn rfc3339_now() -> String {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fixture(name: &str) -> SmokeRun {
-        let path = crate::project_root()
-            .join("docker/smoke/fixtures")
-            .join(name);
-        let text = std::fs::read_to_string(&path).unwrap();
-        SmokeRun {
-            exit_code: 0,
-            result: headroom_docker::smoke::parse_one_json(&text),
-            gpu: None,
-            seconds: 1.0,
-            log_tail: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn a_recorded_gpu_run_passes_the_gpu_policy() {
-        let run = fixture("gpu-fake-h200.json");
-        let config = SmokeConfig {
-            torch: Some("2.0.1".into()),
-            min_tflops: Some(100.0),
-            ..SmokeConfig::default()
-        };
-        assert_eq!(smoke_mismatches(&run, &config, true), Vec::<String>::new());
-        let r = run.result.as_ref().unwrap();
-        assert_eq!(r["devices"][0], "NVIDIA H200");
-        assert!(r["peak_gpu_memory_bytes"].as_u64().unwrap() > 0);
-    }
-
-    #[test]
-    fn a_cpu_run_fails_gpu_and_torch_expectations_with_the_mismatch_spelled_out() {
-        let run = fixture("cpu-no-torch.json");
-        let config = SmokeConfig {
-            torch: Some("2.0.1".into()),
-            ..SmokeConfig::default()
-        };
-        let mismatches = smoke_mismatches(&run, &config, true);
-        assert!(
-            mismatches
-                .iter()
-                .any(|m| m.contains("torch none found, 2.0.1 expected")),
-            "{mismatches:?}"
-        );
-        assert!(
-            mismatches
-                .iter()
-                .any(|m| m.contains("cuda_available: false")),
-            "{mismatches:?}"
-        );
-        assert!(smoke_mismatches(&run, &SmokeConfig::default(), false).is_empty());
-    }
-
-    #[test]
-    fn a_run_that_says_it_failed_fails_even_without_failed_checks() {
-        let run = SmokeRun {
-            exit_code: 0,
-            result: serde_json::from_str(
-                r#"{"ok": false, "checks": [{"name": "x", "ok": "false"}]}"#,
-            )
-            .ok(),
-            gpu: None,
-            seconds: 0.1,
-            log_tail: Vec::new(),
-        };
-        let m = smoke_mismatches(&run, &SmokeConfig::default(), false);
-        assert!(m.iter().any(|m| m.contains("ok: false")), "{m:?}");
-        assert!(m.iter().any(|m| m.contains("check x failed")), "{m:?}");
-    }
-
-    #[test]
-    fn no_json_is_a_mismatch_with_the_last_lines() {
-        let run = SmokeRun {
-            exit_code: 1,
-            result: None,
-            gpu: None,
-            seconds: 0.1,
-            log_tail: vec!["python3: can't open file".into()],
-        };
-        let m = smoke_mismatches(&run, &SmokeConfig::default(), false);
-        assert!(
-            m[0].contains("no JSON") && m[0].contains("can't open file"),
-            "{m:?}"
-        );
-    }
-
-    #[test]
-    fn torch_versions_match_as_the_smoke_script_matches_them() {
-        assert!(version_matches("2.0.1+cu117", "2.0.1"));
-        assert!(version_matches("2.0.1+cu117", "2.0"));
-        assert!(!version_matches("2.0.10", "2.0.1"));
-        assert!(version_matches("2.0.1+cu118", "2.0.1+cu118"));
-        assert!(!version_matches("2.0.1+cu117", "2.0.1+cu118"));
-        assert!(!version_matches("none", "2.0.1"));
-    }
-
-    #[test]
-    fn pull_failures_name_the_override() {
-        let args = BTreeMap::from([("BASE_IMAGE".to_string(), "nvidia/cuda:x".to_string())]);
-        let hint = base_pull_hint(
-            "failed to resolve source metadata for docker.io/nvidia/cuda:x",
-            &[],
-            &args,
-        )
-        .unwrap();
-        assert!(
-            hint.contains("BASE_IMAGE=nvidia/cuda:x") && hint.contains("cargo xtask base-image")
-        );
-        assert!(base_pull_hint("exit code 1", &[], &args).is_none());
-    }
 }

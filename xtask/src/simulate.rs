@@ -26,6 +26,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use headroom_disk::{MountTable, format_size, parse_size};
 use headroom_docker::local::{Registry, busybox_image_all_applets};
+use headroom_pipeline::{Cause, Report, Stage, StageStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::ui;
@@ -761,16 +762,14 @@ fn run_image(layout: &Layout, name: &str, args: &[String], password: &str) -> Re
     CHILD.store(0, Ordering::SeqCst);
     let status = status.context("waiting for cargo xtask image")?;
     let seconds = start.elapsed().as_secs_f64();
-    let text = std::fs::read_to_string(&report).with_context(|| {
+    let typed = Report::read(&report).with_context(|| {
         format!(
-            "{name}: cargo xtask image wrote no report at {} (exit status {status}; log {})",
+            "{name}: cargo xtask image wrote no readable report at {} (exit status {status}; log {})",
             report.display(),
             log_path.display()
         )
     })?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| report.display().to_string())?;
-    let mut summary = summarize(&v);
+    let mut summary = summarize(&typed);
     summary.exit_code = status.code();
     summary.result = if status.success() { "passed" } else { "failed" }.into();
     summary.seconds = seconds;
@@ -789,63 +788,52 @@ fn run_image(layout: &Layout, name: &str, args: &[String], password: &str) -> Re
 }
 
 /// The figures of an image report.
-fn summarize(v: &serde_json::Value) -> RunSummary {
-    let disk = &v["disk"];
-    let u = |x: &serde_json::Value| x.as_u64();
-    let mut freed_items = BTreeMap::new();
-    for item in v["free"]["items"].as_array().into_iter().flatten() {
-        if item["action"] == "removed"
-            && let (Some(name), Some(b)) = (item["name"].as_str(), item["freed_bytes"].as_u64())
-        {
-            freed_items.insert(name.to_string(), b);
-        }
-    }
-    let background = disk["free_in_background"] == true;
+fn summarize(r: &Report) -> RunSummary {
+    let disk = &r.disk;
+    let freed_items = r
+        .free
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter(|i| i.action == headroom_disk::Action::Removed)
+        .map(|i| (i.name.clone(), i.freed_bytes))
+        .collect();
+    let background = disk.free_in_background;
     let mut to_built = 0.0;
     let mut built = false;
-    for stage in v["stages"].as_array().into_iter().flatten() {
-        if background && stage["name"] == "free" {
+    for stage in &r.stages {
+        if background && stage.name == Stage::Free {
             continue;
         }
-        to_built += stage["seconds"].as_f64().unwrap_or(0.0);
-        if stage["name"] == "build" {
-            built = stage["status"] == "passed";
+        to_built += stage.seconds;
+        if stage.name == Stage::Build {
+            built = stage.status == StageStatus::Passed;
             break;
         }
     }
     RunSummary {
         to_built_seconds: built.then_some(to_built),
-        cause: v["cause"].as_str().map(String::from),
-        available_before: u(&disk["available_before"]),
-        available_after: u(&disk["available_after"]),
-        low_water_bytes: u(&disk["low_water_bytes"]),
-        freed_bytes: u(&disk["freed_bytes"]),
+        cause: r.cause.map(|c| match c {
+            Cause::NoSpace => "no_space".to_string(),
+            Cause::Interrupted => "interrupted".to_string(),
+        }),
+        available_before: disk.available_before,
+        available_after: disk.available_after,
+        low_water_bytes: disk.low_water_bytes,
+        freed_bytes: disk.freed_bytes,
         freed_items,
-        reclaimable_bytes: u(&disk["reclaimable_bytes"]),
-        reclaimable_items: disk["reclaimable_items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(String::from))
+        reclaimable_bytes: disk.reclaimable_bytes,
+        reclaimable_items: disk.reclaimable_items.clone(),
+        floor_bytes: disk.floor_bytes,
+        build_stops: Some(u64::from(disk.build_stops)),
+        layers: r.image.layers.map(|l| l as u64),
+        size_bytes: r.image.size_bytes,
+        digest: r.image.digest.clone(),
+        stages: r
+            .stages
+            .iter()
+            .map(|s| format!("{}: {}", s.name, s.status.as_str()))
             .collect(),
-        floor_bytes: u(&disk["floor_bytes"]),
-        build_stops: u(&disk["build_stops"]),
-        layers: u(&v["image"]["layers"]),
-        size_bytes: u(&v["image"]["size_bytes"]),
-        digest: v["image"]["digest"].as_str().map(String::from),
-        stages: v["stages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                format!(
-                    "{}: {}",
-                    s["name"].as_str().unwrap_or("?"),
-                    s["status"].as_str().unwrap_or("?")
-                )
-            })
-            .collect(),
-        error: v["errors"][0].as_str().map(String::from),
+        error: r.errors.first().cloned(),
         ..RunSummary::default()
     }
 }
@@ -870,9 +858,8 @@ fn check_passed(name: &str, run: &RunSummary, problems: &mut Vec<String>) {
 /// What the registry serves for the run's first tag (`Docker-Content-Digest`).
 fn registry_digest(sandbox: &Sandbox, run: &RunSummary) -> Option<String> {
     let registry = sandbox.registry.as_ref()?;
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&run.report).ok()?).ok()?;
-    let reference = report["image"]["references"][0].as_str()?;
+    let report = Report::read(&run.report).ok()?;
+    let reference = report.image.references.first()?;
     let (repo, tag) = reference.rsplit_once(':')?;
     registry.manifest_digest(repo.split_once('/')?.1, tag)
 }
@@ -1168,21 +1155,34 @@ mod tests {
         out
     }
 
+    fn item(name: &str, action: &str, freed: u64) -> serde_json::Value {
+        serde_json::json!({
+            "name": name, "paths": [], "size_bytes": freed, "apparent_bytes": freed, "files": 1,
+            "action": action, "reason": null, "seconds": 0.0, "estimated_seconds": 0.0,
+            "freed_bytes": freed, "kept": [], "errors": [], "shared_bytes": 0
+        })
+    }
+
     #[test]
     fn a_report_is_summarised_with_the_cause_and_what_each_item_freed() {
         let v = serde_json::json!({
+            "schema": 1,
             "cause": "no_space",
             "disk": {"available_before": 10, "low_water_bytes": 0, "freed_bytes": 7,
                      "reclaimable_bytes": 99, "reclaimable_items": ["android"], "build_stops": 1},
-            "free": {"items": [
-                {"name": "dotnet", "action": "removed", "freed_bytes": 5},
-                {"name": "android", "action": "kept", "freed_bytes": 0}
-            ]},
-            "image": {"layers": 4, "digest": "sha256:ab"},
-            "stages": [{"name": "build", "status": "failed"}],
+            "free": {
+                "filesystem": {"path": "/", "mount_point": "/", "fs_type": "ext4",
+                               "total_bytes": 100, "available_before": 10, "available_after": 17},
+                "need_bytes": null, "target_met": true, "dry_run": false,
+                "freed_bytes": 5, "filesystem_delta_bytes": 7, "seconds": 1.0,
+                "items": [item("dotnet", "removed", 5), item("android", "skipped", 0)]
+            },
+            "image": {"name": "app", "tags": [], "references": [], "digests": {},
+                      "layers": 4, "digest": "sha256:ab"},
+            "stages": [{"name": "build", "status": "failed", "seconds": 1.0}],
             "errors": ["build: no space left on device"]
         });
-        let s = summarize(&v);
+        let s = summarize(&serde_json::from_value(v).expect("a report"));
         assert_eq!(s.cause.as_deref(), Some("no_space"));
         assert_eq!(s.low_water_bytes, Some(0));
         assert_eq!(s.reclaimable_items, ["android"]);

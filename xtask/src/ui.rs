@@ -17,7 +17,7 @@ pub(crate) fn on_github_actions() -> bool {
 /// True on a GitHub-hosted runner: the one place where deleting preinstalled software needs
 /// no `--yes` (a self-hosted runner is somebody's machine).
 pub(crate) fn github_hosted_runner() -> bool {
-    on_github_actions() && std::env::var("RUNNER_ENVIRONMENT").is_ok_and(|v| v == "github-hosted")
+    headroom_pipeline::Runner::detect().may_delete_unasked()
 }
 
 /// True when output goes to a person at a terminal rather than a CI log.

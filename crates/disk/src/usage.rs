@@ -8,7 +8,7 @@ use crate::mounts::MountTable;
 use crate::{Error, Result};
 
 /// The filesystem holding a path, and how full it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FsUsage {
     /// The path that was asked about.
     pub path: PathBuf,

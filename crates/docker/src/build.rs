@@ -173,7 +173,7 @@ pub fn buildkit_syntax(dockerfile: &str) -> Vec<&'static str> {
 }
 
 /// A finished build.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BuildOutcome {
     pub backend: Option<Backend>,
     pub image_id: Option<String>,

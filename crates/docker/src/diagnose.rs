@@ -16,7 +16,7 @@ pub struct UsageRow {
 }
 
 /// The figures that explain a failure.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Diagnostics {
     pub data_root: Option<String>,
     pub filesystem: Option<headroom_disk::FsUsage>,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::{API_DEFAULT_VERSION, Docker};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Where the engine is, and how that was decided.
@@ -275,7 +275,7 @@ fn api_at_least(version: &str, major: u32, minor: u32) -> bool {
 }
 
 /// Facts about the engine.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineFacts {
     pub version: String,
     pub api_version: String,

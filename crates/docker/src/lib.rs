@@ -5,6 +5,8 @@
 //! The library is async on tokio, never prints, and reports progress through events; the
 //! `cargo xtask image` pipeline decides how to show them.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod auth;
 pub mod build;
 pub mod context;

@@ -45,7 +45,7 @@ impl std::str::FromStr for GpuPolicy {
 }
 
 /// How GPUs are requested for a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum GpuRequest {
     /// The NVIDIA runtime's device request for all GPUs.
@@ -103,7 +103,7 @@ impl GpuRequest {
 }
 
 /// What the smoke container did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SmokeRun {
     pub exit_code: i64,
     /// The one JSON object the smoke script printed.
@@ -285,7 +285,7 @@ pub fn parse_one_json(stdout: &str) -> Option<serde_json::Value> {
 }
 
 /// What the health probe saw.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HealthRun {
     /// Docker's health status at the end (`healthy`, `unhealthy`, `starting`, or `none`).
     pub docker_status: String,

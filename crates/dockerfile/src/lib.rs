@@ -115,6 +115,8 @@
 //!   endings included), `strip_tabs` (`<<-`), `expand` (false when the delimiter was quoted),
 //!   and `fd` when a file descriptor was given.
 
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod ast;
 mod dump;
 mod error;

@@ -1,11 +1,12 @@
 //! A sibling repository's image job with headroom's crates: free disk to a target, build,
-//! push. Deletes only on a GitHub-hosted runner; elsewhere it reports what it would free.
+//! push. Deletes only on a GitHub-hosted runner (headroom's own rule, from headroom-pipeline);
+//! elsewhere it reports what it would free.
 
 use headroom_docker::build::BuildSpec;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let hosted = std::env::var("RUNNER_ENVIRONMENT").is_ok_and(|v| v == "github-hosted");
+    let hosted = headroom_pipeline::Runner::detect().may_delete_unasked();
     let data_root = headroom_disk::docker_data_root().unwrap_or_else(|_| "/".into());
     let spec = BuildSpec {
         context: "docker".into(),

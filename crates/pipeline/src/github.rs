@@ -1,0 +1,121 @@
+//! What GitHub Actions gets from a report: the step summary (Markdown, with a chart of free
+//! space over the build) and the step's outputs.
+
+use headroom_disk::{Sample, format_size};
+
+use crate::Report;
+
+/// The step's outputs. `digest` is written only when something was pushed (an empty
+/// `digest=` reads as a digest to a later step); `pushed` says which.
+pub fn outputs(r: &Report) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(d) = &r.image.digest {
+        out.push(("digest", d.clone()));
+    }
+    out.push(("pushed", r.image.digest.is_some().to_string()));
+    out.push(("tags", r.image.references.join(",")));
+    out.push(("image-size", r.image.size_bytes.unwrap_or(0).to_string()));
+    out
+}
+
+/// The step summary: stages, the image, and free space over the build as a mermaid chart.
+pub fn step_summary(r: &Report) -> String {
+    let mut md = String::from(
+        "### headroom image\n\n| stage | status | seconds | reason |\n|---|---|---:|---|\n",
+    );
+    for s in &r.stages {
+        md.push_str(&format!(
+            "| {} | {} | {:.1} | {} |\n",
+            s.name,
+            s.status.as_str(),
+            s.seconds,
+            s.reason.as_deref().unwrap_or("").replace('|', "\\|")
+        ));
+    }
+    md.push_str(&format!(
+        "\n**{}** — {}; size {}, {} layers; {}\n",
+        r.image.name,
+        r.image.tags.join(", "),
+        r.image
+            .size_bytes
+            .map(format_size)
+            .unwrap_or_else(|| "?".into()),
+        r.image
+            .layers
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "?".into()),
+        match &r.image.digest {
+            Some(d) => format!("digest `{d}`"),
+            None => "not pushed (no digest)".into(),
+        },
+    ));
+    if let Some(t) = &r.disk.timeline
+        && t.samples.len() > 1
+    {
+        let (xs, ys) = chart_points(&t.samples, 40);
+        md.push_str(&format!(
+            "\nLow-water mark: {}\n\n```mermaid\nxychart-beta\n  title \"Free space on the data root during the build (GB)\"\n  x-axis \"seconds\" [{}]\n  y-axis \"GB\"\n  line [{}]\n```\n",
+            format_size(t.low_water_bytes),
+            xs.join(", "),
+            ys.join(", ")
+        ));
+    }
+    md
+}
+
+/// At most `max` points, labelled in seconds with one decimal, each label distinct (a sample
+/// that would repeat the previous label is left out).
+fn chart_points(samples: &[Sample], max: usize) -> (Vec<String>, Vec<String>) {
+    let step = samples.len().div_ceil(max.max(1)).max(1);
+    let mut xs: Vec<String> = Vec::new();
+    let mut ys = Vec::new();
+    for s in samples.iter().step_by(step) {
+        let x = format!("{:.1}", s.ms as f64 / 1000.0);
+        if xs.last() == Some(&x) {
+            continue;
+        }
+        xs.push(x);
+        ys.push(format!("{:.2}", s.available_bytes as f64 / 1e9));
+    }
+    (xs, ys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_labels_are_distinct_with_one_decimal() {
+        let samples: Vec<Sample> = (0..500)
+            .map(|i| Sample {
+                ms: i * 37,
+                available_bytes: 10_000_000_000 - i * 1_000_000,
+            })
+            .collect();
+        let (xs, ys) = chart_points(&samples, 40);
+        assert!(xs.len() <= 40 && xs.len() > 20, "{}", xs.len());
+        assert_eq!(xs.len(), ys.len());
+        let mut seen = std::collections::BTreeSet::new();
+        assert!(xs.iter().all(|x| seen.insert(x.clone())), "{xs:?}");
+        assert!(xs.iter().all(|x| x.contains('.')), "{xs:?}");
+        // Samples closer than a tenth of a second never repeat a label.
+        let dense: Vec<Sample> = (0..10)
+            .map(|i| Sample {
+                ms: i * 4,
+                available_bytes: 1,
+            })
+            .collect();
+        assert_eq!(chart_points(&dense, 40).0, vec!["0.0"]);
+    }
+
+    #[test]
+    fn an_unpushed_image_writes_no_digest() {
+        let mut r = Report::default();
+        let out = outputs(&r);
+        assert!(out.iter().all(|(k, _)| *k != "digest"), "{out:?}");
+        assert!(out.contains(&("pushed", "false".into())));
+        assert!(step_summary(&r).contains("not pushed"));
+        r.image.digest = Some("sha256:abc".into());
+        assert!(outputs(&r).contains(&("digest", "sha256:abc".into())));
+    }
+}

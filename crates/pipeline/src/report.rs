@@ -1,0 +1,252 @@
+//! The pipeline's one report: typed, versioned, read back typed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use headroom_disk::{FreeReport, Timeline};
+use headroom_docker::build::BuildOutcome;
+use headroom_docker::diagnose::Diagnostics;
+use headroom_docker::engine::EngineFacts;
+use headroom_docker::smoke::{HealthRun, SmokeRun};
+use serde::{Deserialize, Serialize};
+
+use crate::stage::Stage;
+
+/// The version of the report's shape; bumped when a field changes meaning or goes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a pipeline run did, stage by stage (`target/headroom/report.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema: u32,
+    pub stages: Vec<StageReport>,
+    #[serde(default)]
+    pub image: ImageReport,
+    pub engine: Option<EngineFacts>,
+    #[serde(default)]
+    pub disk: DiskReport,
+    pub build: Option<BuildOutcome>,
+    pub smoke: Option<SmokeReport>,
+    /// The inspect stage's analysis and gate.
+    pub inspect: Option<serde_json::Value>,
+    pub diagnostics: Option<Diagnostics>,
+    /// The free stage's report: what each item freed.
+    pub free: Option<FreeReport>,
+    /// The lint stage's findings and counts.
+    pub lint: Option<serde_json::Value>,
+    /// Why the pipeline failed, when it is known.
+    pub cause: Option<Cause>,
+    #[serde(default)]
+    pub errors: Vec<String>,
+    #[serde(default)]
+    pub seconds: f64,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            schema: SCHEMA_VERSION,
+            stages: Vec::new(),
+            image: ImageReport::default(),
+            engine: None,
+            disk: DiskReport::default(),
+            build: None,
+            smoke: None,
+            inspect: None,
+            diagnostics: None,
+            free: None,
+            lint: None,
+            cause: None,
+            errors: Vec::new(),
+            seconds: 0.0,
+        }
+    }
+}
+
+/// A known cause of failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The data root's filesystem filled up during the build.
+    NoSpace,
+    /// Stopped by Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageStatus {
+    Passed,
+    Skipped,
+    Failed,
+}
+
+impl StageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Passed => "passed",
+            StageStatus::Skipped => "skipped",
+            StageStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    pub name: Stage,
+    pub status: StageStatus,
+    pub seconds: f64,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SmokeReport {
+    /// `cpu` or the GPU request that was made.
+    pub device: String,
+    pub note: Option<String>,
+    pub run: Option<SmokeRun>,
+    pub health: Option<HealthRun>,
+    pub mismatches: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageReport {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub references: Vec<String>,
+    pub id: Option<String>,
+    /// The pushed digest; null when nothing was pushed.
+    pub digest: Option<String>,
+    pub digests: BTreeMap<String, String>,
+    pub size_bytes: Option<u64>,
+    pub layers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskReport {
+    pub path: Option<PathBuf>,
+    pub available_before: Option<u64>,
+    pub available_after: Option<u64>,
+    pub low_water_bytes: Option<u64>,
+    pub freed_bytes: Option<u64>,
+    /// After a build that ran out of space: what the free stage could have reclaimed.
+    pub reclaimable_bytes: Option<u64>,
+    #[serde(default)]
+    pub reclaimable_items: Vec<String>,
+    /// --free-in-background: the floor kept while the free stage ran, and how often the
+    /// build was stopped at a step boundary to keep it.
+    #[serde(default)]
+    pub free_in_background: bool,
+    pub floor_bytes: Option<u64>,
+    #[serde(default)]
+    pub build_stops: u32,
+    pub timeline: Option<Timeline>,
+}
+
+/// Why a report could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not a headroom report: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: report schema {found}, this headroom reads schema {SCHEMA_VERSION}", path.display())]
+    Version { path: PathBuf, found: u64 },
+}
+
+impl Report {
+    /// Read a report written by [`Report::write`].
+    pub fn read(path: &Path) -> Result<Report, ReportError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ReportError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let found = value["schema"].as_u64().unwrap_or(0);
+        if found != u64::from(SCHEMA_VERSION) {
+            return Err(ReportError::Version {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
+        serde_json::from_value(value).map_err(|source| ReportError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Write the report as pretty JSON, creating its directory.
+    pub fn write(&self, path: &Path) -> Result<(), ReportError> {
+        let io = |source| ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(|source| ReportError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        std::fs::write(path, text).map_err(io)
+    }
+
+    /// The first stage that failed.
+    pub fn first_failed(&self) -> Option<&StageReport> {
+        self.stages.iter().find(|s| s.status == StageStatus::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_round_trips_and_other_schemas_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.json");
+        let mut r = Report::default();
+        r.stages.push(StageReport {
+            name: Stage::Lint,
+            status: StageStatus::Failed,
+            seconds: 0.5,
+            reason: Some("findings".into()),
+        });
+        r.cause = Some(Cause::NoSpace);
+        r.write(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"schema\": 1") && text.contains("\"no_space\""),
+            "{text}"
+        );
+        let back = Report::read(&path).unwrap();
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&r).unwrap()
+        );
+        assert_eq!(back.first_failed().unwrap().name, Stage::Lint);
+        std::fs::write(&path, text.replace("\"schema\": 1", "\"schema\": 7")).unwrap();
+        assert!(matches!(
+            Report::read(&path),
+            Err(ReportError::Version { found: 7, .. })
+        ));
+        std::fs::write(&path, "{").unwrap();
+        assert!(matches!(
+            Report::read(&path),
+            Err(ReportError::Parse { .. })
+        ));
+    }
+}
