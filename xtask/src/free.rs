@@ -156,7 +156,10 @@ impl Free {
             .map(|i| {
                 vec![
                     i.name.clone(),
-                    format!("{:?}", i.reclaim).to_lowercase(),
+                    serde_json::to_value(i.reclaim)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
                     if i.opt_in { "opt-in" } else { "default" }.to_string(),
                     i.paths.join(" "),
                 ]
@@ -222,15 +225,25 @@ impl Free {
 }
 
 /// The human report: the table, then available before/after.
-fn human(report: &FreeReport) -> String {
+pub(crate) fn human(report: &FreeReport) -> String {
     let rows: Vec<Vec<String>> = report
         .items
         .iter()
         .map(|i| {
+            // An item skipped before it was measured has no size to show.
+            let unmeasured = i.action == Action::Skipped && i.size_bytes == 0 && i.files == 0;
             vec![
                 i.name.clone(),
-                format_size(i.size_bytes),
-                i.files.to_string(),
+                if unmeasured {
+                    "-".into()
+                } else {
+                    format_size(i.size_bytes)
+                },
+                if unmeasured {
+                    "-".into()
+                } else {
+                    i.files.to_string()
+                },
                 i.action.as_str().to_string(),
                 if i.action == Action::Skipped || i.action == Action::Planned {
                     "-".to_string()

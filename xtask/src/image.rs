@@ -35,8 +35,11 @@ pub(crate) struct Image {
     /// Configuration file.
     #[arg(long, value_name = "FILE", default_value = "docker/image.toml")]
     config: PathBuf,
+    /// The Dockerfile [default: `dockerfile` in the config, else CONTEXT/Dockerfile].
     #[arg(long, value_name = "FILE")]
     dockerfile: Option<PathBuf>,
+    /// The build context directory [default: `context` in the config, else the config's
+    /// directory].
     #[arg(long, value_name = "DIR")]
     context: Option<PathBuf>,
     /// Repository to tag and push, e.g. 127.0.0.1:5000/ns/app or docker.io/org/app.
@@ -48,11 +51,16 @@ pub(crate) struct Image {
     /// Build argument (repeatable).
     #[arg(long = "build-arg", value_name = "K=V")]
     build_args: Vec<String>,
-    /// engine | buildx | auto.
+    /// engine | buildx | auto: auto takes buildx when the Dockerfile or flags need BuildKit
+    /// features the engine's builder lacks [default: `backend` in the config, else auto].
     #[arg(long, value_name = "BACKEND")]
     backend: Option<BackendChoice>,
+    /// Import build cache (repeatable; buildx syntax, e.g. type=registry,ref=REPO:cache or
+    /// type=local,src=DIR).
     #[arg(long = "cache-from", value_name = "SPEC")]
     cache_from: Vec<String>,
+    /// Export build cache (repeatable; e.g. type=inline, type=local,dest=DIR;
+    /// type=registry needs --push).
     #[arg(long = "cache-to", value_name = "SPEC")]
     cache_to: Vec<String>,
     /// Target platform (repeatable or comma-separated).
@@ -104,9 +112,11 @@ pub(crate) struct Image {
     /// The default branch, for the `latest` tag.
     #[arg(long, value_name = "BRANCH")]
     default_branch: Option<String>,
+    /// Build without the build cache.
     #[arg(long)]
     no_cache: bool,
-    /// GPUs for the smoke test: auto (when the engine has them), required, off.
+    /// GPUs for the smoke test: auto (when the engine has them), required, off
+    /// [default: `smoke.gpu` in the config, else auto].
     #[arg(long, value_name = "POLICY")]
     gpu: Option<GpuPolicy>,
     /// Analyse the built image's layers and waste, and gate on its thresholds.
@@ -480,13 +490,13 @@ impl Pipeline<'_> {
             Ok(Outcome::Skipped(why)) => (StageStatus::Skipped, Some(why.clone())),
             Err(e) => (StageStatus::Failed, Some(format!("{e:#}"))),
         };
+        // A failure's cause is printed once, as the command's error; the stage line says
+        // only that it failed.
+        let shown = reason.as_ref().filter(|_| status != StageStatus::Failed);
         eprintln!(
             "image: {name}: {}{} ({seconds:.1} s)",
             status.as_str(),
-            reason
-                .as_ref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
+            shown.map(|r| format!(": {r}")).unwrap_or_default()
         );
         self.report().stages.push(StageReport {
             name,
@@ -560,9 +570,15 @@ impl Pipeline<'_> {
             .await;
         if let Some(bg) = background {
             let freed = self.finish_free_in_background(bg, built.is_ok()).await;
-            // A failed build says more than the free stage's shortfall: report that one.
-            if built.is_ok() {
-                freed?;
+            // A failed build says more than the free stage's shortfall: report that one,
+            // and the free stage's cause as a warning.
+            match freed {
+                Err(e) if built.is_err() => eprintln!("warning: free: {e:#}"),
+                other => {
+                    if built.is_ok() {
+                        other?;
+                    }
+                }
             }
         }
         if let Err(e) = built {
@@ -693,7 +709,8 @@ impl Pipeline<'_> {
             r.free = Some(report.clone());
         }
         if dry_run {
-            eprintln!("{}", report.to_markdown());
+            // The plan as a table for people; Markdown goes to the step summary only.
+            eprint!("{}", crate::free::human(&report));
             return Ok(Outcome::Skipped(
                 "not a GitHub-hosted runner: plan printed, nothing deleted (pass --yes to free)"
                     .into(),

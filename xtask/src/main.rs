@@ -29,6 +29,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "cargo xtask",
+    version,
     about = "headroom: build big AI images on small CI disks"
 )]
 struct Cli {
@@ -44,6 +45,8 @@ enum Command {
     Inspect(inspect::Inspect),
     Lint(lint::Lint),
     Simulate(simulate::Simulate),
+    /// Benchmarks against the tools people use today (rm -rf, rmz, du, diskus, hadolint,
+    /// dive), side by side in one run; --record writes docs/benchmarks.md.
     #[command(subcommand)]
     Bench(bench::Bench),
 }
