@@ -1397,25 +1397,35 @@ impl Planner<'_> {
         out
     }
 
-    /// Whether a stage built on stage `stage` (at any depth) reads the package lists before
-    /// fetching them.
-    fn child_needs_lists(&self, stage: usize, plan: &Plan) -> bool {
-        self.stages.iter().enumerate().any(|(s, (range, base))| {
-            *base == Some(stage)
-                && (self.onbuild_needs_lists.get(s).copied().unwrap_or(true)
-                    || range
-                        .clone()
-                        .flat_map(|i| self.apt_uses(i, plan))
-                        .find(|u| *u != AptUse::Removes)
-                        .is_some_and(AptUse::reads)
-                    || self.child_needs_lists(s, plan))
-        })
+    /// For every stage: whether a stage built on it (at any depth) reads the package lists
+    /// before fetching them, or has ONBUILD triggers that may. One pass from the last stage
+    /// to the first (a stage's base always comes before it), so a file of thousands of
+    /// stages is planned in linear time.
+    fn children_need_lists(&self, plan: &Plan) -> Vec<bool> {
+        let mut needs = vec![false; self.stages.len()];
+        for s in (0..self.stages.len()).rev() {
+            let (range, base) = &self.stages[s];
+            let Some(base) = *base else { continue };
+            let own = self.onbuild_needs_lists.get(s).copied().unwrap_or(true)
+                || range
+                    .clone()
+                    .flat_map(|i| self.apt_uses(i, plan))
+                    .find(|u| *u != AptUse::Removes)
+                    .is_some_and(AptUse::reads);
+            if (own || needs[s])
+                && let Some(slot) = needs.get_mut(base)
+            {
+                *slot = true;
+            }
+        }
+        needs
     }
 
     /// `rm -rf /var/lib/apt/lists/*` at the end of a RUN that uses apt, when no later
     /// command needs the lists before fetching them again.
     fn plan_apt_lists(&self, plan: &mut Plan) {
         let mut adds = Vec::new();
+        let children_need = self.children_need_lists(plan);
         for (&idx, run) in &self.runs {
             let uses = self.apt_uses(idx, plan);
             let Some(last) = uses
@@ -1443,7 +1453,7 @@ impl Planner<'_> {
                     .get(run.stage)
                     .copied()
                     .unwrap_or(true)
-                || self.child_needs_lists(run.stage, plan)
+                || children_need.get(run.stage).copied().unwrap_or(true)
             {
                 continue;
             }

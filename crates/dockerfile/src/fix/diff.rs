@@ -121,72 +121,186 @@ fn edit_script(a: &[&str], b: &[&str]) -> Vec<Op> {
 }
 
 fn myers(a: &[&str], b: &[&str]) -> Vec<Op> {
-    let (n, m) = (a.len() as isize, b.len() as isize);
-    let max = n + m;
-    if max == 0 {
-        return Vec::new();
-    }
-    let off = max + 1;
-    let at = |k: isize| (k + off) as usize;
-    let mut v = vec![0isize; (2 * max + 3) as usize];
-    let mut trace: Vec<Vec<isize>> = Vec::new();
-    'outer: for d in 0..=max {
-        trace.push(v.clone());
-        let mut k = -d;
-        while k <= d {
-            let mut x = if k == -d || (k != d && v[at(k - 1)] < v[at(k + 1)]) {
-                v[at(k + 1)]
-            } else {
-                v[at(k - 1)] + 1
-            };
-            let mut y = x - k;
-            while x < n && y < m && a[x as usize] == b[y as usize] {
-                x += 1;
-                y += 1;
-            }
-            v[at(k)] = x;
-            if x >= n && y >= m {
-                break 'outer;
-            }
-            k += 2;
-        }
-    }
-
-    // Walk back through the saved frontiers.
-    let mut ops = Vec::new();
-    let (mut x, mut y) = (n, m);
-    for (d, v) in trace.iter().enumerate().rev() {
-        let d = d as isize;
-        let k = x - y;
-        let prev_k = if k == -d || (k != d && v[at(k - 1)] < v[at(k + 1)]) {
-            k + 1
-        } else {
-            k - 1
-        };
-        let prev_x = v[at(prev_k)];
-        let prev_y = prev_x - prev_k;
-        while x > prev_x && y > prev_y {
-            ops.push(Op::Keep((x - 1) as usize, (y - 1) as usize));
-            x -= 1;
-            y -= 1;
-        }
-        if d > 0 {
-            if x == prev_x {
-                ops.push(Op::Insert((y - 1) as usize));
-            } else {
-                ops.push(Op::Delete((x - 1) as usize));
-            }
-            x = prev_x;
-            y = prev_y;
-        }
-    }
-    ops.reverse();
+    let mut ops = Vec::with_capacity(a.len() + b.len());
+    diff_into(a, b, 0, 0, &mut ops);
     ops
+}
+
+/// Myers' algorithm in linear space: find where the forward and backward searches meet (the
+/// middle of a shortest edit path), split there and recurse. Time O((N + M) · D), memory
+/// O(N + M): a fix that touches every line of a 10,000-line file stays fast.
+fn diff_into(a: &[&str], b: &[&str], a0: usize, b0: usize, ops: &mut Vec<Op>) {
+    let head = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    ops.extend((0..head).map(|k| Op::Keep(a0 + k, b0 + k)));
+    let (a, b) = (&a[head..], &b[head..]);
+    let (a0, b0) = (a0 + head, b0 + head);
+    let tail = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let (a, b) = (&a[..a.len() - tail], &b[..b.len() - tail]);
+    if a.is_empty() {
+        ops.extend((0..b.len()).map(|j| Op::Insert(b0 + j)));
+    } else if b.is_empty() {
+        ops.extend((0..a.len()).map(|i| Op::Delete(a0 + i)));
+    } else if let Some((x, y)) = middle(a, b) {
+        diff_into(&a[..x], &b[..y], a0, b0, ops);
+        diff_into(&a[x..], &b[y..], a0 + x, b0 + y, ops);
+    } else {
+        ops.extend((0..a.len()).map(|i| Op::Delete(a0 + i)));
+        ops.extend((0..b.len()).map(|j| Op::Insert(b0 + j)));
+    }
+    let (ta, tb) = (a0 + a.len(), b0 + b.len());
+    ops.extend((0..tail).map(|k| Op::Keep(ta + k, tb + k)));
+}
+
+/// How far [`middle`] searches before it settles for a coarser diff.
+const MAX_EDITS: isize = 1024;
+
+/// A point `(x, y)` on a shortest edit path from `a` to `b` where the forward and the
+/// backward searches overlap; `a` and `b` are non-empty and differ at both ends.
+fn middle(a: &[&str], b: &[&str]) -> Option<(usize, usize)> {
+    let (n, m) = (a.len() as isize, b.len() as isize);
+    let max_d = (n + m + 1) / 2;
+    let offset = max_d;
+    let len = (2 * max_d + 2) as usize;
+    let mut v1 = vec![-1isize; len];
+    let mut v2 = vec![-1isize; len];
+    v1[(offset + 1) as usize] = 0;
+    v2[(offset + 1) as usize] = 0;
+    let delta = n - m;
+    // With an odd delta the forward search meets the backward one; with even, the reverse.
+    let front = delta % 2 != 0;
+    let (mut k1start, mut k1end, mut k2start, mut k2end) = (0isize, 0isize, 0isize, 0isize);
+    let idx = |k: isize| (offset + k) as usize;
+    let in_range = |k: isize| offset + k >= 0 && ((offset + k) as usize) < len;
+    // Past this many edits the search gives up and the caller shows the region as removed
+    // and added: still a correct diff, and the cost stays linear in the text's size.
+    for d in 0..max_d.min(MAX_EDITS) {
+        let mut k1 = -d + k1start;
+        while k1 <= d - k1end {
+            let mut x1 = if k1 == -d || (k1 != d && v1[idx(k1 - 1)] < v1[idx(k1 + 1)]) {
+                v1[idx(k1 + 1)]
+            } else {
+                v1[idx(k1 - 1)] + 1
+            };
+            let mut y1 = x1 - k1;
+            while x1 < n && y1 < m && a[x1 as usize] == b[y1 as usize] {
+                x1 += 1;
+                y1 += 1;
+            }
+            v1[idx(k1)] = x1;
+            if x1 > n {
+                k1end += 2;
+            } else if y1 > m {
+                k1start += 2;
+            } else if front {
+                let k2 = delta - k1;
+                if in_range(k2) && v2[idx(k2)] != -1 && x1 >= n - v2[idx(k2)] {
+                    return Some((x1 as usize, y1 as usize));
+                }
+            }
+            k1 += 2;
+        }
+        let mut k2 = -d + k2start;
+        while k2 <= d - k2end {
+            let mut x2 = if k2 == -d || (k2 != d && v2[idx(k2 - 1)] < v2[idx(k2 + 1)]) {
+                v2[idx(k2 + 1)]
+            } else {
+                v2[idx(k2 - 1)] + 1
+            };
+            let mut y2 = x2 - k2;
+            while x2 < n && y2 < m && a[(n - x2 - 1) as usize] == b[(m - y2 - 1) as usize] {
+                x2 += 1;
+                y2 += 1;
+            }
+            v2[idx(k2)] = x2;
+            if x2 > n {
+                k2end += 2;
+            } else if y2 > m {
+                k2start += 2;
+            } else if !front {
+                let k1 = delta - k2;
+                if in_range(k1) && v1[idx(k1)] != -1 {
+                    let x1 = v1[idx(k1)];
+                    let y1 = x1 - k1;
+                    if x1 >= n - x2 {
+                        return Some((x1 as usize, y1 as usize));
+                    }
+                }
+            }
+            k2 += 2;
+        }
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines of a seeded pseudo-random text over a small alphabet (many repeats).
+    fn random_lines(seed: &mut u64, n: usize) -> String {
+        (0..n)
+            .map(|_| {
+                *seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("{}\n", (*seed >> 33) % 5)
+            })
+            .collect()
+    }
+
+    /// The length of a longest common subsequence, by the textbook table.
+    fn lcs(a: &[&str], b: &[&str]) -> usize {
+        let mut t = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for i in 0..a.len() {
+            for j in 0..b.len() {
+                t[i + 1][j + 1] = if a[i] == b[j] {
+                    t[i][j] + 1
+                } else {
+                    t[i][j + 1].max(t[i + 1][j])
+                };
+            }
+        }
+        t[a.len()][b.len()]
+    }
+
+    #[test]
+    fn a_text_changed_everywhere_diffs_correctly_in_bounded_time() {
+        let old: String = (0..20_000).map(|i| format!("RUN echo {i}\n")).collect();
+        let new: String = (0..20_000)
+            .map(|i| format!("    echo {i} && \\\n"))
+            .collect();
+        replay(&old, &new);
+        let d = unified_diff(&old, &new, "Dockerfile", 3);
+        assert_eq!(
+            d.lines()
+                .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+                .count(),
+            20_000
+        );
+    }
+
+    #[test]
+    fn edit_scripts_are_shortest_on_random_texts() {
+        let mut seed = 7;
+        for _ in 0..300 {
+            let (na, nb) = ((seed % 13) as usize, (seed % 11) as usize);
+            let a = random_lines(&mut seed, na);
+            let b = random_lines(&mut seed, nb);
+            replay(&a, &b);
+            let la: Vec<&str> = a.split_inclusive('\n').collect();
+            let lb: Vec<&str> = b.split_inclusive('\n').collect();
+            let kept = edit_script(&la, &lb)
+                .iter()
+                .filter(|op| matches!(op, Op::Keep(..)))
+                .count();
+            assert_eq!(kept, lcs(&la, &lb), "{a:?} -> {b:?}");
+        }
+    }
 
     /// Apply a diff's edit script to `a` and check it gives `b`.
     fn replay(a: &str, b: &str) {
