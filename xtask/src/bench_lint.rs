@@ -144,6 +144,7 @@ impl LintBench {
             ours,
             theirs,
             fixed: fix_facts(&texts)?,
+            scaling: fix_scaling()?,
             command: format!("cargo xtask bench lint --runs {}", self.runs),
         };
         print!("{}", report.text());
@@ -276,6 +277,48 @@ fn in_process_fix(texts: &[Vec<u8>]) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64() / (IN_PROCESS_PASSES * texts.len().max(1)) as f64)
 }
 
+/// A Dockerfile of `n` RUNs in one stage, or of `n` stages on one base (each with an apt
+/// RUN and another RUN): the shapes where a fixer that compares everything with everything
+/// shows.
+fn generated(what: &str, n: usize) -> String {
+    let mut text = String::from("FROM debian:bookworm AS base\n");
+    for i in 0..n {
+        if what == "RUNs" {
+            text.push_str(&format!("RUN echo {i} > /tmp/f{i}\n"));
+        } else {
+            text.push_str(&format!(
+                "FROM base AS s{i}\nRUN apt-get update && apt-get install -y curl\nRUN echo {i}\n"
+            ));
+        }
+    }
+    text
+}
+
+/// `fix` timed on generated files of 1×, 2× and 4× a size, to show how it grows.
+fn fix_scaling() -> Result<Vec<(&'static str, usize, f64)>> {
+    let mut out = Vec::new();
+    for (what, base) in [("RUNs", 2_500), ("stages", 1_250)] {
+        for n in [base, base * 2, base * 4] {
+            let text = generated(what, n);
+            let start = Instant::now();
+            let fixed = fix(&text, &FixOptions::default())
+                .map_err(|e| anyhow::anyhow!("a generated file does not parse: {e}"))?;
+            let seconds = start.elapsed().as_secs_f64();
+            std::hint::black_box(fixed);
+            out.push((what, n, seconds));
+        }
+    }
+    Ok(out)
+}
+
+/// How `fix` grows: per item at 4× the size over per item at 1× (1.0 is linear).
+fn growth(scaling: &[(&str, usize, f64)], what: &str) -> Option<f64> {
+    let rows: Vec<&(&str, usize, f64)> = scaling.iter().filter(|r| r.0 == what).collect();
+    let (first, last) = (rows.first()?, rows.last()?);
+    let per = |r: &(&str, usize, f64)| r.2 / r.1.max(1) as f64;
+    Some(per(last) / per(first).max(1e-12))
+}
+
 fn fix_facts(texts: &[Vec<u8>]) -> Result<FixFacts> {
     let mut facts = FixFacts::default();
     for t in utf8(texts)? {
@@ -302,6 +345,8 @@ struct Report {
     ours: Findings,
     theirs: Findings,
     fixed: FixFacts,
+    /// `--fix` on generated files of growing size: (what, count, seconds).
+    scaling: Vec<(&'static str, usize, f64)>,
     command: String,
 }
 
@@ -469,7 +514,7 @@ impl Report {
             .filter(|(id, _)| Self::shared(id))
             .map(|(_, c)| c.hadolint)
             .sum();
-        vec![
+        let mut goals = vec![
             format!(
                 "faster than hadolint per file: {} ({ratio:.1}×: {:.1} ms vs {:.1} ms)",
                 if h < t { "met" } else { "not met" },
@@ -480,7 +525,25 @@ impl Report {
                 "every hadolint finding of a shared id found by headroom: {} ({missed} of {shared} missed)",
                 if missed == 0 { "met" } else { "not met" }
             ),
-        ]
+        ];
+        for what in ["RUNs", "stages"] {
+            if let Some(g) = growth(&self.scaling, what) {
+                goals.push(format!(
+                    "--fix linear in {what} (time per item at 4× the size ≤ 2× that at 1×): {} ({g:.2}×)",
+                    if g <= 2.0 { "met" } else { "not met" }
+                ));
+            }
+        }
+        goals
+    }
+
+    fn scaling_line(&self) -> String {
+        let parts: Vec<String> = self
+            .scaling
+            .iter()
+            .map(|(what, n, s)| format!("{n} {what} {s:.2} s"))
+            .collect();
+        format!("fix on generated files (in process): {}", parts.join(", "))
     }
 
     fn profile() -> &'static str {
@@ -499,6 +562,7 @@ impl Report {
             out.push_str(&format!("missed: {m}\n"));
         }
         out.push_str(&format!("{}\n", self.fix_line()));
+        out.push_str(&format!("{}\n", self.scaling_line()));
         for g in self.goals() {
             out.push_str(&format!("goal: {g}\n"));
         }
@@ -572,6 +636,7 @@ impl Report {
             ));
         }
         md.push_str(&format!("\n{}.\n", self.fix_line()));
+        md.push_str(&format!("\n{}.\n", self.scaling_line()));
         md.push_str("\nGoals:\n\n");
         for g in self.goals() {
             md.push_str(&format!("- {g}\n"));
@@ -584,6 +649,17 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn growth_is_per_item_time_at_the_largest_size_over_the_smallest() {
+        let linear = [("RUNs", 10, 1.0), ("RUNs", 20, 2.0), ("RUNs", 40, 4.0)];
+        assert!((growth(&linear, "RUNs").unwrap() - 1.0).abs() < 1e-9);
+        let square = [("stages", 10, 1.0), ("stages", 40, 16.0)];
+        assert!((growth(&square, "stages").unwrap() - 4.0).abs() < 1e-9);
+        assert_eq!(growth(&square, "RUNs"), None);
+        assert!(generated("RUNs", 3).matches("\nRUN ").count() == 3);
+        assert!(generated("stages", 3).matches("\nFROM base").count() == 3);
+    }
 
     fn found(v: &[(&str, u64)]) -> Found {
         v.iter().map(|(id, line)| (id.to_string(), *line)).collect()
@@ -616,6 +692,7 @@ mod tests {
                 layers_before: 9,
                 layers_after: 4,
             },
+            scaling: vec![("RUNs", 10, 0.1), ("RUNs", 40, 0.4)],
             command: "cargo xtask bench lint --runs 1".into(),
         };
         let c = report.counts();
