@@ -1204,6 +1204,32 @@ mod tests {
     }
 
     #[test]
+    fn commands_inside_compound_commands_are_linted() {
+        let src = "FROM debian:bookworm\n\
+            RUN if [ -f r ]; then pip install -r r; fi\n\
+            RUN case \"$X\" in a) pip install a ;; *) pip install b ;; esac\n\
+            RUN for p in a b; do apk add $p; done\n\
+            RUN ( apt-get update && apt-get install curl )\n\
+            RUN { apt-get update; apt-get install -y wget; }\n\
+            RUN while read p; do pip install \"$p\"; done < reqs\n";
+        let found = ids(src);
+        for (id, line) in [
+            ("DL3042", 2),
+            ("DL3042", 3),
+            ("DL3019", 4),
+            ("DL3009", 5),
+            ("DL3015", 5),
+            ("DL3015", 6),
+            ("DL3042", 7),
+        ] {
+            assert!(
+                found.contains(&(id, line)),
+                "{id} at line {line}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
     fn consecutive_short_runs_with_the_same_flags_are_dl3059() {
         let src =
             "FROM a\nRUN a\n# note\nRUN b\nRUN c && d\nENV X=1\nRUN e\nRUN --network=none f\n";

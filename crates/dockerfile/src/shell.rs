@@ -2,8 +2,12 @@
 //! words with quotes removed, and what separates them. Lints and the fixer ask "does this
 //! RUN call `apt-get install`, with which options?" — not what the script computes.
 //!
-//! Words keep `$VAR` and `$(…)` as written; a command substitution or a subshell is one word
-//! (its inside is not looked at); here-documents inside the script are not interpreted.
+//! Compound commands are looked into: the commands of a subshell `( … )` or a group `{ …; }`
+//! are listed in place, and the reserved words of `if`/`then`/`else`/`elif`/`fi`,
+//! `while`/`until`/`do`/`done`, `!` and the patterns of `case … in PATTERN) …;; esac` are taken
+//! off, so `if true; then pip install x; fi` lists `true` and `pip install x` — every rule sees
+//! a command wherever it runs. Words keep `$VAR` and `$(…)` as written (a command
+//! substitution is one word); here-documents inside the script are not interpreted.
 
 /// What comes before a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,17 +50,8 @@ pub fn commands(script: &str) -> Vec<Command> {
         }
     }
     let finish_command = |out: &mut Vec<Command>, words: &mut Vec<String>, separator: Separator| {
-        if words.is_empty() {
-            return;
-        }
         let all = std::mem::take(words);
-        let split = all.iter().take_while(|w| is_assignment(w)).count();
-        let (assignments, rest) = all.split_at(split);
-        out.push(Command {
-            separator,
-            assignments: assignments.to_vec(),
-            words: rest.to_vec(),
-        });
+        push_command(out, &all, separator);
     };
 
     while let Some(c) = chars.next() {
@@ -115,14 +110,16 @@ pub fn commands(script: &str) -> Vec<Command> {
                     }
                 }
             }
-            '(' | '{' if !in_word && words.is_empty() => {
-                // A subshell or group: one opaque word.
-                word.push(c);
-                in_word = true;
+            '(' | '{'
+                if !in_word
+                    && opens_compound(&words)
+                    && (c == '(' || chars.peek().is_some_and(|n| n.is_whitespace())) =>
+            {
+                // A subshell or group: its commands, in place.
                 let close = if c == '(' { ')' } else { '}' };
+                let mut inner = String::new();
                 let mut depth = 1;
                 for n in chars.by_ref() {
-                    word.push(n);
                     if n == c {
                         depth += 1;
                     } else if n == close {
@@ -131,7 +128,19 @@ pub fn commands(script: &str) -> Vec<Command> {
                             break;
                         }
                     }
+                    inner.push(n);
                 }
+                let prefix = std::mem::take(&mut words);
+                push_command(&mut out, &prefix, separator);
+                let mut first = prefix.iter().all(|w| is_reserved(w));
+                for mut cmd in commands(&inner) {
+                    if first {
+                        cmd.separator = separator;
+                        first = false;
+                    }
+                    out.push(cmd);
+                }
+                separator = Separator::Then;
             }
             '#' if !in_word => {
                 // A comment runs to the end of the line.
@@ -177,6 +186,62 @@ pub fn commands(script: &str) -> Vec<Command> {
     finish_word(&mut words, &mut word, &mut in_word);
     finish_command(&mut out, &mut words, separator);
     out
+}
+
+/// Reserved words that may come before a command in a compound command.
+fn is_reserved(word: &str) -> bool {
+    matches!(
+        word,
+        "if" | "then" | "else" | "elif" | "do" | "while" | "until" | "!" | "{" | "("
+    )
+}
+
+/// Whether a `(` or `{` here starts a subshell or group: at the start of a command, or after
+/// reserved words only (`if (`, `then {`, `! (`).
+fn opens_compound(words: &[String]) -> bool {
+    words.iter().all(|w| is_reserved(w))
+}
+
+/// A `case` pattern at the start of a command: `a)`, `*)`, `x|y)`, `(a)`.
+fn is_case_pattern(word: &str) -> bool {
+    word.ends_with(')') && !word.contains("$(") && !word.contains('=') && word.len() > 1
+}
+
+/// Add the command `all` (assignments and words) with its reserved words taken off; a
+/// closing word alone (`fi`, `done`, `esac`, `}`) adds nothing.
+fn push_command(out: &mut Vec<Command>, all: &[String], separator: Separator) {
+    let mut w = all;
+    loop {
+        match w.first().map(String::as_str) {
+            Some(first) if is_reserved(first) => w = &w[1..],
+            // `case WORD in PATTERN) cmd …`: the header, then the first branch's command.
+            Some("case") if w.len() > 3 && w[2] == "in" => {
+                out.push(Command {
+                    separator,
+                    assignments: Vec::new(),
+                    words: w[..3].to_vec(),
+                });
+                // `x|y) cmd`: the `|` ended this command at `x`, the first alternative;
+                // the next command starts at `y)`.
+                if !w[3..].iter().any(|x| is_case_pattern(x)) {
+                    return;
+                }
+                return push_command(out, &w[3..], Separator::Then);
+            }
+            Some(first) if is_case_pattern(first) => w = &w[1..],
+            _ => break,
+        }
+    }
+    if w.is_empty() || matches!(w[0].as_str(), "fi" | "done" | "esac" | "}") && w.len() == 1 {
+        return;
+    }
+    let split = w.iter().take_while(|x| is_assignment(x)).count();
+    let (assignments, rest) = w.split_at(split);
+    out.push(Command {
+        separator,
+        assignments: assignments.to_vec(),
+        words: rest.to_vec(),
+    });
 }
 
 /// Copy `(…)` with nesting, starting at the `(`.
@@ -380,12 +445,69 @@ mod tests {
     }
 
     #[test]
-    fn substitutions_subshells_and_comments_are_opaque() {
+    fn commands_inside_compound_commands_are_listed() {
+        let w = |s: &str| -> Vec<String> { words(s).into_iter().map(|c| c.join(" ")).collect() };
+        assert_eq!(
+            w(
+                "if [ -f x ]; then pip install a; elif true; then apk add b; else apt-get install c; fi"
+            ),
+            [
+                "[ -f x ]",
+                "pip install a",
+                "true",
+                "apk add b",
+                "apt-get install c"
+            ]
+        );
+        assert_eq!(
+            w("for p in a b; do apk add $p; done"),
+            ["for p in a b", "apk add $p"]
+        );
+        assert_eq!(
+            w("while read l; do pip install $l; done < reqs"),
+            ["read l", "pip install $l", "done < reqs"]
+        );
+        assert_eq!(
+            w("case $A in x|y) pip install x ;; *) apt-get install -y z ;; esac"),
+            ["case $A in", "pip install x", "apt-get install -y z"]
+        );
+        assert_eq!(
+            w("{ apt-get update; apt-get install -y x; } && ( cd /s && pip install . )"),
+            [
+                "apt-get update",
+                "apt-get install -y x",
+                "cd /s",
+                "pip install ."
+            ]
+        );
+        assert_eq!(w("! pip install x"), ["pip install x"]);
+        assert_eq!(
+            w("echo {a,b} {x}"),
+            ["echo {a,b} {x}"],
+            "brace words are words"
+        );
+        assert!(commands("if (pip install x); then :; fi")[0].is_pip_install());
+    }
+
+    #[test]
+    fn substitutions_and_comments_are_opaque_subshells_are_not() {
         assert_eq!(
             words("echo $(a && b) `c;d` && (cd /x; make) # && rm x"),
             vec![
                 vec!["echo".to_string(), "$(a && b)".into(), "`c;d`".into()],
-                vec!["(cd /x; make)".to_string()],
+                vec!["cd".to_string(), "/x".into()],
+                vec!["make".to_string()],
+            ]
+        );
+        let cmds = commands("a && (b; c) || d");
+        let seps: Vec<Separator> = cmds.iter().map(|c| c.separator).collect();
+        assert_eq!(
+            seps,
+            [
+                Separator::Start,
+                Separator::And,
+                Separator::Then,
+                Separator::Or
             ]
         );
         assert_eq!(words("a \\\n  b"), vec![vec!["a".to_string(), "b".into()]]);
