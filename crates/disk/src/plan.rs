@@ -648,7 +648,7 @@ impl Ctx<'_> {
     }
 }
 
-fn join_paths(paths: &[PathBuf]) -> String {
+pub(crate) fn join_paths(paths: &[PathBuf]) -> String {
     paths
         .iter()
         .map(|p| p.display().to_string())

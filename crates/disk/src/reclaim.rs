@@ -14,7 +14,7 @@ use crate::fsio;
 use crate::host;
 use crate::lock;
 use crate::measure::measure_excluding;
-use crate::plan::{Plan, PlannedItem, within};
+use crate::plan::{Plan, PlannedItem, join_paths as join, within};
 use crate::progress::{Event, Progress};
 use crate::remove::{Links, remove_planned};
 use crate::report::{Action, FreeReport, ItemReport, lossy};
@@ -401,14 +401,6 @@ impl ItemCtx<'_> {
         kept.sort();
         freed
     }
-}
-
-fn join(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Bytes freed by `apt-get clean`: the planned size minus what is left of the paths now.

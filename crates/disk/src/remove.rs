@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use serde::Serialize;
@@ -208,7 +208,20 @@ impl Remover<'_> {
 
     /// Unlink the non-directory `name` in `dir`, whose identity is `id`; true when gone.
     fn unlink(&self, dir: &OwnedFd, path: &Path, name: &CStr, id: &Identity) -> bool {
-        match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        self.unlink_with(dir, path, name, id, AtFlags::empty())
+    }
+
+    /// `unlinkat` with `flags` (`REMOVEDIR` for an emptied directory), counted when it
+    /// removed the last link; something mounted on the entry keeps it.
+    fn unlink_with(
+        &self,
+        dir: &OwnedFd,
+        path: &Path,
+        name: &CStr,
+        id: &Identity,
+        flags: AtFlags,
+    ) -> bool {
+        match rustix::fs::unlinkat(dir, name, flags) {
             Ok(()) => {
                 self.account(id);
                 true
@@ -399,22 +412,11 @@ impl Remover<'_> {
             return false;
         }
         drop(child);
-        match rustix::fs::unlinkat(parent.as_fd(), name, AtFlags::REMOVEDIR) {
-            Ok(()) => {
-                self.account(&id);
-                self.dirs.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(Errno::NOENT) => true,
-            Err(Errno::BUSY) => {
-                self.keep(path.to_path_buf());
-                false
-            }
-            Err(e) => {
-                self.fail(path, e);
-                false
-            }
+        let gone = self.unlink_with(parent, path, name, &id, AtFlags::REMOVEDIR);
+        if gone {
+            self.dirs.fetch_add(1, Ordering::Relaxed);
         }
+        gone
     }
 }
 
