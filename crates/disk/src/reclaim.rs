@@ -278,7 +278,7 @@ impl ItemCtx<'_> {
                 )),
             )
         } else {
-            let mut notes = Vec::new();
+            let mut notes = item.notes.clone();
             if !gone.is_empty() {
                 notes.push(format!("no longer present since planning: {}", join(&gone)));
             }

@@ -51,20 +51,28 @@ impl RemoveOutcome {
 /// a file linked from two removed items is counted once.
 #[derive(Debug, Default)]
 pub(crate) struct Links {
-    shards: [Mutex<HashMap<(u64, u64), u64>>; 16],
+    /// (device, inode) → (links when first seen, links of it this process removed).
+    shards: [Mutex<HashMap<(u64, u64), (u64, u64)>>; 16],
 }
 
 impl Links {
-    /// Record the unlink of one link of `id`; true when it was the last.
+    /// Record the unlink of one link of `id` (as looked at just before); true when it was
+    /// the last. The count of links is the one first seen: it falls as links go, and a file
+    /// with a link this process leaves (in a refused or kept path) must never count.
     fn unlinked(&self, id: &Identity) -> bool {
-        if id.nlink <= 1 {
-            return true;
-        }
         let shard = &self.shards[(id.ino as usize) % self.shards.len()];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        let seen = map.entry((id.dev, id.ino)).or_insert(0);
-        *seen += 1;
-        *seen >= id.nlink
+        match map.get_mut(&(id.dev, id.ino)) {
+            Some((first, removed)) => {
+                *removed += 1;
+                *removed >= *first
+            }
+            None if id.nlink <= 1 => true,
+            None => {
+                map.insert((id.dev, id.ino), (id.nlink, 1));
+                false
+            }
+        }
     }
 }
 

@@ -184,19 +184,19 @@ impl Anchor {
         match identity_of_path(&self.path) {
             Ok(now) if now.same_object(&self.id) => Ok(()),
             Ok(now) if !now.is_dir => Err(format!(
-                "{} was replaced since planning (it is no longer a directory: a symlink or a file); nothing deleted",
+                "the root the plan resolves from, {}, was replaced since planning (it is no longer a directory: a symlink or a file); nothing deleted",
                 self.path.display()
             )),
             Ok(now) if now.dev == self.id.dev && now.ino == self.id.ino => Err(format!(
-                "{}: a mount appeared on it since planning; nothing deleted",
+                "the root the plan resolves from, {}: a mount appeared on it since planning; nothing deleted",
                 self.path.display()
             )),
             Ok(_) => Err(format!(
-                "{} was replaced since planning (another directory or a mount is there now); nothing deleted",
+                "the root the plan resolves from, {}, was replaced since planning (another directory or a mount is there now); nothing deleted",
                 self.path.display()
             )),
             Err(e) => Err(format!(
-                "{} was replaced since planning ({}); nothing deleted",
+                "the root the plan resolves from, {}, was replaced since planning ({}); nothing deleted",
                 self.path.display(),
                 std::io::Error::from(e)
             )),
