@@ -60,6 +60,11 @@ impl Links {
     /// the last. The count of links is the one first seen: it falls as links go, and a file
     /// with a link this process leaves (in a refused or kept path) must never count.
     fn unlinked(&self, id: &Identity) -> bool {
+        // A directory's link count is its subdirectories' `..`, not hard links: an emptied
+        // directory that is removed is gone.
+        if id.is_dir {
+            return true;
+        }
         let shard = &self.shards[(id.ino as usize) % self.shards.len()];
         let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
         match map.get_mut(&(id.dev, id.ino)) {
@@ -456,6 +461,29 @@ mod tests {
         assert_eq!(out.dirs, 4);
         assert_eq!(seen.load(Ordering::Relaxed), 52);
         assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep me");
+    }
+
+    #[test]
+    fn freed_bytes_count_directories_and_hard_links_once() {
+        let t = tempfile::tempdir().unwrap();
+        let tree = t.path().join("tree");
+        fs::create_dir_all(tree.join("a/b/c")).unwrap();
+        fs::create_dir_all(tree.join("d")).unwrap();
+        fs::write(tree.join("a/f"), vec![1u8; 50_000]).unwrap();
+        fs::hard_link(tree.join("a/f"), tree.join("d/f-again")).unwrap();
+        fs::write(tree.join("a/b/g"), vec![2u8; 9_000]).unwrap();
+        let outside = t.path().join("outside");
+        fs::write(&outside, vec![3u8; 30_000]).unwrap();
+        fs::hard_link(&outside, tree.join("a/b/c/linked-out")).unwrap();
+        let measured = crate::measure(std::slice::from_ref(&tree)).size;
+        let out = remove_tree(&tree, &[], &|_| {});
+        assert!(out.ok(), "{:?}", out.errors);
+        assert_eq!(
+            out.freed_bytes,
+            measured.reclaimable_bytes(),
+            "{measured:?}"
+        );
+        assert!(outside.exists());
     }
 
     #[test]
