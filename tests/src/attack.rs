@@ -81,9 +81,10 @@ fn in_namespaces(test: &str, resolvers: &[Option<&str>]) -> bool {
         );
         // A filter that matches nothing also exits 0: the body must have run and passed.
         let passed = out.status.success() && text.contains("test result: ok. 1 passed");
-        eprintln!("----- {test}, resolver {label}: passed {passed} -----\n{text}");
-        if !passed {
-            failures.push(format!("resolver {label}: {}", tail(&text, 6000)));
+        if passed {
+            eprintln!("----- {test}, resolver {label}: passed -----\n{text}");
+        } else {
+            failures.push(format!("resolver {label}: {}", excerpt(&text)));
         }
     }
     assert!(
@@ -94,12 +95,26 @@ fn in_namespaces(test: &str, resolvers: &[Option<&str>]) -> bool {
     false
 }
 
-fn tail(text: &str, max: usize) -> &str {
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
+/// What a failed run said: its first panic and its last one (else its end), each at most
+/// 4000 bytes.
+fn excerpt(text: &str) -> String {
+    const MAX: usize = 4000;
+    let clip = |start: usize| {
+        let mut start = start.min(text.len());
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        let mut end = (start + MAX).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        &text[start..end]
+    };
+    match (text.find("panicked at"), text.rfind("panicked at")) {
+        (Some(first), Some(last)) if first == last => clip(first).to_string(),
+        (Some(first), Some(last)) => format!("{}\n[…]\n{}", clip(first), clip(last)),
+        _ => clip(text.len().saturating_sub(MAX)).to_string(),
     }
-    &text[start..]
 }
 
 /// True when `program` is on `PATH`; otherwise prints why the test skips (fails under CI).
