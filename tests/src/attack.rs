@@ -96,9 +96,9 @@ fn in_namespaces(test: &str, resolvers: &[Option<&str>]) -> bool {
 }
 
 /// What a failed run said: its first panic and its last one (else its end), each at most
-/// 4000 bytes.
+/// 6000 bytes.
 fn excerpt(text: &str) -> String {
-    const MAX: usize = 4000;
+    const MAX: usize = 6000;
     let clip = |start: usize| {
         let mut start = start.min(text.len());
         while !text.is_char_boundary(start) {
