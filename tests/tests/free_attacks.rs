@@ -685,6 +685,49 @@ fn a_hard_link_between_two_removed_items_is_counted_once() {
     assert_eq!(bytes(&report["freed_bytes"], "freed_bytes"), sum);
 }
 
+#[test]
+fn a_hard_link_into_an_item_that_is_refused_is_not_counted_as_freed() {
+    if !in_private_mount_ns("a_hard_link_into_an_item_that_is_refused_is_not_counted_as_freed") {
+        return;
+    }
+    let fs = TestFs::ext4(96);
+    let other = TestFs::ext4(16);
+    let precious = Precious::plant(&fs.mount);
+    let root = fs.mount.join("runner");
+    // swift holds two links of a 10 MB file, android the third; android is refused, so the
+    // file stays (fuzz seed 51 found this).
+    write_file(&root.join("usr/local/lib/android/big.bin"), 10_000_000);
+    for link in ["usr/share/swift/big.bin", "usr/share/swift/d/again.bin"] {
+        std::fs::create_dir_all(root.join(link).parent().unwrap()).unwrap();
+        std::fs::hard_link(root.join("usr/local/lib/android/big.bin"), root.join(link)).unwrap();
+    }
+    fill(&root.join("usr/share/swift/lib"), 40, 200_000);
+    fill(&root.join("usr/local/lib/android/sdk"), 10, 100_000);
+    let android_before = Snapshot::of(&root.join("usr/local/lib/android"));
+
+    let plan = plan_only(&root, &["android", "swift"], &NoProgress);
+    let available_before = fs.available();
+    let guard = bind(&other.mount, &root.join("usr/local/lib"));
+    let report = reclaim(&plan, &NoProgress);
+    guard.unmount();
+    let delta = fs.available() as i64 - available_before as i64;
+
+    precious.assert_intact();
+    android_before.assert_same(
+        &Snapshot::of(&root.join("usr/local/lib/android")),
+        "the refused item",
+    );
+    assert!(is_refusal(item(&report, "android")), "{report:#}");
+    assert_eq!(action(item(&report, "swift")), "removed");
+    let freed = bytes(&report["freed_bytes"], "freed_bytes");
+    assert!(
+        within_1pct(freed, delta),
+        "freed {freed} vs filesystem delta {delta}: the link into the refused item freed \
+         nothing: {:#}",
+        item(&report, "swift")
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 7: weak spots
 // ---------------------------------------------------------------------------------------
@@ -1085,6 +1128,17 @@ fn fuzz_one(seed: u64) {
         });
     }
     eprintln!("{ctx}: items {chosen:?}, mounts {mounts:#?}");
+    if std::env::var_os("HEADROOM_FUZZ_DEBUG").is_some() {
+        // The hard links and symlinks of the tree, for a seed that broke.
+        let script = "find . -links +1 -type f -printf '%n %i %b %p\\n' | sort -k2n; \
+                      find . -type l -printf '%p -> %l\\n'";
+        let listing = std::process::Command::new("sh")
+            .args(["-c", script])
+            .current_dir(&base)
+            .output()
+            .unwrap();
+        eprintln!("{}", String::from_utf8_lossy(&listing.stdout));
+    }
 
     // What must not change: everything on both filesystems but the planned items.
     let all_before = Snapshot::of(&base);
