@@ -125,6 +125,7 @@ pub mod lint;
 mod parser;
 pub mod shell;
 mod stages;
+pub mod validate;
 
 pub use ast::{
     Args, Comment, Directive, Dockerfile, Flag, Heredoc, Instruction, KeyValue, Keyword, Position,
