@@ -226,10 +226,16 @@ fn instruction(inst: &Instruction) -> Check {
                 let value = f.value.as_deref().unwrap_or("");
                 match f.name.as_str() {
                     "network" if !matches!(value, "default" | "none" | "host") => {
-                        return Err(at(f.span, format!("invalid network mode {value:?}")));
+                        return Err(at(
+                            f.span,
+                            format!("invalid network mode {}", go_quote(value)),
+                        ));
                     }
                     "security" if !matches!(value, "sandbox" | "insecure") => {
-                        return Err(at(f.span, format!("security {value:?} is not valid")));
+                        return Err(at(
+                            f.span,
+                            format!("security {} is not valid", go_quote(value)),
+                        ));
                     }
                     "mount" => mount(value).map_err(|m| at(f.span, m))?,
                     _ => {}
@@ -303,9 +309,9 @@ fn from_args(inst: &Instruction) -> Check {
             Err(at(
                 name.span,
                 format!(
-                    "invalid name for build stage: {:?}, name can't start with a number or \
+                    "invalid name for build stage: {}, name can't start with a number or \
                      contain symbols",
-                    name.text
+                    go_quote(&name.text)
                 ),
             ))
         }
@@ -401,7 +407,7 @@ fn healthcheck(inst: &Instruction) -> Check {
     if typ != "CMD" {
         return Err(at(
             kind.span,
-            format!("Unknown type {:?} in HEALTHCHECK (try CMD)", typ),
+            format!("Unknown type {} in HEALTHCHECK (try CMD)", go_quote(&typ)),
         ));
     }
     if arg_count(command) == 0 {
@@ -419,7 +425,7 @@ fn healthcheck(inst: &Instruction) -> Check {
         if d != 0 && d < 1_000_000 {
             return Err(at(
                 f.span,
-                format!("Interval {name:?} cannot be less than 1ms"),
+                format!("Interval {} cannot be less than 1ms", go_quote(name)),
             ));
         }
     }
@@ -433,7 +439,10 @@ fn healthcheck(inst: &Instruction) -> Check {
                 }
                 _ => "invalid syntax",
             };
-            at(f.span, format!("strconv.ParseInt: parsing {v:?}: {why}"))
+            at(
+                f.span,
+                format!("strconv.ParseInt: parsing {}: {why}", go_quote(v)),
+            )
         })?;
         if n < 0 {
             return Err(at(f.span, format!("--retries cannot be negative ({n})")));
@@ -444,7 +453,7 @@ fn healthcheck(inst: &Instruction) -> Check {
 
 /// Go's `time.ParseDuration`, in nanoseconds.
 fn go_duration(orig: &str) -> Result<i128, String> {
-    let invalid = || format!("time: invalid duration {orig:?}");
+    let invalid = || format!("time: invalid duration {}", go_quote(orig));
     let mut s = orig;
     let mut neg = false;
     if let Some(r) = s.strip_prefix('-') {
@@ -478,14 +487,20 @@ fn go_duration(orig: &str) -> Result<i128, String> {
             .unwrap_or(rest.len());
         let (unit, rest) = rest.split_at(unit_len);
         let scale: f64 = match unit {
-            "" => return Err(format!("time: missing unit in duration {orig:?}")),
+            "" => return Err(format!("time: missing unit in duration {}", go_quote(orig))),
             "ns" => 1.0,
             "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
             "ms" => 1e6,
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            _ => return Err(format!("time: unknown unit {unit:?} in duration {orig:?}")),
+            _ => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    go_quote(unit),
+                    go_quote(orig)
+                ));
+            }
         };
         let number: f64 = format!("{}.{}", if int.is_empty() { "0" } else { int }, frac)
             .trim_end_matches('.')
@@ -565,7 +580,7 @@ fn mount(value: &str) -> Result<(), String> {
             "type" => {
                 let t = v.to_lowercase();
                 if !matches!(t.as_str(), "bind" | "cache" | "tmpfs" | "secret" | "ssh") {
-                    let mut m = format!("unsupported mount type {v:?}");
+                    let mut m = format!("unsupported mount type {}", go_quote(v));
                     if let Some(s) = suggest(v, &["bind", "cache", "tmpfs", "secret", "ssh"], true)
                     {
                         m.push_str(&format!(" (did you mean {s}?)"));
@@ -591,7 +606,7 @@ fn mount(value: &str) -> Result<(), String> {
             "sharing" => {
                 let s = v.to_lowercase();
                 if !matches!(s.as_str(), "shared" | "private" | "locked") {
-                    let mut m = format!("unsupported sharing value {v:?}");
+                    let mut m = format!("unsupported sharing value {}", go_quote(v));
                     if let Some(s) = suggest(v, &["shared", "private", "locked"], true) {
                         m.push_str(&format!(" (did you mean {s}?)"));
                     }
@@ -649,7 +664,10 @@ fn mount(value: &str) -> Result<(), String> {
     if !matches!(typ.as_str(), "secret" | "ssh" | "cache") {
         for (set, what) in [(mode, "mode"), (uid, "uid"), (gid, "gid")] {
             if set {
-                return Err(format!("{what} not allowed for {typ:?} type mounts"));
+                return Err(format!(
+                    "{what} not allowed for {} type mounts",
+                    go_quote(&typ)
+                ));
             }
         }
     }
@@ -692,6 +710,31 @@ fn ram_in_bytes(v: &str) -> bool {
             .strip_prefix(['k', 'm', 'g', 't', 'p'])
             .is_some_and(|r| matches!(r, "" | "i" | "b" | "ib"));
     number_ok && unit_ok
+}
+
+/// Go's `%q`: quotes, backslashes and control characters escaped; a byte that is not UTF-8
+/// (see [`crate::decode_bytes`]) as `\xNN`.
+fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        let n = u32::from(c);
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            _ if (0x10_FF80..=0x10_FFFF).contains(&n) => {
+                out.push_str(&format!("\\x{:02x}", n - 0x10_FF00));
+            }
+            _ if c.is_control() && n < 0x80 => out.push_str(&format!("\\x{n:02x}")),
+            _ if c.is_control() => out.push_str(&format!("\\u{n:04x}")),
+            _ => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// BuildKit's `suggest.Search`: the option within edit distance 2 of `value` (the closest,
@@ -1029,6 +1072,15 @@ mod tests {
             go_duration("3x"),
             Err("time: unknown unit \"x\" in duration \"3x\"".to_string())
         );
+    }
+
+    #[test]
+    fn quoted_as_go_quotes() {
+        assert_eq!(go_quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
+        let raw = crate::decode_bytes(b"caf\xe9");
+        assert_eq!(go_quote(&raw), r#""caf\xe9""#);
+        assert_eq!(go_quote("café"), "\"café\"");
+        assert_eq!(go_quote("\u{1}\u{85}"), r#""\x01\u0085""#);
     }
 
     #[test]
