@@ -343,7 +343,7 @@ fn headroom_toml_ignores_rules_changes_severities_and_refuses_what_it_does_not_k
     }
 
     let (unknown_rule, config) = lint_with("[lint]\nignore = [\"NOPE\"]\n");
-    assert_eq!(unknown_rule.code, Some(1), "{unknown_rule:?}");
+    assert_eq!(unknown_rule.code, Some(2), "{unknown_rule:?}");
     assert!(
         unknown_rule.stderr.contains(&config) && unknown_rule.stderr.contains("NOPE"),
         "{}",
@@ -351,7 +351,7 @@ fn headroom_toml_ignores_rules_changes_severities_and_refuses_what_it_does_not_k
     );
 
     let (unknown_key, config) = lint_with("[lint]\nignroe = [\"DL3059\"]\n");
-    assert_eq!(unknown_key.code, Some(1), "{unknown_key:?}");
+    assert_eq!(unknown_key.code, Some(2), "{unknown_key:?}");
     assert!(
         unknown_key.stderr.contains(&config) && unknown_key.stderr.contains("ignroe"),
         "{}",

@@ -1001,7 +1001,7 @@ impl Pipeline<'_> {
             &spec.dockerfile,
             Some(&spec.context),
             &config,
-        )];
+        )?];
         let human = crate::lint_report::human(&files);
         for line in human.lines() {
             eprintln!("image: lint: {line}");

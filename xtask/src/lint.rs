@@ -25,8 +25,12 @@ use crate::ui;
 /// `# hadolint ignore=ID` or `# headroom ignore=ID` above an instruction, or in headroom.toml:
 /// [lint] ignore = [..], fail_on = "error", max_layers = 12, [lint.severity] ID = "warning".
 ///
-/// With --dump, the Dockerfile is printed as Docker's parser reads it, as JSON. A Dockerfile
-/// Docker would refuse to parse is reported as FILE:LINE:COLUMN: MESSAGE, with exit status 1.
+/// With --dump, the Dockerfile is printed as Docker's parser reads it, as JSON. What Docker
+/// refuses (its parser, or its build: unknown instructions, wrong argument counts, unknown
+/// flags, ...) is reported as FILE:LINE:COLUMN: MESSAGE, an error.
+///
+/// Exit status: 0 nothing at --fail-on; 1 findings at --fail-on; 2 an I/O or usage error
+/// (a Dockerfile that is missing, unreadable or a directory), whatever --fail-on says.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct Lint {
@@ -174,47 +178,103 @@ impl LintConfig {
     }
 }
 
-/// Lint one Dockerfile; `context` is the build context for the .dockerignore check.
-pub(crate) fn lint_file(path: &Path, context: Option<&Path>, config: &LintConfig) -> FileFindings {
-    let file = path.display().to_string();
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            return FileFindings {
-                file,
-                findings: Vec::new(),
-                error: Some(ParseFailure {
-                    line: 0,
-                    column: 0,
-                    message: format!("cannot read it: {e}"),
-                }),
-            };
-        }
+/// A Dockerfile that could not be read (missing, unreadable, a directory): not a finding
+/// but an I/O error, exit status 2.
+#[derive(Debug)]
+pub(crate) struct ReadError {
+    pub path: PathBuf,
+    pub error: std::io::Error,
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: cannot read it: {}", self.path.display(), self.error)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// The exit status of an I/O or usage error.
+pub(crate) const EXIT_IO: u8 = 2;
+
+/// A Dockerfile's bytes; a directory is refused by name (reading one fails on some systems
+/// only after opening it).
+pub(crate) fn read_dockerfile(path: &Path) -> Result<Vec<u8>, ReadError> {
+    let error = |error| ReadError {
+        path: path.to_path_buf(),
+        error,
     };
+    if path.is_dir() {
+        return Err(error(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "it is a directory",
+        )));
+    }
+    std::fs::read(path).map_err(error)
+}
+
+fn failure(line: usize, column: usize, message: String) -> ParseFailure {
+    ParseFailure {
+        line,
+        column,
+        message,
+    }
+}
+
+/// Lint one Dockerfile; `context` is the build context for the .dockerignore check. Bytes
+/// that are not UTF-8 are read as Docker reads them; what Docker's parser or its build
+/// refuses is reported with line and column.
+pub(crate) fn lint_file(
+    path: &Path,
+    context: Option<&Path>,
+    config: &LintConfig,
+) -> Result<FileFindings, ReadError> {
+    let file = path.display().to_string();
+    let bytes = read_dockerfile(path)?;
     let parsed = match headroom_dockerfile::parse_bytes(&bytes) {
         Ok(d) => d,
         Err(e) => {
-            return FileFindings {
+            return Ok(FileFindings {
                 file,
                 findings: Vec::new(),
-                error: Some(ParseFailure {
-                    line: e.line,
-                    column: e.column,
-                    message: e.kind.to_string(),
-                }),
-            };
+                error: Some(failure(e.line, e.column, e.kind.to_string())),
+                invalid: Vec::new(),
+            });
         }
     };
+    let invalid = headroom_dockerfile::validate::validate(&parsed)
+        .into_iter()
+        .map(|i| failure(i.line(), i.column(), shown(&i.message)))
+        .collect();
     let context = context
         .map(Path::to_path_buf)
         .or_else(|| path.parent().map(Path::to_path_buf));
     let facts =
         context.map(|dir| context_facts(&dir, path, LintOptions::default().large_context_bytes));
     let findings = headroom_dockerfile::lint::lint(&parsed, &config.options(facts));
-    FileFindings {
+    Ok(FileFindings {
         file,
         findings,
         error: None,
+        invalid,
+    })
+}
+
+/// A message as it can be shown: a byte that is not UTF-8 (kept by the parser as a private
+/// character) as `\xNN`, as Go prints it.
+fn shown(message: &str) -> String {
+    match headroom_dockerfile::encode_text(message) {
+        std::borrow::Cow::Borrowed(_) => message.to_string(),
+        std::borrow::Cow::Owned(bytes) => bytes
+            .utf8_chunks()
+            .map(|c| {
+                let mut s = c.valid().to_string();
+                for b in c.invalid() {
+                    s.push_str(&format!("\\x{b:02x}"));
+                }
+                s
+            })
+            .collect(),
     }
 }
 
@@ -254,7 +314,20 @@ fn context_facts(dir: &Path, dockerfile: &Path, enough: u64) -> ContextFacts {
 }
 
 impl Lint {
+    /// Exit status 0: nothing at `--fail-on`; 1: findings at `--fail-on` (a Dockerfile
+    /// Docker refuses is an error); 2: an I/O or usage error (a Dockerfile that cannot be
+    /// read, a bad headroom.toml), whatever `--fail-on` says.
     pub(crate) fn run(self) -> Result<ExitCode> {
+        match self.run_files() {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Ok(ExitCode::from(EXIT_IO))
+            }
+        }
+    }
+
+    fn run_files(self) -> Result<ExitCode> {
         let files = if self.files.is_empty() {
             vec![PathBuf::from("docker/Dockerfile")]
         } else {
@@ -267,10 +340,17 @@ impl Lint {
             return self.fix(&files);
         }
         let config = LintConfig::load(self.config.as_deref())?;
-        let results: Vec<FileFindings> = files
-            .iter()
-            .map(|f| lint_file(f, self.context.as_deref(), &config))
-            .collect();
+        let mut results: Vec<FileFindings> = Vec::new();
+        let mut unreadable = 0;
+        for f in &files {
+            match lint_file(f, self.context.as_deref(), &config) {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    unreadable += 1;
+                }
+            }
+        }
         let mut out = std::io::stdout().lock();
         match self.format {
             Some(Format::Json) => {
@@ -290,6 +370,9 @@ impl Lint {
                 }
             }
         }
+        if unreadable > 0 {
+            return Ok(ExitCode::from(EXIT_IO));
+        }
         let fail_on = self.fail_on.unwrap_or_else(|| config.fail_on());
         Ok(if fail_on.fails(&results) {
             ExitCode::FAILURE
@@ -301,7 +384,8 @@ impl Lint {
 
 impl Lint {
     /// --fix: each file rewritten (or written to -o), the diff and what changed on stderr
-    /// unless the result goes to standard output.
+    /// unless the result goes to standard output. A file Docker refuses is not rewritten
+    /// (exit 1); one that cannot be read or written is an I/O error (exit 2).
     fn fix(&self, files: &[PathBuf]) -> Result<ExitCode> {
         if files.len() > 1 && self.output.is_some() {
             bail!(
@@ -310,20 +394,49 @@ impl Lint {
             );
         }
         let mut failed = false;
+        let mut io_failed = false;
         for file in files {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-            let text = match String::from_utf8(bytes) {
-                Ok(text) => text,
-                Err(not_utf8) => {
-                    // parse_bytes says where the bad bytes are.
-                    if let Err(e) = headroom_dockerfile::parse_bytes(not_utf8.as_bytes()) {
-                        eprintln!("{}:{e}", file.display());
-                    }
-                    failed = true;
+            let bytes = match read_dockerfile(file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    io_failed = true;
                     continue;
                 }
             };
+            // Bytes that are not UTF-8 travel through the fixer as one character each and are
+            // written back as they were.
+            let text = headroom_dockerfile::decode_bytes(&bytes);
+            if *headroom_dockerfile::encode_text(&text) != *bytes {
+                eprintln!(
+                    "{}: holds both bytes that are not UTF-8 and the characters U+10FF80 to \
+                     U+10FFFF that stand for them; not rewritten",
+                    file.display()
+                );
+                failed = true;
+                continue;
+            }
+            match headroom_dockerfile::parse(&text) {
+                Err(e) => {
+                    eprintln!("{}:{}", file.display(), shown(&e.to_string()));
+                    failed = true;
+                    continue;
+                }
+                Ok(df) => {
+                    let invalid = headroom_dockerfile::validate::validate(&df);
+                    if !invalid.is_empty() {
+                        for i in &invalid {
+                            eprintln!("{}:{}", file.display(), shown(&i.to_string()));
+                        }
+                        eprintln!(
+                            "{}: Docker's build refuses this Dockerfile; not rewritten",
+                            file.display()
+                        );
+                        failed = true;
+                        continue;
+                    }
+                }
+            }
             let options = headroom_dockerfile::fix::FixOptions {
                 unsafe_fixes: self.fix_unsafe,
                 path: file.display().to_string(),
@@ -331,7 +444,7 @@ impl Lint {
             let fixed = match headroom_dockerfile::fix::fix(&text, &options) {
                 Ok(f) => f,
                 Err(e) => {
-                    eprintln!("{}:{e}", file.display());
+                    eprintln!("{}:{}", file.display(), shown(&e.to_string()));
                     failed = true;
                     continue;
                 }
@@ -366,17 +479,27 @@ impl Lint {
                 a.run,
                 a.layers
             ));
-            eprint!("{report}");
-            match self.output.as_deref() {
-                Some(p) if p == Path::new("-") => {
-                    std::io::stdout().lock().write_all(fixed.text.as_bytes())?;
-                }
-                Some(p) => write_atomically(p, &fixed.text)?,
-                None if fixed.changed() => write_atomically(file, &fixed.text)?,
-                None => {}
+            std::io::stderr()
+                .lock()
+                .write_all(&headroom_dockerfile::encode_text(&report))?;
+            let out = headroom_dockerfile::encode_text(&fixed.text);
+            let written = match self.output.as_deref() {
+                Some(p) if p == Path::new("-") => std::io::stdout()
+                    .lock()
+                    .write_all(&out)
+                    .context("writing standard output"),
+                Some(p) => write_atomically(p, &out),
+                None if fixed.changed() => write_atomically(file, &out),
+                None => Ok(()),
+            };
+            if let Err(e) = written {
+                eprintln!("error: {e:#}");
+                io_failed = true;
             }
         }
-        Ok(if failed {
+        Ok(if io_failed {
+            ExitCode::from(EXIT_IO)
+        } else if failed {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
@@ -386,7 +509,7 @@ impl Lint {
 
 /// Write beside the target and rename over it: an interrupted write never leaves half a
 /// Dockerfile, and the original's permissions are kept.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
+fn write_atomically(path: &Path, text: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -408,16 +531,27 @@ fn dump(files: &[PathBuf]) -> Result<ExitCode> {
     let [file] = files else {
         bail!("--dump takes one Dockerfile; {} were given", files.len());
     };
-    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let bytes = read_dockerfile(file)?;
     let dockerfile = match headroom_dockerfile::parse_bytes(&bytes) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("{}:{e}", file.display());
+            eprintln!("{}:{}", file.display(), shown(&e.to_string()));
             return Ok(ExitCode::FAILURE);
         }
     };
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &dockerfile.dump())?;
-    writeln!(out)?;
+    // As Go's encoding/json writes them: a byte that is not UTF-8 as U+FFFD.
+    let json = serde_json::to_string_pretty(&dockerfile.dump())?;
+    let json: String = json
+        .chars()
+        .map(|c| {
+            if ('\u{10ff80}'..='\u{10ffff}').contains(&c) {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    writeln!(out, "{json}")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,8 @@ pub(crate) struct FileFindings {
     pub findings: Vec<Finding>,
     /// A Dockerfile that does not parse: `line:column: message`.
     pub error: Option<ParseFailure>,
+    /// Instructions Docker's build refuses (BuildKit's instruction checks), in order.
+    pub invalid: Vec<ParseFailure>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -24,10 +26,29 @@ pub(crate) struct ParseFailure {
 }
 
 impl FileFindings {
-    /// The most severe thing in the file (a parse failure is an error).
+    /// The most severe thing in the file (a parse failure or a refused instruction is an
+    /// error).
     pub fn worst(&self) -> Option<Severity> {
-        let parse = self.error.as_ref().map(|_| Severity::Error);
-        self.findings.iter().map(|f| f.severity).chain(parse).max()
+        let refused = self.refusals().next().map(|_| Severity::Error);
+        self.findings
+            .iter()
+            .map(|f| f.severity)
+            .chain(refused)
+            .max()
+    }
+
+    /// What Docker refuses, with its kind: `parse` (the parser) or `invalid` (an instruction
+    /// the build refuses), and what the human output says of it.
+    pub fn refusals(&self) -> impl Iterator<Item = (&'static str, &'static str, &ParseFailure)> {
+        let parse = self
+            .error
+            .iter()
+            .map(|e| ("parse", "Docker cannot parse this", e));
+        let invalid = self
+            .invalid
+            .iter()
+            .map(|e| ("invalid", "Docker's build refuses this", e));
+        parse.chain(invalid)
     }
 }
 
@@ -38,9 +59,7 @@ pub(crate) fn counts(files: &[FileFindings]) -> BTreeMap<&'static str, usize> {
         for finding in &f.findings {
             *c.entry(finding.severity.as_str()).or_insert(0) += 1;
         }
-        if f.error.is_some() {
-            *c.entry("error").or_insert(0) += 1;
-        }
+        *c.entry("error").or_insert(0) += f.refusals().count();
     }
     c
 }
@@ -49,9 +68,9 @@ pub(crate) fn counts(files: &[FileFindings]) -> BTreeMap<&'static str, usize> {
 pub(crate) fn human(files: &[FileFindings]) -> String {
     let mut out = String::new();
     for f in files {
-        if let Some(e) = &f.error {
+        for (_, what, e) in f.refusals() {
             out.push_str(&format!(
-                "{}:{}:{}: {} (error: Docker cannot parse this)\n",
+                "{}:{}:{}: {} (error: {what})\n",
                 f.file, e.line, e.column, e.message
             ));
         }
@@ -98,9 +117,9 @@ pub(crate) fn sarif(files: &[FileFindings]) -> serde_json::Value {
         .collect();
     let mut results = Vec::new();
     for f in files {
-        if let Some(e) = &f.error {
+        for (kind, _, e) in f.refusals() {
             results.push(json!({
-                "ruleId": "parse",
+                "ruleId": kind,
                 "level": "error",
                 "message": { "text": e.message },
                 "locations": [location(&f.file, e.line, e.line, e.column)],
@@ -148,9 +167,9 @@ fn location(file: &str, line: usize, end_line: usize, column: usize) -> serde_js
 pub(crate) fn github(files: &[FileFindings]) -> String {
     let mut out = String::new();
     for f in files {
-        if let Some(e) = &f.error {
+        for (kind, _, e) in f.refusals() {
             out.push_str(&format!(
-                "::error file={},line={},col={},title=parse::{}\n",
+                "::error file={},line={},col={},title={kind}::{}\n",
                 property(&f.file),
                 e.line,
                 e.column,
@@ -201,6 +220,7 @@ mod tests {
             file: "dir,x/Dockerfile".into(),
             findings,
             error: None,
+            invalid: Vec::new(),
         }]
     }
 

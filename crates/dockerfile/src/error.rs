@@ -3,7 +3,7 @@
 
 use thiserror::Error;
 
-/// A Dockerfile that Docker's parser would refuse (or that is not UTF-8).
+/// A Dockerfile that Docker's parser would refuse.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{line}:{column}: {kind}")]
 pub struct ParseError {
@@ -45,8 +45,6 @@ pub enum ParseErrorKind {
     /// when building).
     #[error("ONBUILD triggers nested too deeply")]
     TooDeep,
-    #[error("invalid UTF-8")]
-    InvalidUtf8,
 }
 
 /// A word whose quotes or `${…}` do not balance (from [`crate::Word::unquoted`]).

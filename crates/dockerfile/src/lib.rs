@@ -39,10 +39,13 @@
 //!   written, as in Docker's parser; [`Word::unquoted`] removes them as Docker does when it
 //!   uses a word.
 //! * Keywords are matched ignoring case; an unknown keyword is kept ([`Keyword::Unknown`]),
-//!   since Docker only refuses it when building. A file without instructions is an error.
+//!   since Docker's parser keeps it too ([`validate::validate`] refuses it, as Docker's build
+//!   does). A file without instructions is an error.
 //!
 //! Errors ([`ParseError`]) carry the line and column and Docker's message. The parser never
-//! panics, whatever the input; [`parse_bytes`] reports text that is not UTF-8.
+//! panics, whatever the input. Docker reads bytes: [`parse_bytes`] keeps bytes that are not
+//! UTF-8 (a Latin-1 comment, script or label) through [`decode_bytes`], one character per
+//! byte, and [`encode_text`] gives them back.
 //!
 //! Differences from Docker, deliberately: text is read as Unicode characters, where Docker
 //! reads flag words and the HEALTHCHECK kind byte by byte (which garbles non-ASCII text in
@@ -50,6 +53,15 @@
 //! 64 deep are refused (Docker's build refuses `ONBUILD ONBUILD` anyway); Docker's
 //! alternative directive forms used only to pick a frontend (`// syntax=`, a JSON first line)
 //! are not directives here.
+//!
+//! # Validation
+//!
+//! [`validate::validate`] refuses what BuildKit refuses once the file is parsed, before
+//! anything runs, with BuildKit's messages: unknown instructions, wrong argument counts
+//! (`COPY onlyone`, `FROM a b`), unknown, repeated or ill-valued flags (`RUN --foo`,
+//! `COPY --link=maybe`), `ONBUILD FROM`/`MAINTAINER`/`ONBUILD`, a `SHELL` that is not JSON,
+//! `HEALTHCHECK` types, durations and retries, `--mount` types and keys, `--network`
+//! modes, and an instruction before the first `FROM` other than `ARG`.
 //!
 //! # Lint
 //!
@@ -127,13 +139,14 @@ pub mod lint;
 mod parser;
 pub mod shell;
 mod stages;
+pub mod validate;
 
 pub use ast::{
     Args, Comment, Directive, Dockerfile, Flag, Heredoc, Instruction, KeyValue, Keyword, Position,
     Span, Word,
 };
 pub use error::{ParseError, ParseErrorKind, WordError};
-pub use parser::{parse, parse_bytes};
+pub use parser::{decode_bytes, encode_text, parse, parse_bytes};
 pub use stages::{Stage, StageRef};
 
 /// `text` with quotes removed and escapes resolved as Docker does when it uses a word of ENV,

@@ -30,23 +30,52 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
     .run()
 }
 
-/// Parse a Dockerfile given as bytes; text that is not UTF-8 is an error at its line.
+/// Parse a Dockerfile given as bytes. Docker reads bytes, not text: a byte that is not
+/// UTF-8 (a Latin-1 `é` in a comment, in a `RUN` script, in a label) is kept as it is, and
+/// only refused where Docker refuses it (in a keyword, in a stage name, …). Here such bytes
+/// are read through [`decode_bytes`], so the offsets of the result refer to that text.
 pub fn parse_bytes(bytes: &[u8]) -> Result<Dockerfile, ParseError> {
-    match std::str::from_utf8(bytes) {
-        Ok(src) => parse(src),
-        Err(e) => {
-            let valid = bytes.get(..e.valid_up_to()).unwrap_or_default();
-            let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            let column = std::str::from_utf8(valid.get(line_start..).unwrap_or_default())
-                .map_or(1, |s| s.chars().count() + 1);
-            Err(ParseError {
-                line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
-                column,
-                offset: e.valid_up_to(),
-                kind: ParseErrorKind::InvalidUtf8,
-            })
+    parse(&decode_bytes(bytes))
+}
+
+/// The code point that stands for byte 0x80 when it is not part of UTF-8 text; bytes 0x80 to
+/// 0xFF map to U+10FF80 to U+10FFFF (private use), one character each.
+const RAW_BYTE_BASE: u32 = 0x10_FF00;
+
+/// `bytes` as text: UTF-8 as it is, and every byte that is not part of valid UTF-8 as one
+/// character from U+10FF80 to U+10FFFF, so that [`encode_text`] gives the bytes back. Columns
+/// then count such a byte as one character.
+pub fn decode_bytes(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(bytes.len() + bytes.len() / 2);
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for &b in chunk.invalid() {
+            out.push(char::from_u32(RAW_BYTE_BASE + u32::from(b)).unwrap_or('\u{fffd}'));
         }
     }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The bytes of a text from [`decode_bytes`]: U+10FF80 to U+10FFFF back to single bytes.
+/// `encode_text(&decode_bytes(b)) == b` unless `b` holds those characters as UTF-8 itself.
+pub fn encode_text(text: &str) -> std::borrow::Cow<'_, [u8]> {
+    let raw = |c: char| (RAW_BYTE_BASE + 0x80..=RAW_BYTE_BASE + 0xFF).contains(&u32::from(c));
+    if !text.chars().any(raw) {
+        return std::borrow::Cow::Borrowed(text.as_bytes());
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut buf = [0u8; 4];
+    for c in text.chars() {
+        if raw(c) {
+            out.push((u32::from(c) - RAW_BYTE_BASE) as u8);
+        } else {
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// One physical line.

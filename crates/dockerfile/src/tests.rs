@@ -929,11 +929,32 @@ fn lines_longer_than_dockers_buffer_are_errors() {
 }
 
 #[test]
-fn bytes_that_are_not_utf8_are_reported_at_their_line() {
-    let e = parse_bytes(b"FROM a\nRUN echo \xff\n").expect_err("not UTF-8");
-    assert_eq!(e.kind, ParseErrorKind::InvalidUtf8);
-    assert_eq!((e.line, e.column, e.offset), (2, 10, 16));
-    assert!(parse_bytes(b"FROM a\n").is_ok());
+fn bytes_that_are_not_utf8_are_kept_as_docker_keeps_them() {
+    // BuildKit reads bytes: a Latin-1 byte in a comment or a script is no error.
+    let src = b"FROM a\n# caf\xe9\nRUN echo caf\xe9 \xff\n";
+    let df = parse_bytes(src).expect("Docker parses it");
+    let text = crate::decode_bytes(src);
+    assert_eq!(&*crate::encode_text(&text), src);
+    let run = &df.instructions[1];
+    let shell = run.shell().expect("shell form");
+    assert_eq!(
+        crate::encode_text(&shell.text).as_ref(),
+        b"echo caf\xe9 \xff"
+    );
+    // One column per byte that is not UTF-8.
+    assert_eq!(
+        run.span.end.column,
+        "RUN echo caf\u{e9} \u{ff}".chars().count() + 1
+    );
+    assert_eq!(df.instructions[1].comments[0].line, 2);
+    // Valid UTF-8 is borrowed as it is.
+    assert!(matches!(
+        crate::decode_bytes(b"FROM a\n"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+    // A keyword with such a byte is an unknown instruction, as in Docker.
+    let df = parse_bytes(b"FROM a\nRUN\xe9 x\n").expect("parses");
+    assert!(!df.instructions[1].keyword.is_known());
 }
 
 // ---------------------------------------------------------------- dump

@@ -3,16 +3,25 @@
 
 #![no_main]
 
-use headroom_dockerfile::{Args, Span, parse_bytes};
+use headroom_dockerfile::{Args, Span, decode_bytes, parse_bytes};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(df) = parse_bytes(data) else {
         return;
     };
-    let Ok(src) = std::str::from_utf8(data) else {
-        panic!("parse_bytes accepted bytes that are not UTF-8");
-    };
+    // The spans refer to the decoded text, which gives the bytes back unless the input
+    // already held the characters that stand for raw bytes.
+    let decoded = decode_bytes(data);
+    let src: &str = &decoded;
+    let ambiguous = data.utf8_chunks().any(|c| {
+        c.valid()
+            .chars()
+            .any(|c| ('\u{10ff80}'..='\u{10ffff}').contains(&c))
+    });
+    if !ambiguous {
+        assert_eq!(&*headroom_dockerfile::encode_text(src), data);
+    }
     let check = |span: &Span| {
         assert!(span.start.offset <= span.end.offset, "{span:?}");
         assert!(span.text(src).is_some(), "{span:?} does not slice the input");
