@@ -51,9 +51,11 @@ impl RemoveOutcome {
 /// a file linked from two removed items is counted once.
 #[derive(Debug, Default)]
 pub(crate) struct Links {
-    /// (device, inode) → (links when first seen, links of it this process removed).
-    shards: [Mutex<HashMap<(u64, u64), (u64, u64)>>; 16],
+    shards: [Mutex<LinkShard>; 16],
 }
+
+/// (device, inode) → (links when first seen, links of it this process removed).
+type LinkShard = HashMap<(u64, u64), (u64, u64)>;
 
 impl Links {
     /// Record the unlink of one link of `id` (as looked at just before); true when it was
