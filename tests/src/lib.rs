@@ -2,6 +2,7 @@
 //! loop-mounted ext4 images), and the rule that under `CI=true` a test that needs root or
 //! Docker fails rather than skips.
 
+pub mod equiv;
 pub mod registry;
 
 use std::collections::BTreeMap;
