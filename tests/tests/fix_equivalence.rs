@@ -39,7 +39,11 @@ fn corpus_merges_keep_traces_and_status() {
     let mut merges = 0;
     let mut runs = 0;
     let mut bad = Vec::new();
+    let only = std::env::var("HEADROOM_EQUIV_ONLY").unwrap_or_default();
     for path in equiv::corpus() {
+        if !path.to_string_lossy().contains(&only) {
+            continue;
+        }
         let Ok(src) = std::fs::read_to_string(&path) else {
             continue;
         };
@@ -67,7 +71,7 @@ fn generated_merges_keep_traces_and_status() {
     let cases: u64 = std::env::var("HEADROOM_EQUIV_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(150);
     let mut merges = 0;
     let mut runs = 0;
     let mut bad = Vec::new();
@@ -106,6 +110,9 @@ fn reproducers_keep_traces_and_status() {
         "FROM debian\nRUN c1 a;\nRUN c2 b ;\nRUN c3 c\n",
         // `cd` and `export` reach the RUNs after them unless wrapped.
         "FROM debian\nRUN cd /d1 && export V=1\nRUN c1 x \"$V\"\n",
+        // An assignment before the special builtin `:` stays in the shell (POSIX).
+        "FROM debian\nRUN W=3 :\nRUN c1 \"$W\"\n",
+        "FROM debian\nRUN c2 a && W=3 : && c3 b\nRUN c1 \"$W\"\n",
     ];
     let mut bad = Vec::new();
     let mut merges = 0;
@@ -115,7 +122,10 @@ fn reproducers_keep_traces_and_status() {
             bad.extend(check(src, &m).0);
         }
     }
-    assert!(merges >= 2, "the reproducers are no longer merged: {merges}");
+    assert!(
+        merges >= 2,
+        "the reproducers are no longer merged: {merges}"
+    );
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
@@ -173,7 +183,10 @@ fn naive_merges_are_told_apart() {
     );
     assert!(base.success, "{base:?}");
     assert_eq!(base.trace.len(), 2, "{base:?}");
-    assert!(base.trace[0].starts_with("c1 [a] [] cwd=/ umask=0022"), "{base:?}");
+    assert!(
+        base.trace[0].starts_with("c1 [a] [] cwd=/ umask=0022"),
+        "{base:?}"
+    );
     assert!(base.trace[1].starts_with("c2 [b] cwd=/d1 "), "{base:?}");
     for (original, naive) in [
         (
@@ -187,6 +200,9 @@ fn naive_merges_are_told_apart() {
         (&["c1 a || c2 b", "c3 c"][..], "c3 c && c1 a || c2 b"),
     ] {
         let (mismatch, _) = equiv::compare(original, naive, false);
-        assert!(mismatch.is_some(), "{original:?} vs {naive:?} not told apart");
+        assert!(
+            mismatch.is_some(),
+            "{original:?} vs {naive:?} not told apart"
+        );
     }
 }
