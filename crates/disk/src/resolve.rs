@@ -55,9 +55,8 @@ pub(crate) fn method() -> Method {
             return Method::Fallback;
         }
         // Relative to a directory: BENEATH refuses absolute paths by design.
-        let probe = rustix::fs::openat(CWD, "/", DIR_FLAGS, Mode::empty()).and_then(|root| {
-            rustix::fs::openat2(&root, ".", DIR_FLAGS, Mode::empty(), CONFINED)
-        });
+        let probe = rustix::fs::openat(CWD, "/", DIR_FLAGS, Mode::empty())
+            .and_then(|root| rustix::fs::openat2(&root, ".", DIR_FLAGS, Mode::empty(), CONFINED));
         match probe {
             Ok(_) => Method::Openat2,
             Err(_) => Method::Fallback,
