@@ -630,7 +630,11 @@ fn changes_shell(cmd: &Cmd) -> bool {
         return true;
     };
     let program = cmd.shell().program().map(str::to_string);
-    STATEFUL.contains(&first.text.as_str())
+    // POSIX: assignments before a special builtin stay in the shell (`A=1 :`); the other
+    // special builtins are STATEFUL already.
+    let special_keeps = !cmd.assignments.is_empty() && matches!(first.text.as_str(), ":" | "times");
+    special_keeps
+        || STATEFUL.contains(&first.text.as_str())
         || program.is_some_and(|p| STATEFUL.contains(&p.as_str()))
         || (first.text == "printf" && cmd.words.iter().any(|w| w.text == "-v"))
 }
@@ -837,11 +841,15 @@ mod tests {
             "echo ${A:=1}",
             "command cd /x",
             "sudo true && umask 077",
+            "A=1 :",
+            "a && A=1 times",
         ] {
             assert!(read(leaky).leaks, "{leaky}");
         }
         for fine in [
             "A=1 make",
+            "A=1 true",
+            ":",
             "(cd /x && make)",
             "echo $(cd /x; pwd)",
             "env A=1 make",
