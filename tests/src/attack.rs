@@ -151,6 +151,27 @@ impl FsKind {
     }
 }
 
+/// Make a filesystem of `kind` in the image file `img`.
+pub fn make_fs(kind: FsKind, img: &str) {
+    match kind {
+        // No reserved blocks and no lazy init, so free space is exact and steady.
+        FsKind::Ext4 => sh(
+            "mkfs.ext4",
+            &[
+                "-q",
+                "-F",
+                "-m",
+                "0",
+                "-E",
+                "lazy_itable_init=0,lazy_journal_init=0",
+                img,
+            ],
+        ),
+        FsKind::Xfs => sh("mkfs.xfs", &["-q", "-f", "-m", "reflink=1", img]),
+        FsKind::Btrfs => sh("mkfs.btrfs", &["-q", "-f", img]),
+    };
+}
+
 /// A small filesystem in a sparse file, loop-mounted on a temporary directory (root only,
 /// inside the test's private mount namespace). Unmounted and deleted on drop.
 #[derive(Debug)]
@@ -182,23 +203,7 @@ impl TestFs {
         file.set_len(mib << 20).expect("size image");
         drop(file);
         let img = image.to_str().expect("utf-8 temp path");
-        match kind {
-            // No reserved blocks and no lazy init, so free space is exact and steady.
-            FsKind::Ext4 => sh(
-                "mkfs.ext4",
-                &[
-                    "-q",
-                    "-F",
-                    "-m",
-                    "0",
-                    "-E",
-                    "lazy_itable_init=0,lazy_journal_init=0",
-                    img,
-                ],
-            ),
-            FsKind::Xfs => sh("mkfs.xfs", &["-q", "-f", "-m", "reflink=1", img]),
-            FsKind::Btrfs => sh("mkfs.btrfs", &["-q", "-f", img]),
-        };
+        make_fs(kind, img);
         sh(
             "mount",
             &["-o", "loop", img, mount.to_str().expect("utf-8")],

@@ -110,6 +110,20 @@ impl Run {
     }
 }
 
+/// Take GitHub Actions' variables (and the tool cache's) out of a command's environment, so a
+/// test sees what it sets and nothing of the machine it runs on.
+pub fn without_github_env(cmd: &mut Command) {
+    for var in [
+        "GITHUB_ACTIONS",
+        "RUNNER_ENVIRONMENT",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_OUTPUT",
+        "AGENT_TOOLSDIRECTORY",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
 /// Run `xtask ARGS` with a clean GitHub environment plus `envs`.
 pub fn xtask(args: &[&str], envs: &[(&str, &str)]) -> Run {
     xtask_in(None, args, envs)
@@ -122,15 +136,7 @@ pub fn xtask_in(cwd: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Run
         cmd.current_dir(dir);
     }
     cmd.args(args);
-    for var in [
-        "GITHUB_ACTIONS",
-        "RUNNER_ENVIRONMENT",
-        "GITHUB_STEP_SUMMARY",
-        "GITHUB_OUTPUT",
-        "AGENT_TOOLSDIRECTORY",
-    ] {
-        cmd.env_remove(var);
-    }
+    without_github_env(&mut cmd);
     cmd.envs(envs.iter().copied());
     let Output {
         status,
@@ -200,19 +206,7 @@ impl LoopFs {
         file.set_len(mib << 20).expect("size image");
         drop(file);
         let img = image.to_str().expect("utf-8 temp path");
-        // No reserved blocks and no lazy init, so free space is exact and steady.
-        sh(
-            "mkfs.ext4",
-            &[
-                "-q",
-                "-F",
-                "-m",
-                "0",
-                "-E",
-                "lazy_itable_init=0,lazy_journal_init=0",
-                img,
-            ],
-        );
+        attack::make_fs(attack::FsKind::Ext4, img);
         sh(
             "mount",
             &["-o", "loop", img, mount.to_str().expect("utf-8")],

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use headroom_tests::attack::item;
 use headroom_tests::{
     LoopFs, assert_same_tree, du_bytes, fill, listing, require_root, sh, write_file, xtask,
     xtask_in,
@@ -39,15 +40,6 @@ fn runner_tree(base: &Path) -> RunnerTree {
     fill(&root.join("usr/share/swift"), 5, 400_000);
     write_file(&root.join("swapfile"), 2_000_000);
     RunnerTree { root, outside }
-}
-
-fn item<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["items"]
-        .as_array()
-        .expect("items array")
-        .iter()
-        .find(|i| i["name"] == name)
-        .unwrap_or_else(|| panic!("item {name} missing from {report:#}"))
 }
 
 fn paths_of(item: &Value) -> Vec<PathBuf> {

@@ -49,15 +49,7 @@ fn free_bounded(root: &Path, extra: &[&str], seconds: u32) -> Run {
         .arg(xtask_bin())
         .args(["free", "--root", s(root), "--yes", "--json"])
         .args(extra);
-    for var in [
-        "GITHUB_ACTIONS",
-        "RUNNER_ENVIRONMENT",
-        "GITHUB_STEP_SUMMARY",
-        "GITHUB_OUTPUT",
-        "AGENT_TOOLSDIRECTORY",
-    ] {
-        cmd.env_remove(var);
-    }
+    headroom_tests::without_github_env(&mut cmd);
     let out = cmd.output().expect("running timeout xtask free");
     let run = Run {
         code: out.status.code(),
