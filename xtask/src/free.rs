@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use headroom_disk::{
     Action, Catalog, Environment, FreeReport, PlanRequest, ReclaimOptions, Selection, UserConfig,
@@ -102,7 +102,8 @@ impl Free {
             Err(e @ headroom_disk::Error::Config { .. })
                 if e.to_string().starts_with("free.protect") =>
             {
-                let file = config_path(self.config.as_deref()).unwrap_or_default();
+                let file = headroom_pipeline::settings::tool_config_path(self.config.as_deref())
+                    .unwrap_or_default();
                 bail!("{}: {e}; nothing deleted", file.display());
             }
             Err(e) => {
@@ -316,20 +317,5 @@ pub(crate) fn human(report: &FreeReport) -> String {
 /// The built-in catalog with headroom.toml's `[free]` table applied (`--config`, else
 /// ./headroom.toml when there is one): extra items and protected paths.
 pub(crate) fn load_catalog(config: Option<&Path>) -> Result<(Catalog, UserConfig)> {
-    let Some(path) = config_path(config) else {
-        return Ok((Catalog::builtin(), UserConfig::default()));
-    };
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(&path).with_context(|| format!("--config {origin}"))?;
-    let user = UserConfig::from_toml(&text, &origin)?;
-    let catalog = Catalog::builtin().with_user(&user, &origin)?;
-    Ok((catalog, user))
-}
-
-/// The configuration file in use: `--config`, else ./headroom.toml when there is one.
-fn config_path(config: Option<&Path>) -> Option<PathBuf> {
-    match config {
-        Some(p) => Some(p.to_path_buf()),
-        None => Some(PathBuf::from("headroom.toml")).filter(|p| p.is_file()),
-    }
+    Ok(headroom_pipeline::settings::load_catalog(config)?)
 }

@@ -17,7 +17,6 @@ mod free;
 mod image;
 mod inspect;
 mod lint;
-mod lint_report;
 mod simulate;
 mod ui;
 

@@ -1,11 +1,11 @@
 //! How the xtask shows things: progress (a bar on a terminal, plain lines elsewhere), human
 //! tables, and GitHub Actions' step summary and outputs.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use headroom_disk::{Event, Progress, format_size};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -165,26 +165,12 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// On GitHub Actions: append Markdown to the step summary, if the runner provides one.
 pub(crate) fn github_step_summary(markdown: &str) -> Result<()> {
-    append_to_env_file("GITHUB_STEP_SUMMARY", markdown)
+    Ok(headroom_pipeline::github::append_step_summary(markdown)?)
 }
 
 /// On GitHub Actions: set step outputs, if the runner provides the file.
 pub(crate) fn github_outputs(pairs: &[(&str, String)]) -> Result<()> {
-    let text: String = pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    append_to_env_file("GITHUB_OUTPUT", &text)
-}
-
-fn append_to_env_file(var: &str, text: &str) -> Result<()> {
-    let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) else {
-        return Ok(());
-    };
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("${var} ({})", path.to_string_lossy()))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("writing ${var} ({})", path.to_string_lossy()))
+    Ok(headroom_pipeline::github::append_outputs(pairs)?)
 }
 
 #[cfg(test)]

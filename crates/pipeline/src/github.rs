@@ -1,9 +1,49 @@
 //! What GitHub Actions gets from a report: the step summary (Markdown, with a chart of free
 //! space over the build) and the step's outputs.
 
+use std::io::Write;
+
 use headroom_disk::{Sample, format_size};
 
 use crate::Report;
+
+/// A file GitHub Actions gave the step (`$GITHUB_OUTPUT`, `$GITHUB_STEP_SUMMARY`) that could
+/// not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("${var} ({path}): {source}")]
+pub struct EnvFileError {
+    pub var: &'static str,
+    pub path: String,
+    pub source: std::io::Error,
+}
+
+/// On GitHub Actions: append Markdown to the step summary, if the runner provides one.
+pub fn append_step_summary(markdown: &str) -> Result<(), EnvFileError> {
+    append_to_env_file("GITHUB_STEP_SUMMARY", markdown)
+}
+
+/// On GitHub Actions: set step outputs, if the runner provides the file.
+pub fn append_outputs(pairs: &[(&str, String)]) -> Result<(), EnvFileError> {
+    let text: String = pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    append_to_env_file("GITHUB_OUTPUT", &text)
+}
+
+fn append_to_env_file(var: &'static str, text: &str) -> Result<(), EnvFileError> {
+    let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    let error = |source| EnvFileError {
+        var,
+        path: path.to_string_lossy().into_owned(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(error)
+}
 
 /// The step's outputs. `digest` is written only when something was pushed (an empty
 /// `digest=` reads as a digest to a later step); `pushed` says which.

@@ -12,21 +12,45 @@
 //!   Schema (`report.schema.json`, [`REPORT_SCHEMA`]), and what GitHub Actions gets from it
 //!   (step summary and outputs, [`github`]).
 //!
+//! - the run itself: [`Settings`] resolved once from flags ([`ImageArgs`]) and files, then
+//!   [`Pipeline::run`] with a [`Reporter`] for what a person sees, returning the report;
+//! - the lint stage's file reading and formats ([`lint`]) and the inspect gate ([`gate`]).
+//!
+//! A sibling repository's xtask is a few lines:
+//!
+//! ```no_run
+//! use headroom_pipeline::{ImageArgs, Pipeline, Settings, Silent};
+//! # fn main() -> Result<(), headroom_pipeline::PipelineError> {
+//! let args = ImageArgs { config: "docker/image.toml".into(), ..ImageArgs::default() };
+//! let settings = Settings::resolve(&args, std::path::Path::new("."))?;
+//! let report = Pipeline::new(settings).run(&Silent)?;
+//! assert!(report.first_failed().is_none());
+//! # Ok(()) }
+//! ```
+//!
 //! The library never prints.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod gate;
 pub mod github;
+pub mod lint;
 pub mod policy;
 mod report;
+mod reporter;
+mod run;
 mod runner;
+pub mod settings;
 mod stage;
 
 pub use report::{
     Cause, DiskReport, ImageReport, Report, ReportError, SCHEMA_VERSION, SmokeReport, StageReport,
     StageStatus,
 };
+pub use reporter::{Reporter, Silent};
+pub use run::{Pipeline, PipelineError};
 pub use runner::Runner;
+pub use settings::{ConfigError, ImageArgs, Settings};
 pub use stage::{Stage, UnknownStage};
 
 /// The JSON Schema of [`Report`] (draft 2020-12), as checked in.

@@ -1,0 +1,520 @@
+//! What the pipeline runs with, resolved once: the flags ([`ImageArgs`], the same for
+//! headroom's xtask and a sibling's), `docker/image.toml` ([`ImageConfig`]), headroom.toml's
+//! `[lint]` and `[free]` tables and dive's `.dive-ci`, into one [`Settings`] value. Every
+//! file is read and checked here, before any stage runs: an unknown key, a bad size or a bad
+//! flag is an error naming the file (with its line) or the flag, and nothing has been
+//! deleted or built yet.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use headroom_disk::{Catalog, UserConfig, parse_size};
+use headroom_docker::build::{BackendChoice, BuildSpec, SecretSpec};
+use headroom_docker::smoke::GpuPolicy;
+use headroom_docker::tags::TagRules;
+use serde::{Deserialize, Serialize};
+
+use crate::gate::Thresholds;
+use crate::lint::LintConfig;
+use crate::{Report, Stage};
+
+/// A configuration file or flag that cannot be used: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    /// The file (with `:LINE` when known) or the flag.
+    pub origin: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(origin: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A TOML error, located as `FILE:LINE:COLUMN`.
+    pub fn toml(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+        let at = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("{origin}:{line}:{column}")
+        });
+        ConfigError::new(at.unwrap_or_else(|| origin.to_string()), e.message())
+    }
+}
+
+/// A configuration file's text; a missing or unreadable file names itself.
+pub(crate) fn read_config(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))
+}
+
+/// headroom.toml in use: the one given, else ./headroom.toml when there is one.
+pub fn tool_config_path(given: Option<&Path>) -> Option<PathBuf> {
+    match given {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from("headroom.toml")).filter(|p| p.is_file()),
+    }
+}
+
+/// The built-in catalog with headroom.toml's `[free]` table applied (extra items, protected
+/// paths).
+pub fn load_catalog(config: Option<&Path>) -> Result<(Catalog, UserConfig), ConfigError> {
+    let Some(path) = tool_config_path(config) else {
+        return Ok((Catalog::builtin(), UserConfig::default()));
+    };
+    let origin = path.display().to_string();
+    let text = read_config(&path)?;
+    let user = UserConfig::from_toml(&text, &origin)
+        .map_err(|e| ConfigError::new(&origin, e.to_string()))?;
+    let catalog = Catalog::builtin()
+        .with_user(&user, &origin)
+        .map_err(|e| ConfigError::new(&origin, e.to_string()))?;
+    Ok((catalog, user))
+}
+
+/// The pipeline's flags: lint → free → build → inspect → smoke → push.
+///
+/// Settings come from docker/image.toml (paths in it are relative to that file); every
+/// setting can be overridden by a flag. Without --push nothing leaves the machine.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ImageArgs {
+    /// Configuration file.
+    #[arg(long, value_name = "FILE", default_value = "docker/image.toml")]
+    pub config: PathBuf,
+    /// The Dockerfile [default: `dockerfile` in the config, else CONTEXT/Dockerfile].
+    #[arg(long, value_name = "FILE")]
+    pub dockerfile: Option<PathBuf>,
+    /// The build context directory [default: `context` in the config, else the config's
+    /// directory].
+    #[arg(long, value_name = "DIR")]
+    pub context: Option<PathBuf>,
+    /// Repository to tag and push, e.g. 127.0.0.1:5000/ns/app or docker.io/org/app.
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
+    /// Extra tag (repeatable); `latest` and `sha-<short>` come from git.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Build argument (repeatable).
+    #[arg(long = "build-arg", value_name = "K=V")]
+    pub build_args: Vec<String>,
+    /// engine | buildx | auto: auto takes buildx when the Dockerfile or flags need BuildKit
+    /// features the engine's builder lacks [default: `backend` in the config, else auto].
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<BackendChoice>,
+    /// Import build cache (repeatable; buildx syntax, e.g. type=registry,ref=REPO:cache or
+    /// type=local,src=DIR).
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Export build cache (repeatable; e.g. type=inline, type=local,dest=DIR;
+    /// type=registry needs --push).
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Target platform (repeatable or comma-separated).
+    #[arg(long = "platform", value_name = "OS/ARCH", value_delimiter = ',')]
+    pub platforms: Vec<String>,
+    /// Build secret id=NAME,src=PATH (repeatable); never stored in a layer.
+    #[arg(long = "secret", value_name = "id=NAME,src=PATH")]
+    pub secrets: Vec<SecretSpec>,
+    /// Build stage to stop at.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// buildx builder to use (a remote BuildKit).
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
+    /// Push the tags after a successful build and smoke test.
+    #[arg(long)]
+    pub push: bool,
+    /// Stages to skip (comma-separated): lint, free, build, inspect, smoke, push.
+    #[arg(long, value_name = "STAGES", value_delimiter = ',')]
+    pub skip: Vec<Stage>,
+    /// Where to write the JSON report [default: target/headroom/report.json in the
+    /// workspace].
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+    /// Read the registry password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Registry username (with --password-stdin).
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+    /// Free-stage target: available bytes needed on the data root's filesystem.
+    #[arg(long, value_name = "SIZE")]
+    pub need: Option<String>,
+    /// Let the free stage delete off a GitHub-hosted runner.
+    #[arg(long)]
+    pub yes: bool,
+    /// Resolve the free stage's catalog paths under DIR (a tree standing for the runner's
+    /// disk: the simulator, chroots); nothing outside it is touched, no apt, swap or Docker.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Run the free stage alongside lint and build instead of before them. While it is
+    /// still deleting, the build keeps the floor (--free-floor): under it, the build waits
+    /// at a step boundary for the free stage to finish.
+    #[arg(long)]
+    pub free_in_background: bool,
+    /// With --free-in-background: the available bytes to keep on the data root's
+    /// filesystem while the free stage runs [default: a quarter of the target].
+    #[arg(long, value_name = "SIZE")]
+    pub free_floor: Option<String>,
+    /// The default branch, for the `latest` tag.
+    #[arg(long, value_name = "BRANCH")]
+    pub default_branch: Option<String>,
+    /// Build without the build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// GPUs for the smoke test: auto (when the engine has them), required, off
+    /// [default: `smoke.gpu` in the config, else auto].
+    #[arg(long, value_name = "POLICY")]
+    pub gpu: Option<GpuPolicy>,
+    /// Analyse the built image's layers and waste, and gate on its thresholds.
+    #[arg(long)]
+    pub inspect: bool,
+}
+
+/// `docker/image.toml`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    pub dockerfile: Option<PathBuf>,
+    pub context: Option<PathBuf>,
+    pub image: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub default_branch: Option<String>,
+    pub backend: Option<BackendChoice>,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    #[serde(default)]
+    pub cache_from: Vec<String>,
+    #[serde(default)]
+    pub cache_to: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    pub builder: Option<String>,
+    pub provenance: Option<bool>,
+    pub sbom: Option<bool>,
+    #[serde(default)]
+    pub free: FreeConfig,
+    /// The smoke stage runs when this table is present (or --gpu is given).
+    pub smoke: Option<SmokeConfig>,
+    /// The inspect stage runs when this table is present (or --inspect is given): waste and
+    /// size thresholds, on top of dive's `.dive-ci` rules.
+    pub inspect: Option<Thresholds>,
+}
+
+/// `[smoke]`: what the smoke test checks in the built image.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeConfig {
+    pub gpu: Option<GpuPolicy>,
+    /// The torch version the smoke test must find (the local `+cuXXX` part is ignored).
+    pub torch: Option<String>,
+    /// Minimum matrix-multiply throughput, TFLOP/s.
+    pub min_tflops: Option<f64>,
+    /// A model path or name for one load and one inference.
+    pub model: Option<String>,
+    /// Seconds to wait for the container's health.
+    pub health_timeout: Option<u64>,
+    /// Seconds the smoke script may run.
+    pub timeout: Option<u64>,
+    /// Python modules that must import in the image.
+    #[serde(default)]
+    pub imports: Vec<String>,
+    /// Port of the health endpoint inside the container.
+    pub port: Option<u16>,
+    /// The smoke command [default: python3 /opt/headroom/smoke.py].
+    pub command: Option<Vec<String>>,
+}
+
+/// `[free]` of the image config.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreeConfig {
+    /// Available bytes the build needs on the data root's filesystem, e.g. "25G".
+    pub need: Option<String>,
+}
+
+impl ImageConfig {
+    /// Read `path`; the default path may be absent (all defaults), a given one may not.
+    pub fn load(path: &Path, is_default: bool) -> Result<ImageConfig, ConfigError> {
+        if !path.exists() {
+            if is_default {
+                return Ok(ImageConfig::default());
+            }
+            return Err(ConfigError::new(
+                format!("--config {}", path.display()),
+                "no such file",
+            ));
+        }
+        let origin = path.display().to_string();
+        let text = read_config(path)?;
+        toml::from_str(&text).map_err(|e| ConfigError::toml(&origin, &text, &e))
+    }
+}
+
+/// Where the free stage's target comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NeedSource {
+    /// `--need` or `free.need`.
+    Given,
+    /// What the last report's build consumed, plus a quarter and 2 GB.
+    LastReport,
+}
+
+/// Everything a pipeline run needs, resolved and checked.
+#[derive(Debug)]
+pub struct Settings {
+    /// The build, without tags and labels (they come from git when the pipeline runs).
+    pub spec: BuildSpec,
+    pub tag_rules: TagRules,
+    /// Where git facts (tags, labels) are read: the first of the context, the config's
+    /// directory and the workspace that is in a git repository.
+    pub git_dirs: Vec<PathBuf>,
+    pub backend: BackendChoice,
+    pub push: bool,
+    pub skip: Vec<Stage>,
+    pub report_path: PathBuf,
+    pub password: Option<String>,
+    pub username: Option<String>,
+    /// The free stage's target, and where it came from.
+    pub need: Option<(u64, NeedSource)>,
+    /// May delete without a GitHub-hosted runner (`--yes`, or `--root`).
+    pub yes: bool,
+    pub root: Option<PathBuf>,
+    pub free_in_background: bool,
+    pub free_floor: Option<u64>,
+    pub catalog: Catalog,
+    pub protect: Vec<String>,
+    pub lint: LintConfig,
+    /// The smoke test, when it runs: `[smoke]`, or the defaults with `--gpu`.
+    pub smoke: Option<SmokeConfig>,
+    pub gpu: Option<GpuPolicy>,
+    /// The inspect gate's thresholds, when the stage runs.
+    pub inspect: Option<Thresholds>,
+    /// Whether deleting needs no `--yes` here (a GitHub-hosted runner).
+    pub hosted_runner: bool,
+}
+
+impl Settings {
+    /// Resolve flags and files. `workspace` is the project's root: the default report goes
+    /// to its `target/headroom/report.json`. Reads headroom.toml and `.dive-ci` from the
+    /// working directory, and the password from standard input with `--password-stdin`.
+    pub fn resolve(args: &ImageArgs, workspace: &Path) -> Result<Settings, ConfigError> {
+        let is_default = args.config == Path::new("docker/image.toml");
+        let config = ImageConfig::load(&args.config, is_default)?;
+        let origin = args.config.display().to_string();
+        let base = args
+            .config
+            .parent()
+            .filter(|_| args.config.exists())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let spec = build_spec(args, &config, &base, &origin)?;
+        let report_path = args
+            .report
+            .clone()
+            .unwrap_or_else(|| workspace.join("target/headroom/report.json"));
+        let password = if args.password_stdin {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
+                ConfigError::new("--password-stdin", format!("reading standard input: {e}"))
+            })?;
+            Some(text.trim_end_matches(['\n', '\r']).to_string())
+        } else {
+            None
+        };
+        let size = |flag: &str, v: &str| {
+            parse_size(v).map_err(|e| ConfigError::new(flag, format!("{v:?}: {e}")))
+        };
+        let need = match (&args.need, &config.free.need) {
+            (Some(n), _) => Some((size("--need", n)?, NeedSource::Given)),
+            (None, Some(n)) => Some((size(&format!("{origin}: free.need"), n)?, NeedSource::Given)),
+            (None, None) => Report::read(&report_path)
+                .ok()
+                .and_then(|r| crate::policy::estimate_need(&r))
+                .map(|n| (n, NeedSource::LastReport)),
+        };
+        let free_floor = match &args.free_floor {
+            Some(f) => Some(size("--free-floor", f)?),
+            None => None,
+        };
+        if let Some(root) = &args.root {
+            if !root.is_dir() {
+                return Err(ConfigError::new(
+                    format!("--root {}", root.display()),
+                    "not a directory",
+                ));
+            }
+        }
+        let (catalog, user) = load_catalog(None)?;
+        let lint = LintConfig::load(None)?;
+        let smoke = match (&config.smoke, args.gpu) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(_)) => Some(SmokeConfig::default()),
+            (None, None) => None,
+        };
+        let inspect = if config.inspect.is_some() || args.inspect {
+            let mut t = crate::gate::thresholds(Path::new(".dive-ci"), Path::new("/nonexistent"))?;
+            if let Some(ours) = &config.inspect {
+                t = t.with(ours);
+            }
+            Some(t)
+        } else {
+            None
+        };
+        let mut git_dirs = vec![spec.context.clone()];
+        if !base.as_os_str().is_empty() {
+            git_dirs.push(base.clone());
+        }
+        git_dirs.push(workspace.to_path_buf());
+        Ok(Settings {
+            tag_rules: TagRules {
+                default_branch: args
+                    .default_branch
+                    .clone()
+                    .or_else(|| config.default_branch.clone()),
+                extra: config.tags.iter().chain(&args.tags).cloned().collect(),
+            },
+            git_dirs,
+            backend: args.backend.or(config.backend).unwrap_or_default(),
+            push: args.push,
+            skip: args.skip.clone(),
+            report_path,
+            password,
+            username: args.username.clone(),
+            need,
+            yes: args.yes,
+            root: args.root.clone(),
+            free_in_background: args.free_in_background,
+            free_floor,
+            catalog,
+            protect: user.protect,
+            lint,
+            smoke,
+            gpu: args.gpu,
+            inspect,
+            hosted_runner: crate::Runner::detect().may_delete_unasked(),
+            spec,
+        })
+    }
+
+    pub fn skipped(&self, stage: Stage) -> bool {
+        self.skip.contains(&stage)
+    }
+
+    /// The free stage deletes (rather than printing its plan): on a GitHub-hosted runner,
+    /// with `--yes`, or under `--root`.
+    pub fn may_delete(&self) -> bool {
+        self.hosted_runner || self.yes || self.root.is_some()
+    }
+}
+
+/// The build as flags and config describe it (tags and labels come later, from git).
+fn build_spec(
+    args: &ImageArgs,
+    config: &ImageConfig,
+    base: &Path,
+    origin: &str,
+) -> Result<BuildSpec, ConfigError> {
+    let rel = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            base.join(p)
+        }
+    };
+    let context = match &args.context {
+        Some(c) => c.clone(),
+        None => config
+            .context
+            .as_ref()
+            .map(rel)
+            .unwrap_or_else(|| base.to_path_buf()),
+    };
+    let dockerfile = match &args.dockerfile {
+        Some(f) => f.clone(),
+        None => config
+            .dockerfile
+            .as_ref()
+            .map(rel)
+            .unwrap_or_else(|| context.join("Dockerfile")),
+    };
+    let image = args
+        .image
+        .clone()
+        .or_else(|| config.image.clone())
+        .ok_or_else(|| {
+            ConfigError::new(
+                "--image",
+                format!("no image name: pass --image NAME or set `image` in {origin}"),
+            )
+        })?;
+    let last = image.rsplit('/').next().unwrap_or(&image);
+    if image.contains('@')
+        || last.contains(':')
+        || image.is_empty()
+        || image != image.to_ascii_lowercase()
+    {
+        return Err(ConfigError::new(
+            format!("--image {image:?}"),
+            "give the repository only, in lower case (e.g. registry:5000/ns/app); tags come \
+             from git and --tag",
+        ));
+    }
+    let mut build_args = config.build_args.clone();
+    for kv in &args.build_args {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| ConfigError::new(format!("--build-arg {kv:?}"), "expected K=V"))?;
+        build_args.insert(k.to_string(), v.to_string());
+    }
+    let mut secrets = Vec::new();
+    for s in &config.secrets {
+        secrets.push(
+            s.parse::<SecretSpec>()
+                .map_err(|e| ConfigError::new(format!("{origin}: secrets"), e.to_string()))?,
+        );
+    }
+    secrets.extend(args.secrets.iter().cloned());
+    let or = |flag: &Vec<String>, conf: &Vec<String>| {
+        if flag.is_empty() {
+            conf.clone()
+        } else {
+            flag.clone()
+        }
+    };
+    let cache_to = or(&args.cache_to, &config.cache_to);
+    if !args.push && cache_to.iter().any(|c| c.contains("type=registry")) {
+        return Err(ConfigError::new(
+            "--cache-to type=registry",
+            "it uploads to a registry, and without --push nothing may leave this machine: add \
+             --push, or use type=inline or type=local",
+        ));
+    }
+    Ok(BuildSpec {
+        context,
+        dockerfile,
+        image,
+        tags: Vec::new(),
+        build_args,
+        target: args.target.clone().or_else(|| config.target.clone()),
+        labels: BTreeMap::new(),
+        platforms: or(&args.platforms, &config.platforms),
+        secrets,
+        cache_from: or(&args.cache_from, &config.cache_from),
+        cache_to,
+        builder: args.builder.clone().or_else(|| config.builder.clone()),
+        provenance: config.provenance,
+        sbom: config.sbom,
+        no_cache: args.no_cache,
+    })
+}
