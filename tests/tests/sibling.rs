@@ -1,20 +1,28 @@
 //! The README's promise to sibling repositories: examples/sibling-xtask builds with
-//! headroom-disk and headroom-docker as git dependencies, as another repository takes them.
-//! The git URL is pointed at this checkout (GitHub cannot be reached here), so the
-//! committed tree is what gets built, as a sibling would get it.
+//! headroom-pipeline as a git dependency, as another repository takes it, and runs the same
+//! pipeline as `cargo xtask image` — lint, free (under `--root`), build, inspect, smoke, push
+//! to a registry with authentication — with its own `docker/image.toml`, a report that
+//! validates against the schema, and GitHub outputs. The git URL is pointed at this checkout
+//! (GitHub cannot be reached here), so the committed tree is what gets built, as a sibling
+//! would get it.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
 
 use std::path::Path;
 use std::process::Command;
 
+use headroom_tests::registry::{Registry, base_image};
+use headroom_tests::{check_report, require_docker, sh, without_github_env};
+
 const UPSTREAM: &str = "https://github.com/headroom-dev/headroom";
 
 #[test]
-fn the_sibling_example_builds_with_git_dependencies() {
+fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let example = root.join("examples/sibling-xtask");
-    let dir = tempfile::tempdir().unwrap();
+    // On the filesystem of Docker's data root (both on / here and in CI), so that the free
+    // stage's deletions under --root count towards the build's disk.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let sibling = dir.path().join("sibling");
     std::fs::create_dir_all(sibling.join("src")).unwrap();
 
@@ -56,14 +64,145 @@ fn the_sibling_example_builds_with_git_dependencies() {
     // Off a hosted runner it only plans; with no engine answering on this address, it
     // must fail with the engine's error, not delete or panic.
     let bin = root.join("target/sibling-xtask/debug/sibling-xtask");
-    let run = Command::new(bin)
-        .current_dir(&sibling)
-        .env("RUNNER_ENVIRONMENT", "self-hosted")
-        .env("DOCKER_HOST", "tcp://127.0.0.1:9")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success());
+    let sibling_run = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut cmd = Command::new(&bin);
+        without_github_env(&mut cmd);
+        cmd.current_dir(&sibling)
+            .args(args)
+            .env("RUNNER_ENVIRONMENT", "self-hosted");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (out.status.success(), stderr)
+    };
+    // The sibling's own repository: a Dockerfile, its image.toml, a git commit for the tags.
+    let registry = Registry::start();
+    let image = format!("{}/sibling/app", registry.host());
+    std::fs::create_dir_all(sibling.join("docker")).unwrap();
+    std::fs::write(
+        sibling.join("docker/Dockerfile"),
+        format!(
+            "FROM {}\nRUN echo sibling > /sibling.txt\nCMD [\"cat\", \"/sibling.txt\"]\n",
+            base_image()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        sibling.join("docker/image.toml"),
+        format!(
+            "dockerfile = \"Dockerfile\"\ncontext = \".\"\nimage = \"{image}\"\ndefault_branch = \"main\"\n\n\
+             [smoke]\ncommand = [\"sh\", \"-c\", \"test -s /sibling.txt && echo '{{\\\"checks\\\": [], \\\"ok\\\": true}}'\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(sibling.join(".gitignore"), "target/\n").unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=sibling",
+                "-c",
+                "user.email=sibling@example.invalid",
+            ])
+            .args(args)
+            .current_dir(&sibling)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["init", "--quiet", "--initial-branch", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "--message", "sibling"]);
+    let sha = git(&["rev-parse", "--short=7", "HEAD"]);
+
+    // With no engine answering on this address, the engine's error, nothing deleted.
+    let (ok, stderr) = sibling_run(&["--skip", "free"], &[("DOCKER_HOST", "tcp://127.0.0.1:9")]);
+    assert!(!ok);
     assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    if !require_docker("the_sibling_example_runs_the_whole_pipeline_from_git_dependencies") {
+        return;
+    }
+    // A runner's tree for the free stage, and a target that needs some of it deleted.
+    let runner = dir.path().join("runner");
+    let dotnet = runner.join("usr/share/dotnet");
+    headroom_tests::fill(&dotnet, 200, 64 * 1024);
+    let available = headroom_disk::available_bytes(dir.path()).unwrap();
+    let need = (available + 2_000_000).to_string();
+    let report = dir.path().join("report.json");
+    let outputs = dir.path().join("github_output");
+    let summary = dir.path().join("summary.md");
+    let (ok, stderr) = sibling_run(
+        &[
+            "--push",
+            "--inspect",
+            "--root",
+            runner.to_str().unwrap(),
+            "--need",
+            &need,
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[
+            ("REGISTRY_USERNAME", &registry.user),
+            ("REGISTRY_PASSWORD", &registry.password),
+            ("GITHUB_OUTPUT", outputs.to_str().unwrap()),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        !stderr.contains(&registry.password),
+        "the password was printed"
+    );
+    // Progress, from the sibling's own reporter.
+    for stage in ["lint", "free", "build", "inspect", "smoke", "push"] {
+        assert!(
+            stderr.contains(&format!("{stage}: passed")),
+            "{stage}: {stderr}"
+        );
+    }
+    let r = check_report(&report);
+    let names: Vec<String> = r.stages.iter().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, ["lint", "free", "build", "inspect", "smoke", "push"]);
+    assert!(
+        r.free.as_ref().is_some_and(|f| f.freed_bytes > 0) && !dotnet.exists(),
+        "the free stage did not delete the runner's dotnet: {:?}",
+        r.free
+    );
+    // Tags from the sibling's git, digests as the registry has them.
+    for tag in ["latest".to_string(), format!("sha-{sha}")] {
+        let reference = format!("{image}:{tag}");
+        let reported = r
+            .image
+            .digests
+            .get(&reference)
+            .unwrap_or_else(|| panic!("{reference} not in the report: {:?}", r.image.digests));
+        assert_eq!(
+            registry.manifest_digest("sibling/app", &tag).as_ref(),
+            Some(reported),
+            "{reference}"
+        );
+    }
+    let outputs = std::fs::read_to_string(&outputs).unwrap();
+    let digest = r.image.digest.clone().unwrap();
+    assert!(
+        outputs.lines().any(|l| l == format!("digest={digest}")),
+        "{outputs}"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.contains("| push | passed |"), "{summary}");
+    let _ = sh(
+        "docker",
+        &[
+            "rmi",
+            "-f",
+            &format!("{image}:latest"),
+            &format!("{image}:sha-{sha}"),
+        ],
+    );
 }

@@ -133,10 +133,7 @@ fn benchmarks_come_with_their_command() {
 fn the_readme_shows_the_sibling_example_as_it_is() {
     let readme = read("README.md");
     let example = read("examples/sibling-xtask/src/main.rs");
-    for call in [
-        "headroom_disk::free_until(",
-        "headroom_docker::build_and_push(",
-    ] {
+    for call in ["Settings::resolve(", "Pipeline::new(settings).run("] {
         let line = example
             .lines()
             .find(|l| l.contains(call))

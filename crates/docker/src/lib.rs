@@ -17,8 +17,5 @@ pub mod ignore;
 pub mod inspect;
 pub mod local;
 pub mod push;
-pub mod simple;
 pub mod smoke;
 pub mod tags;
-
-pub use simple::build_and_push;

@@ -1,27 +1,51 @@
-//! A sibling repository's image job with headroom's crates: free disk to a target, build,
-//! push. Deletes only on a GitHub-hosted runner (headroom's own rule, from headroom-pipeline);
-//! elsewhere it reports what it would free.
+//! A sibling repository's image job on headroom's pipeline: the same stages as headroom's
+//! own `cargo xtask image` (lint → free → build → inspect → smoke → push), the same flags,
+//! this repository's `docker/image.toml`, the same report, step summary and GitHub outputs.
+//! It deletes only on a GitHub-hosted runner, with `--yes`, or under `--root`.
 
-use headroom_docker::build::BuildSpec;
+use std::path::Path;
+use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let hosted = headroom_pipeline::Runner::detect().may_delete_unasked();
-    let data_root = headroom_disk::docker_data_root().unwrap_or_else(|_| "/".into());
-    let spec = BuildSpec {
-        context: "docker".into(),
-        dockerfile: "docker/Dockerfile".into(),
-        image: "ghcr.io/acme/trainer".into(),
-        ..BuildSpec::default()
-    };
+use clap::Parser;
+use headroom_pipeline::{ImageArgs, Pipeline, Reporter, Settings, Stage, StageReport};
 
-    let freed = headroom_disk::free_until(&data_root, 25_000_000_000, !hosted)?;
-    let pushed = headroom_docker::build_and_push(&spec).await?;
+/// Build, check and push this repository's image.
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    image: ImageArgs,
+}
 
-    let size = headroom_disk::format_size(freed.freed_bytes);
-    println!("freed {size} (target met: {})", freed.target_met);
-    for p in pushed {
-        println!("pushed {} {}", p.reference, p.digest);
+/// The pipeline's progress as plain lines on stderr.
+struct Lines;
+
+impl Reporter for Lines {
+    fn stage_finished(&self, s: &StageReport) {
+        eprintln!("{}: {} ({:.1} s)", s.name, s.status.as_str(), s.seconds);
     }
-    Ok(())
+    fn note(&self, stage: Stage, text: &str) {
+        eprintln!("{stage}: {text}");
+    }
+    fn warning(&self, stage: Stage, text: &str) {
+        eprintln!("warning: {stage}: {text}");
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let run = Settings::resolve(&cli.image, Path::new("."))
+        .map_err(Into::into)
+        .and_then(|settings| Pipeline::new(settings).run(&Lines));
+    match run {
+        Ok(report) => {
+            for (reference, digest) in &report.image.digests {
+                println!("pushed {reference} {digest}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
 }
