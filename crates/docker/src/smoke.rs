@@ -384,7 +384,8 @@ pub async fn check_health(
 }
 
 /// `GET http://127.0.0.1:PORT/health` from inside the container (works for remote engines):
-/// with Python when the image has it, else with `wget` (busybox and Alpine images).
+/// with Python when the image has it, else with `wget` (busybox and Alpine images), else
+/// with `busybox wget`.
 async fn probe(engine: &Engine, id: &str, port: u16) -> Option<serde_json::Value> {
     let url = format!("http://127.0.0.1:{port}/health");
     let python = format!(
@@ -394,6 +395,10 @@ async fn probe(engine: &Engine, id: &str, port: u16) -> Option<serde_json::Value
         vec!["python3".to_string(), "-c".to_string(), python],
         // No -T: busybox's static wget crashes with it; the exec is bounded below instead.
         ["wget", "-q", "-Y", "off", "-O", "-", url.as_str()]
+            .map(String::from)
+            .to_vec(),
+        // A busybox without its applet links.
+        ["busybox", "wget", "-q", "-Y", "off", "-O", "-", url.as_str()]
             .map(String::from)
             .to_vec(),
     ];
