@@ -61,8 +61,7 @@ fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
         "headroom did not come from git:\n{lock}"
     );
 
-    // Off a hosted runner it only plans; with no engine answering on this address, it
-    // must fail with the engine's error, not delete or panic.
+    // Off a hosted runner, with neither --yes nor --root, the free stage only plans.
     let bin = root.join("target/sibling-xtask/debug/sibling-xtask");
     let sibling_run = |args: &[&str], envs: &[(&str, &str)]| {
         let mut cmd = Command::new(&bin);
@@ -78,6 +77,17 @@ fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
         assert!(!stderr.contains("panicked"), "{stderr}");
         (out.status.success(), stderr)
     };
+    // With no engine answering on this address (and no config yet), the engine's error.
+    let (ok, stderr) = sibling_run(
+        &["--image", "sibling/app", "--skip", "free"],
+        &[("DOCKER_HOST", "tcp://127.0.0.1:9")],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+
+    if !require_docker("the_sibling_example_runs_the_whole_pipeline_from_git_dependencies") {
+        return;
+    }
     // The sibling's own repository: a Dockerfile, its image.toml, a git commit for the tags.
     let registry = Registry::start();
     let image = format!("{}/sibling/app", registry.host());
@@ -85,7 +95,9 @@ fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
     std::fs::write(
         sibling.join("docker/Dockerfile"),
         format!(
-            "FROM {}\nRUN echo sibling > /sibling.txt\nCMD [\"cat\", \"/sibling.txt\"]\n",
+            "FROM {}\nRUN mkdir -p /srv && echo sibling > /sibling.txt && echo '{{\"status\": \"ok\"}}' > /srv/health\n\
+             HEALTHCHECK --interval=10s CMD [\"busybox\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8000/health\"]\n\
+             CMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8000\", \"-h\", \"/srv\"]\n",
             base_image()
         ),
     )
@@ -119,14 +131,6 @@ fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
     git(&["commit", "--quiet", "--message", "sibling"]);
     let sha = git(&["rev-parse", "--short=7", "HEAD"]);
 
-    // With no engine answering on this address, the engine's error, nothing deleted.
-    let (ok, stderr) = sibling_run(&["--skip", "free"], &[("DOCKER_HOST", "tcp://127.0.0.1:9")]);
-    assert!(!ok);
-    assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
-
-    if !require_docker("the_sibling_example_runs_the_whole_pipeline_from_git_dependencies") {
-        return;
-    }
     // A runner's tree for the free stage, and a target that needs some of it deleted.
     let runner = dir.path().join("runner");
     let dotnet = runner.join("usr/share/dotnet");
@@ -173,6 +177,11 @@ fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
         r.free.as_ref().is_some_and(|f| f.freed_bytes > 0) && !dotnet.exists(),
         "the free stage did not delete the runner's dotnet: {:?}",
         r.free
+    );
+    let health = r.smoke.as_ref().and_then(|s| s.health.as_ref());
+    assert!(
+        health.is_some_and(|h| h.docker_status == "healthy"),
+        "{health:?}"
     );
     // Tags from the sibling's git, digests as the registry has them.
     for tag in ["latest".to_string(), format!("sha-{sha}")] {
