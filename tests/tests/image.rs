@@ -256,6 +256,8 @@ fn an_unreachable_daemon_is_a_clear_error_within_ten_seconds() {
             "{}",
             run.stderr
         );
+        // The cause as the system said it, not the HTTP client's wrapper.
+        assert!(!run.stderr.contains("hyper"), "{}", run.stderr);
     }
 }
 

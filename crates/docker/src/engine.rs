@@ -27,6 +27,16 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// The deepest cause of `e`: what the operating system or the TLS library said ("Connection
+/// refused (os error 111)"), not the HTTP client's wrapper ("Error in the hyper legacy client").
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
 /// Why the engine could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -202,13 +212,13 @@ impl Engine {
                     answer_within.as_secs_f64()
                 )));
             }
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Ok(Err(e)) => return Err(unreachable(innermost(&e))),
             Ok(Ok(_)) => {}
         }
         let docker = tokio::time::timeout(answer_within, docker.negotiate_version())
             .await
             .map_err(|_| unreachable("version negotiation timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| unreachable(innermost(&e)))?;
         Ok(Engine { docker, endpoint })
     }
 
