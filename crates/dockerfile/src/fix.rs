@@ -667,6 +667,24 @@ fn script_apt_uses(
     out
 }
 
+/// Whether nothing in `text` after its first `apt-get update` reads the lists it fetched: no
+/// install, upgrade, build-dep, source, search … and no code this reader cannot see (a script,
+/// `bash -c`, `xargs`, a substitution it cannot read). A script it cannot read may read them.
+/// The lint's `HR002` asks this, so that the lint and the fixer share one notion of what
+/// needs the lists.
+pub(crate) fn lists_unread_after_update(text: &str) -> bool {
+    let script = script::read(text);
+    if !script.understood {
+        return false;
+    }
+    let uses = script_apt_uses(&script, text, &|_| false, &|_| false);
+    let from = uses
+        .iter()
+        .position(|u| *u == AptUse::Update)
+        .map_or(0, |i| i + 1);
+    !uses[from..].iter().any(|u| u.reads())
+}
+
 /// The scripts of the `$( … )` and `` ` … ` `` substitutions in a word as the reader keeps
 /// it (a substitution that does not end is taken to the end of the word).
 fn substitutions(word: &str) -> Vec<&str> {

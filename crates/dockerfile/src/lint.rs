@@ -312,6 +312,8 @@ impl Raw {
 struct Run<'a> {
     inst: &'a Instruction,
     commands: Vec<Command>,
+    /// Nothing after the script's `apt-get update` reads the lists (the fixer's reading).
+    lists_unread: bool,
     /// `--mount` values, for cache-mount exemptions.
     mounts: Vec<String>,
 }
@@ -321,7 +323,7 @@ impl<'a> Run<'a> {
     /// the command line starts with (`RUN <<EOF`), after what else is on the line; the exec
     /// form's words joined by spaces. `None` for a RUN without arguments.
     fn new(inst: &'a Instruction) -> Option<Run<'a>> {
-        let commands = if let Some(script) = inst.shell() {
+        let (commands, lists_unread) = if let Some(script) = inst.shell() {
             let mut commands = shell::commands(&script.text);
             match inst.heredocs.first() {
                 Some(heredoc) if script.text.trim_start().starts_with("<<") => {
@@ -329,18 +331,28 @@ impl<'a> Run<'a> {
                         c.words.retain(|w| !w.starts_with("<<"));
                     }
                     commands.retain(|c| !c.words.is_empty() || !c.assignments.is_empty());
-                    commands.extend(shell::commands(&heredoc.content()));
-                    commands
+                    let body = heredoc.content();
+                    commands.extend(shell::commands(&body));
+                    let unread = crate::fix::lists_unread_after_update(&body);
+                    (commands, unread)
                 }
-                _ => commands,
+                _ => (
+                    commands,
+                    crate::fix::lists_unread_after_update(&script.text),
+                ),
             }
         } else {
             let words: Vec<&str> = inst.exec()?.iter().map(|w| w.text.as_str()).collect();
-            shell::commands(&words.join(" "))
+            let text = words.join(" ");
+            (
+                shell::commands(&text),
+                crate::fix::lists_unread_after_update(&text),
+            )
         };
         Some(Run {
             inst,
             commands,
+            lists_unread,
             mounts: inst
                 .flags_named("mount")
                 .filter_map(|f| f.value.clone())
@@ -714,13 +726,7 @@ fn check_run(
             "apt-get update without `rm -rf /var/lib/apt/lists/*` in the same RUN: the lists stay in this layer".into(),
         ));
     }
-    if updates
-        && !run.any(|c| {
-            ["install", "upgrade", "dist-upgrade", "full-upgrade"]
-                .iter()
-                .any(|sub| apt_runs(c, sub))
-        })
-    {
+    if updates && run.lists_unread {
         out.push(Raw::at(
             "HR002",
             inst,
@@ -1456,6 +1462,36 @@ mod tests {
             "FROM a\nRUN apt-get update && apt-get upgrade -y\n",
             "HR002"
         ));
+        // Whatever reads the lists in the same RUN, however it is written, is their use:
+        // other apt subcommands, apt-cache, code that cannot be seen, compound commands.
+        for used in [
+            "apt-get update && apt-get build-dep -y nginx",
+            "apt-get update && apt-get source --compile nginx",
+            "apt-get update && apt-cache policy nginx",
+            "apt-get update && xargs apt-get install -y < /pkgs.txt",
+            "apt-get update && bash -c 'apt-get install -y x'",
+            "apt-get update && /usr/local/bin/install-deps.sh",
+            "apt-get update && if true; then apt-get install -y x; fi",
+            "case $a in amd64) apt-get update ;; esac && apt-get install -y x",
+            "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -o Dpkg::Options::=--force-confnew -y install x",
+            "apt-get update && eval \"$INSTALL\"",
+        ] {
+            assert!(
+                !has(&format!("FROM a\nRUN {used}\n"), "HR002"),
+                "HR002 on: {used}"
+            );
+        }
+        for unused in [
+            "apt-get update",
+            "apt-get update && echo done",
+            "apt-get install -y x && apt-get update",
+            "apt-get update && apt-get clean",
+        ] {
+            assert!(
+                has(&format!("FROM a\nRUN {unused}\n"), "HR002"),
+                "no HR002 on: {unused}"
+            );
+        }
         let singles = "FROM a\nRUN pip install --no-cache-dir a\nRUN pip install --no-cache-dir b==1 --index-url https://x\nRUN pip install --no-cache-dir c d\nRUN pip install --no-cache-dir -r req.txt\n";
         assert_eq!(
             ids(singles)
