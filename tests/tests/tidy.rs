@@ -65,10 +65,11 @@ fn libraries_never_print() {
     }
 }
 
-const LIBRARIES: [&str; 4] = [
+const LIBRARIES: [&str; 5] = [
     "crates/disk/src/lib.rs",
     "crates/docker/src/lib.rs",
     "crates/dockerfile/src/lib.rs",
+    "crates/inspect/src/lib.rs",
     "crates/pipeline/src/lib.rs",
 ];
 

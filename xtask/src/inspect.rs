@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use headroom_disk::format_size;
-use headroom_docker::inspect::{Analysis, AnalyzeOptions, analyze};
+use headroom_inspect::{Analysis, AnalyzeOptions, analyze};
 use headroom_pipeline::gate::{GateResult, InspectReport, finish, markdown, thresholds};
 
 use crate::ui;

@@ -14,7 +14,6 @@ pub mod diagnose;
 pub mod engine;
 pub mod export;
 pub mod ignore;
-pub mod inspect;
 pub mod local;
 pub mod push;
 pub mod smoke;

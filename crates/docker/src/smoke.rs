@@ -398,9 +398,18 @@ async fn probe(engine: &Engine, id: &str, port: u16) -> Option<serde_json::Value
             .map(String::from)
             .to_vec(),
         // A busybox without its applet links.
-        ["busybox", "wget", "-q", "-Y", "off", "-O", "-", url.as_str()]
-            .map(String::from)
-            .to_vec(),
+        [
+            "busybox",
+            "wget",
+            "-q",
+            "-Y",
+            "off",
+            "-O",
+            "-",
+            url.as_str(),
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for cmd in commands {
         let run = tokio::time::timeout(Duration::from_secs(5), exec_stdout(engine, id, cmd));

@@ -1,5 +1,6 @@
-//! Image analysis from a saved image: where an image's bytes go and how many of them the
-//! final image cannot see.
+//! `headroom-inspect`: image analysis from a saved image — where an image's bytes go and how
+//! many of them the final image cannot see. No engine, no async runtime: it reads archives
+//! and streams.
 //!
 //! [`analyze`] reads the tar stream that `docker save` (or the engine's `/images/{name}/get`)
 //! writes, in either layout — the legacy one (`manifest.json` and `<id>/layer.tar`) or the OCI
@@ -26,6 +27,8 @@
 //! archive must end with its end-of-archive marker. A corrupt or truncated archive is an error,
 //! never a panic and never a silently different answer. The analyser is synchronous and never
 //! prints.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod account;
 mod archive;

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use headroom_disk::{format_size, parse_size};
-use headroom_docker::inspect::Analysis;
+use headroom_inspect::Analysis;
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;

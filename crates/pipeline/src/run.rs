@@ -838,9 +838,9 @@ impl Pipeline {
         let image = spec.references().remove(0);
         let reader = headroom_docker::export::export(engine, &image);
         let analysis = tokio::task::spawn_blocking(move || {
-            headroom_docker::inspect::analyze(
+            headroom_inspect::analyze(
                 std::io::BufReader::with_capacity(1 << 20, reader),
-                &headroom_docker::inspect::AnalyzeOptions::default(),
+                &headroom_inspect::AnalyzeOptions::default(),
             )
         })
         .await

@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = headroom_docker::inspect::analyze(&data[..], &Default::default());
+    let _ = headroom_inspect::analyze(&data[..], &Default::default());
 });
