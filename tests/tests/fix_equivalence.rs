@@ -167,6 +167,79 @@ fn corpus_fixed_scripts_have_no_new_syntax_error() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
+/// Generated scripts with stray operators, reserved words and quotes put in: a script dash
+/// refuses is never merged (the merge would keep the RUNs before it from running), and for
+/// each shell, a merge of scripts it accepts is a script it accepts.
+#[test]
+fn mutated_scripts_are_merged_only_when_the_shell_parses_them() {
+    const NOISE: &[&str] = &[
+        "!", "! !", "| !", ";", "|", "&&", "||", "&", "(", ")", "{", "}", "if", "then", "fi", "do",
+        "done", "case", "esac", ";;", "in", "\\\n", "#", "'", "\"", "`", "$(", "<", ">", "2>&1",
+        "x()", "time",
+    ];
+    let cases: u64 = std::env::var("HEADROOM_MUTATION_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1500);
+    let (mut merged, mut refused, mut bad) = (0, 0, Vec::new());
+    for seed in 0..cases {
+        let mut rng = equiv::Rng::new(seed ^ 0x005e_ed0f_5eed);
+        let mut script = Generator::new(seed).script();
+        for _ in 0..1 + rng.below(2) {
+            let spaces: Vec<usize> = script.match_indices(' ').map(|(i, _)| i).collect();
+            let at = match spaces.len() {
+                0 => script.len(),
+                n => spaces[rng.below(n)],
+            };
+            script.insert_str(at, &format!(" {}", rng.pick(NOISE)));
+        }
+        let src = format!("FROM debian\nRUN c0 first\nRUN {script}\nRUN c9 last\n");
+        let Some(found) = merges_of(&src) else {
+            continue;
+        };
+        let before = headroom_dockerfile::parse(&src).unwrap();
+        let Some(shell_text) = before
+            .walk()
+            .filter(|i| i.keyword == headroom_dockerfile::Keyword::Run)
+            .nth(1)
+            .and_then(|i| i.shell().map(|w| w.text.clone()))
+        else {
+            continue;
+        };
+        if !equiv::parses("/bin/dash", &shell_text) {
+            refused += 1;
+            if !found.is_empty() {
+                bad.push(format!(
+                    "seed {seed}: dash refuses {shell_text:?}, merged anyway"
+                ));
+            }
+            continue;
+        }
+        for m in &found {
+            merged += 1;
+            for shell in ["/bin/dash", "/bin/bash"] {
+                let accepted = m.original.iter().all(|o| equiv::parses(shell, o));
+                if accepted && !equiv::parses(shell, &m.merged) {
+                    bad.push(format!(
+                        "seed {seed}: {shell} -n refuses the merge {:?}",
+                        m.merged
+                    ));
+                }
+            }
+        }
+        if bad.len() >= 5 {
+            break;
+        }
+    }
+    eprintln!("{cases} mutated scripts: {refused} refused by dash, {merged} merges checked");
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert!(
+        refused as u64 >= cases / 10,
+        "only {refused} refused scripts"
+    );
+    assert!(merged as u64 >= cases / 10, "only {merged} merges");
+}
+
 /// The comparison sees what a naive merge breaks: `-e` switched off, a `cd` or an assignment
 /// leaking into the next RUN, a `||` taking in what follows.
 #[test]

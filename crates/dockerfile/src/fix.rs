@@ -53,7 +53,7 @@
 //!   packages get installed: what the image needs from them must be named.
 
 mod diff;
-mod script;
+pub(crate) mod script;
 #[cfg(test)]
 mod tests;
 

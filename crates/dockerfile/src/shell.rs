@@ -34,232 +34,15 @@ pub struct Command {
     pub words: Vec<String>,
 }
 
-/// The simple commands of `script`, in order.
+/// The simple commands of `script`, in order, at every nesting level. The script is read
+/// by the one shell reader the lint and the fixer share ([`crate::fix`]'s, which also keeps
+/// positions); a script it cannot follow to the end still lists what it read.
 pub fn commands(script: &str) -> Vec<Command> {
-    let mut out = Vec::new();
-    let mut words: Vec<String> = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut separator = Separator::Start;
-    let mut chars = script.chars().peekable();
-
-    fn finish_word(words: &mut Vec<String>, word: &mut String, in_word: &mut bool) {
-        if *in_word {
-            words.push(std::mem::take(word));
-            *in_word = false;
-        }
-    }
-    let finish_command = |out: &mut Vec<Command>, words: &mut Vec<String>, separator: Separator| {
-        let all = std::mem::take(words);
-        push_command(out, &all, separator);
-    };
-
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                match chars.next() {
-                    // A backslash-newline joins lines.
-                    Some('\n') => {}
-                    Some(n) => {
-                        word.push(n);
-                        in_word = true;
-                    }
-                    None => {}
-                }
-            }
-            '\'' => {
-                in_word = true;
-                for n in chars.by_ref() {
-                    if n == '\'' {
-                        break;
-                    }
-                    word.push(n);
-                }
-            }
-            '"' => {
-                in_word = true;
-                while let Some(n) = chars.next() {
-                    match n {
-                        '"' => break,
-                        '\\' => match chars.peek() {
-                            Some(&e @ ('"' | '\\' | '$' | '`')) => {
-                                word.push(e);
-                                chars.next();
-                            }
-                            Some('\n') => {
-                                chars.next();
-                            }
-                            _ => word.push('\\'),
-                        },
-                        _ => word.push(n),
-                    }
-                }
-            }
-            '$' if chars.peek() == Some(&'(') => {
-                in_word = true;
-                word.push('$');
-                copy_balanced(&mut chars, &mut word);
-            }
-            '`' => {
-                in_word = true;
-                word.push('`');
-                for n in chars.by_ref() {
-                    word.push(n);
-                    if n == '`' {
-                        break;
-                    }
-                }
-            }
-            '(' | '{'
-                if !in_word
-                    && opens_compound(&words)
-                    && (c == '(' || chars.peek().is_some_and(|n| n.is_whitespace())) =>
-            {
-                // A subshell or group: its commands, in place.
-                let close = if c == '(' { ')' } else { '}' };
-                let mut inner = String::new();
-                let mut depth = 1;
-                for n in chars.by_ref() {
-                    if n == c {
-                        depth += 1;
-                    } else if n == close {
-                        depth -= 1;
-                        if depth == 0 {
-                            break;
-                        }
-                    }
-                    inner.push(n);
-                }
-                let prefix = std::mem::take(&mut words);
-                push_command(&mut out, &prefix, separator);
-                let mut first = prefix.iter().all(|w| is_reserved(w));
-                for mut cmd in commands(&inner) {
-                    if first {
-                        cmd.separator = separator;
-                        first = false;
-                    }
-                    out.push(cmd);
-                }
-                separator = Separator::Then;
-            }
-            '#' if !in_word => {
-                // A comment runs to the end of the line.
-                while let Some(&n) = chars.peek() {
-                    if n == '\n' {
-                        break;
-                    }
-                    chars.next();
-                }
-            }
-            ' ' | '\t' => finish_word(&mut words, &mut word, &mut in_word),
-            '\n' | ';' => {
-                finish_word(&mut words, &mut word, &mut in_word);
-                finish_command(&mut out, &mut words, separator);
-                separator = Separator::Then;
-            }
-            '&' => {
-                finish_word(&mut words, &mut word, &mut in_word);
-                finish_command(&mut out, &mut words, separator);
-                if chars.peek() == Some(&'&') {
-                    chars.next();
-                    separator = Separator::And;
-                } else {
-                    separator = Separator::Then;
-                }
-            }
-            '|' => {
-                finish_word(&mut words, &mut word, &mut in_word);
-                finish_command(&mut out, &mut words, separator);
-                if chars.peek() == Some(&'|') {
-                    chars.next();
-                    separator = Separator::Or;
-                } else {
-                    separator = Separator::Pipe;
-                }
-            }
-            _ => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    finish_word(&mut words, &mut word, &mut in_word);
-    finish_command(&mut out, &mut words, separator);
-    out
-}
-
-/// Reserved words that may come before a command in a compound command.
-fn is_reserved(word: &str) -> bool {
-    matches!(
-        word,
-        "if" | "then" | "else" | "elif" | "do" | "while" | "until" | "!" | "{" | "("
-    )
-}
-
-/// Whether a `(` or `{` here starts a subshell or group: at the start of a command, or after
-/// reserved words only (`if (`, `then {`, `! (`).
-fn opens_compound(words: &[String]) -> bool {
-    words.iter().all(|w| is_reserved(w))
-}
-
-/// A `case` pattern at the start of a command: `a)`, `*)`, `x|y)`, `(a)`.
-fn is_case_pattern(word: &str) -> bool {
-    word.ends_with(')') && !word.contains("$(") && !word.contains('=') && word.len() > 1
-}
-
-/// Add the command `all` (assignments and words) with its reserved words taken off; a
-/// closing word alone (`fi`, `done`, `esac`, `}`) adds nothing.
-fn push_command(out: &mut Vec<Command>, all: &[String], separator: Separator) {
-    let mut w = all;
-    loop {
-        match w.first().map(String::as_str) {
-            Some(first) if is_reserved(first) => w = &w[1..],
-            // `case WORD in PATTERN) cmd …`: the header, then the first branch's command.
-            Some("case") if w.len() > 3 && w[2] == "in" => {
-                out.push(Command {
-                    separator,
-                    assignments: Vec::new(),
-                    words: w[..3].to_vec(),
-                });
-                // `x|y) cmd`: the `|` ended this command at `x`, the first alternative;
-                // the next command starts at `y)`.
-                if !w[3..].iter().any(|x| is_case_pattern(x)) {
-                    return;
-                }
-                return push_command(out, &w[3..], Separator::Then);
-            }
-            Some(first) if is_case_pattern(first) => w = &w[1..],
-            _ => break,
-        }
-    }
-    if w.is_empty() || matches!(w[0].as_str(), "fi" | "done" | "esac" | "}") && w.len() == 1 {
-        return;
-    }
-    let split = w.iter().take_while(|x| is_assignment(x)).count();
-    let (assignments, rest) = w.split_at(split);
-    out.push(Command {
-        separator,
-        assignments: assignments.to_vec(),
-        words: rest.to_vec(),
-    });
-}
-
-/// Copy `(…)` with nesting, starting at the `(`.
-fn copy_balanced(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, word: &mut String) {
-    let mut depth = 0usize;
-    for n in chars.by_ref() {
-        word.push(n);
-        match n {
-            '(' => depth += 1,
-            ')' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return;
-                }
-            }
-            _ => {}
-        }
-    }
+    crate::fix::script::read(script)
+        .cmds
+        .iter()
+        .map(|c| c.shell())
+        .collect()
 }
 
 /// `NAME=value`: a shell variable assignment word.
@@ -461,15 +244,28 @@ mod tests {
         );
         assert_eq!(
             w("for p in a b; do apk add $p; done"),
-            ["for p in a b", "apk add $p"]
+            ["apk add $p"],
+            "a loop's header is not a command"
         );
         assert_eq!(
             w("while read l; do pip install $l; done < reqs"),
-            ["read l", "pip install $l", "done < reqs"]
+            ["read l", "pip install $l"]
         );
         assert_eq!(
             w("case $A in x|y) pip install x ;; *) apt-get install -y z ;; esac"),
-            ["case $A in", "pip install x", "apt-get install -y z"]
+            ["pip install x", "apt-get install -y z"],
+            "patterns are not commands"
+        );
+        assert_eq!(
+            w(
+                "case \"$(uname -m)\" in\n  (x86_64 | amd64)\n    apk add a ;;\n  arm*) apk add b ;&\n  *) ;;\nesac && pip install c"
+            ),
+            ["apk add a", "apk add b", "pip install c"]
+        );
+        assert_eq!(
+            w("case $a in esac) apk add x;; esac"),
+            ["apk add x"],
+            "`esac` as a pattern"
         );
         assert_eq!(
             w("{ apt-get update; apt-get install -y x; } && ( cd /s && pip install . )"),

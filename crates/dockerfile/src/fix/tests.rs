@@ -178,7 +178,7 @@ fn runs_that_cannot_be_joined_are_left_alone() {
         "FROM a\nRUN a # note\nRUN b\n",
         "FROM a\nRUN sleep 9 &\nRUN b\n",
         // scripts this fixer does not read
-        "FROM a\nRUN case $x in a) b;; esac\nRUN c\n",
+        "FROM a\nRUN case $x in a) b;; esac c\nRUN c\n",
         "FROM a\nRUN echo 'open\nRUN c\n",
     ] {
         let f = sound(src, &FixOptions::default());
