@@ -305,7 +305,7 @@ impl Simulate {
         make_disk(&layout, self.size)?;
         start_dockerd(&layout)?;
         import_base(&layout)?;
-        let password = random_password();
+        let password = random_password()?;
         let registry = Registry::start(&layout.work.join("registry"), REGISTRY_USER, &password)
             .context("starting the registry")?;
         let image = format!("{}/headroom/simulate", registry.host());
@@ -699,13 +699,21 @@ fn write_area(dir: &Path, bytes: u64, mean: u64, seed: u64) -> Result<u64> {
     Ok(files)
 }
 
-fn random_password() -> String {
-    use rand::Rng;
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect()
+/// 24 letters and digits from the system's randomness.
+fn random_password() -> Result<String> {
+    use std::io::Read;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut password = String::with_capacity(24);
+    let mut urandom = std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
+    let mut byte = [0u8; 1];
+    while password.len() < 24 {
+        urandom.read_exact(&mut byte).context("reading /dev/urandom")?;
+        // 248 = 4 × 62: below it every letter is equally likely.
+        if byte[0] < 248 {
+            password.push(char::from(ALPHABET[usize::from(byte[0]) % ALPHABET.len()]));
+        }
+    }
+    Ok(password)
 }
 
 /// Run the real `cargo xtask image` (this binary) against the dedicated engine; stream its

@@ -720,7 +720,7 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "headroom-buildx-{}-{}",
         std::process::id(),
-        rand::random::<u32>()
+        crate::random_u64() as u32
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

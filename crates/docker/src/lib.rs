@@ -18,3 +18,18 @@ pub mod local;
 pub mod push;
 pub mod smoke;
 pub mod tags;
+
+/// A number unlikely to repeat: for names of temporary containers and directories and for
+/// retry jitter (not for secrets). The standard library's hasher keys come from the
+/// system's randomness once per thread and differ on each call.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}

@@ -36,7 +36,7 @@ impl RetryPolicy {
             .first_delay
             .saturating_mul(1 << (n.saturating_sub(2)).min(16));
         let base = base.min(self.max_delay);
-        let jitter = 0.75 + rand::random::<f64>() * 0.5;
+        let jitter = 0.75 + (crate::random_u64() >> 11) as f64 / (1u64 << 53) as f64 * 0.5;
         base.mul_f64(jitter)
     }
 }

@@ -155,7 +155,7 @@ async fn start_container(
     let name = format!(
         "headroom-{prefix}-{}-{}",
         std::process::id(),
-        rand::random::<u32>()
+        crate::random_u64() as u32
     );
     let options = CreateContainerOptionsBuilder::default().name(&name).build();
     let created = engine
