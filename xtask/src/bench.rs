@@ -28,6 +28,7 @@ pub(crate) enum Bench {
     Image(crate::bench_image::ImageBench),
     Inspect(crate::bench_inspect::InspectBench),
     Lint(crate::bench_lint::LintBench),
+    Build(crate::bench_build::BuildBench),
 }
 
 impl Bench {
@@ -38,6 +39,7 @@ impl Bench {
             Bench::Image(bench) => bench.run(),
             Bench::Inspect(bench) => bench.run(),
             Bench::Lint(bench) => bench.run(),
+            Bench::Build(bench) => bench.run(),
         }
     }
 }

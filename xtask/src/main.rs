@@ -9,6 +9,7 @@
 
 mod base_image;
 mod bench;
+mod bench_build;
 mod bench_image;
 mod bench_inspect;
 mod bench_lint;

@@ -707,7 +707,9 @@ fn random_password() -> Result<String> {
     let mut urandom = std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?;
     let mut byte = [0u8; 1];
     while password.len() < 24 {
-        urandom.read_exact(&mut byte).context("reading /dev/urandom")?;
+        urandom
+            .read_exact(&mut byte)
+            .context("reading /dev/urandom")?;
         // 248 = 4 × 62: below it every letter is equally likely.
         if byte[0] < 248 {
             password.push(char::from(ALPHABET[usize::from(byte[0]) % ALPHABET.len()]));
