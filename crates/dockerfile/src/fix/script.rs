@@ -394,7 +394,10 @@ impl Reader<'_> {
                         if self.cur.words.len() != 1
                             || !self.cur.assignments.is_empty()
                             || !self.cur.redirects.is_empty()
-                            || raw[1..raw.len().saturating_sub(1).max(1)].trim() != ""
+                            || raw
+                                .strip_prefix('(')
+                                .and_then(|r| r.strip_suffix(')'))
+                                .is_none_or(|inner| !inner.trim().is_empty())
                         {
                             self.out.understood = false;
                         }
@@ -1270,7 +1273,9 @@ mod tests {
             assert!(read(ok).understood, "{ok}");
         }
         // dash refuses each of these ("\"!\" unexpected"); bash the first two.
-        for bad in ["a | ! b", "a |\n! b", "! ! a", "a && ; b", "a |; b"] {
+        for bad in [
+            "a | ! b", "a |\n! b", "! ! a", "a && ; b", "a |; b", "f (é", "f (x)",
+        ] {
             assert!(!read(bad).understood, "{bad}");
         }
         // A line break after an operator continues the list.
