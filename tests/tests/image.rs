@@ -929,7 +929,9 @@ fn free_in_background_holds_the_build_under_the_floor_until_the_free_stage_is_do
     let report_path = tmp.path().join("report.json");
     // Half of what dotnet holds: the free stage must delete it even when the tests running
     // beside this one give a few megabytes back to the same disk meanwhile.
-    let dotnet_bytes = headroom_disk::measure(&[dotnet.clone()]).size.disk_bytes;
+    let dotnet_bytes = headroom_disk::measure(std::slice::from_ref(&dotnet))
+        .size
+        .disk_bytes;
     let need = (available + dotnet_bytes / 2).to_string();
     // A floor no disk can keep: the build must wait for the free stage before it starts.
     let floor = (available + (1u64 << 40)).to_string();
