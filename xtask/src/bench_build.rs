@@ -96,15 +96,19 @@ impl BuildBench {
         print!("{}", ui::table(&["median", "figure", "goal", ""], &rows));
         if self.record {
             let path = root.join("docs/benchmarks.md");
-            record_between(&path, &self.section(&root, &runs)?, START, END)?;
+            record_between(
+                &path,
+                &self.section(&root, &runs, seconds, bytes)?,
+                START,
+                END,
+            )?;
             eprintln!("recorded in {}", path.display());
         }
         Ok(ExitCode::SUCCESS)
     }
 
-    fn section(&self, root: &Path, runs: &[Run]) -> Result<String> {
-        let seconds = median(runs.iter().map(|r| r.seconds).collect());
-        let bytes = median(runs.iter().map(|r| r.disk_bytes as f64).collect()) as u64;
+    /// The Markdown section for docs/benchmarks.md; `seconds` and `bytes` are the medians.
+    fn section(&self, root: &Path, runs: &[Run], seconds: f64, bytes: u64) -> Result<String> {
         let rustc = capture(Command::new("rustc").arg("--version"))?;
         let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
         let commit = capture(

@@ -819,13 +819,15 @@ impl Reader<'_> {
             self.function_header();
             return;
         }
-        if self.dangling
-            && self.cur.words.is_empty()
-            && matches!(
-                raw,
-                "then" | "do" | "else" | "elif" | "fi" | "done" | "esac" | "}"
-            )
-        {
+        // `2>&1`: a file descriptor number right before a redirection.
+        let fd_number =
+            raw.bytes().all(|b| b.is_ascii_digit()) && matches!(self.peek(), Some('<' | '>'));
+        // Words that continue or close a compound command.
+        let closing = matches!(
+            raw,
+            "then" | "do" | "else" | "elif" | "fi" | "done" | "esac" | "}"
+        );
+        if self.dangling && self.cur.words.is_empty() && closing {
             // `if then`, `{ }`, `a && fi`: a reserved word where a command must be.
             self.out.understood = false;
         }
@@ -837,20 +839,14 @@ impl Reader<'_> {
         self.cur.end = tok.range.end;
         if self.pending_redirect {
             self.pending_redirect = false;
-            if raw.bytes().all(|b| b.is_ascii_digit()) && matches!(self.peek(), Some('<' | '>')) {
+            if fd_number {
                 // `< 2>&1`: the file descriptor of another redirection, not a file name.
                 self.out.understood = false;
             }
             self.cur.redirects.push(tok);
             return;
         }
-        let fd_number =
-            raw.bytes().all(|b| b.is_ascii_digit()) && matches!(self.peek(), Some('<' | '>'));
-        let may_follow = matches!(
-            raw,
-            "then" | "do" | "else" | "elif" | "fi" | "done" | "esac" | "}"
-        );
-        if self.closed && !fd_number && !may_follow {
+        if self.closed && !fd_number && !closing {
             // `fi b`, `(a) b`: a word after a compound command is a syntax error (a
             // reserved word such as `then` or `fi` may follow it: `if (a) then b; fi`).
             self.out.understood = false;
@@ -869,8 +865,7 @@ impl Reader<'_> {
             }
             return;
         }
-        // `2>&1`: a file descriptor number right before a redirection.
-        if raw.bytes().all(|b| b.is_ascii_digit()) && matches!(self.peek(), Some('<' | '>')) {
+        if fd_number {
             return;
         }
         if self.cur.words.is_empty() {
