@@ -220,12 +220,26 @@ fn lint_prints_a_line_per_finding_and_fails_only_when_asked() {
     ] {
         assert!(ids.contains(id), "{id} missing from:\n{}", run.stdout);
     }
+    let mut marked = 0;
     for line in run.stdout.lines().filter(|l| l.starts_with(NAIVE)) {
+        let line = match line.rsplit_once(") [") {
+            Some((rest, mark)) => {
+                assert!(mark == "--fix]" || mark == "--fix-unsafe]", "{line}");
+                marked += 1;
+                rest.to_string() + ")"
+            }
+            None => line.to_string(),
+        };
         assert!(
             line.ends_with(')') && (line.contains(" (info; ") || line.contains(" (warning; ")),
             "{line}"
         );
     }
+    assert!(
+        marked >= 5,
+        "findings --fix fixes are marked:\n{}",
+        run.stdout
+    );
     let failing = xtask_in(Some(&root), &["lint", "--fail-on", "warning", NAIVE], &[]);
     assert_eq!(failing.code, Some(1), "{failing:?}");
     assert_eq!(human_findings(&failing.stdout, NAIVE), found);

@@ -150,3 +150,123 @@ fn a_dockerfile_that_does_not_parse_is_not_touched() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 }
+
+/// Every Dockerfile of the test corpus (lint, fix, cases, parse) and the repository's own.
+fn all_dockerfiles() -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["lint", "fix", "cases", "parse"] {
+        let dir = root().join("tests/fixtures/dockerfiles").join(dir);
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.path().is_file() {
+                files.push(e.path());
+            }
+        }
+    }
+    for dir in ["docker", "docker/examples", "docker/simulate"] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.path().is_file() && name.starts_with("Dockerfile") {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// What the lint says `--fix` fixes is what `--fix` fixes: the safe fixes the findings carry,
+/// applied as edits of the original text, give exactly the fixer's output; and each rule's
+/// findings marked `safe` are gone from the fixed file (as many fewer as were marked).
+#[test]
+fn findings_carry_the_edits_that_fix_applies() {
+    use headroom_dockerfile::fix::{self, Applicability, Edit, FixOptions, Safety};
+    let config = headroom_pipeline::lint::LintConfig::load(None).unwrap();
+    let files = all_dockerfiles();
+    assert!(files.len() >= 40, "{} Dockerfiles", files.len());
+    let (mut marked_safe, mut marked_unsafe, mut changed_files) = (0, 0, 0);
+    for file in &files {
+        let r = headroom_pipeline::lint::lint_file(file, None, &config).unwrap();
+        if r.error.is_some() || !r.invalid.is_empty() {
+            assert!(
+                r.fixes.changes.is_empty(),
+                "{}: refused, yet fixes",
+                file.display()
+            );
+            continue;
+        }
+        let bytes = std::fs::read(file).unwrap();
+        let src = headroom_dockerfile::decode_bytes(&bytes);
+        let fixed = fix::fix(&src, &FixOptions::default()).unwrap();
+        let mut edits: Vec<Edit> = r
+            .fixes
+            .changes
+            .iter()
+            .filter(|c| c.safety == Safety::Safe)
+            .flat_map(|c| c.edits.iter().map(|&k| r.fixes.edits[k].clone()))
+            .collect();
+        edits.sort_by_key(|e| (e.start, e.end));
+        edits.dedup();
+        assert_eq!(
+            fix::apply_edits(&src, &edits).as_deref(),
+            Some(fixed.text.as_str()),
+            "{}: the safe fixes' edits are not what --fix writes",
+            file.display()
+        );
+        assert_eq!(edits, fixed.edits, "{}", file.display());
+        if fixed.changed() {
+            changed_files += 1;
+        }
+        for f in &r.findings {
+            let rule = headroom_dockerfile::lint::rule(f.id).unwrap();
+            match f.applicability {
+                Applicability::Safe => {
+                    marked_safe += 1;
+                    let c = &r.fixes.changes[f.fix.unwrap()];
+                    assert_eq!(Some(c.id), rule.fix, "{}: {f:?}", file.display());
+                    assert_eq!(c.safety, Safety::Safe);
+                }
+                Applicability::Unsafe => {
+                    marked_unsafe += 1;
+                    assert_eq!(r.fixes.changes[f.fix.unwrap()].safety, Safety::Unsafe);
+                }
+                Applicability::None => assert!(f.fix.is_none()),
+            }
+        }
+        // Re-lint the fixed text: each per-place rule loses its safe findings.
+        let dir = tempfile::tempdir().unwrap();
+        let after_path = dir.path().join("Dockerfile");
+        std::fs::write(&after_path, headroom_dockerfile::encode_text(&fixed.text)).unwrap();
+        let after = headroom_pipeline::lint::lint_file(&after_path, None, &config).unwrap();
+        for id in ["DL3009", "DL3019", "DL3042", "DL3059", "HR001", "HR002"] {
+            let count = |fs: &[headroom_dockerfile::lint::Finding], safe: bool| {
+                fs.iter()
+                    .filter(|f| f.id == id && (!safe || f.applicability == Applicability::Safe))
+                    .count()
+            };
+            let (before, safe, left) = (
+                count(&r.findings, false),
+                count(&r.findings, true),
+                count(&after.findings, false),
+            );
+            assert!(
+                left + safe <= before,
+                "{}: {id}: {before} before, {safe} marked safe, {left} left after --fix",
+                file.display()
+            );
+            // Findings the fixer leaves are not marked fixable in the fixed file either.
+            assert_eq!(
+                count(&after.findings, true),
+                0,
+                "{}: {id} still fixable after --fix",
+                file.display()
+            );
+        }
+    }
+    eprintln!(
+        "{} files, {changed_files} fixed, {marked_safe} findings safe, {marked_unsafe} unsafe",
+        files.len()
+    );
+    assert!(changed_files >= 10, "{changed_files} files fixed");
+    assert!(marked_safe >= 20, "{marked_safe} findings marked safe");
+    assert!(marked_unsafe >= 1, "{marked_unsafe} findings marked unsafe");
+}

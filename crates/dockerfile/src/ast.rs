@@ -355,6 +355,24 @@ impl Instruction {
         self.flags.iter().filter(move |f| f.name == name)
     }
 
+    /// Whether the two instructions' flags say the same to the builder: the same flags and
+    /// values, in any order across names (BuildKit reads each kind of flag apart), and in the
+    /// same order within one name (two `--mount`s over one target: the later one wins). The
+    /// one test of "same flags" for the lint (DL3059) and the fixer (which RUNs it may join).
+    pub fn same_flags(&self, other: &Instruction) -> bool {
+        fn said(i: &Instruction) -> Vec<(&str, Option<&str>)> {
+            let mut f: Vec<_> = i
+                .flags
+                .iter()
+                .map(|f| (f.name.as_str(), f.value.as_deref()))
+                .collect();
+            // Stable: flags of one name keep their order.
+            f.sort_by(|a, b| a.0.cmp(b.0));
+            f
+        }
+        said(self) == said(other)
+    }
+
     /// The command arguments: for HEALTHCHECK, those of its command; otherwise the
     /// instruction's own.
     fn command_args(&self) -> &Args {

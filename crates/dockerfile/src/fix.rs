@@ -119,16 +119,14 @@ impl FixId {
         }
     }
 
-    /// The lint rules ([`crate::lint`]) this fix answers.
-    pub fn rules(self) -> &'static [&'static str] {
-        match self {
-            FixId::MergeRuns => &["DL3059", "HR002", "HR003", "HR006"],
-            FixId::MoveCleanup => &["HR001"],
-            FixId::AptListsCleanup => &["DL3009"],
-            FixId::PipNoCacheDir => &["DL3042"],
-            FixId::ApkNoCache => &["DL3019"],
-            FixId::AptNoInstallRecommends => &["DL3015"],
-        }
+    /// The lint rules ([`crate::lint`]) this fix answers, from the rule table
+    /// ([`crate::lint::RULES`]).
+    pub fn rules(self) -> Vec<&'static str> {
+        crate::lint::RULES
+            .iter()
+            .filter(|r| r.fix == Some(self))
+            .map(|r| r.id)
+            .collect()
     }
 
     /// Whether the fix keeps what gets installed.
@@ -150,12 +148,65 @@ pub enum Safety {
     Unsafe,
 }
 
+/// Whether a finding's fix may be applied, as a finding carries it
+/// ([`crate::lint::Finding::applicability`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Applicability {
+    /// `--fix` applies it: the same program, the same files installed.
+    Safe,
+    /// Only `--fix-unsafe` applies it: it changes what gets installed.
+    Unsafe,
+    /// No fix: the rule has none, or the fixer could not prove one keeps the program (a
+    /// script that sets shell options, a RUN it cannot read, a Windows or unknown base, …).
+    None,
+}
+
+impl From<Safety> for Applicability {
+    fn from(s: Safety) -> Self {
+        match s {
+            Safety::Safe => Applicability::Safe,
+            Safety::Unsafe => Applicability::Unsafe,
+        }
+    }
+}
+
+/// One splice of the original text: bytes `start..end` replaced by `content`. Lines and
+/// columns (1-based, columns in characters) say where for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edit {
+    pub start: usize,
+    pub end: usize,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub content: String,
+}
+
+/// `edits` applied to `src` (sorted by start, not overlapping): what [`fix`] does with
+/// [`Fixed::edits`].
+pub fn apply_edits(src: &str, edits: &[Edit]) -> Option<String> {
+    let mut out = String::with_capacity(src.len());
+    let mut at = 0;
+    for e in edits {
+        if e.start < at || e.end < e.start {
+            return None;
+        }
+        out.push_str(src.get(at..e.start)?);
+        out.push_str(&e.content);
+        at = e.end;
+    }
+    out.push_str(src.get(at..)?);
+    Some(out)
+}
+
 /// One change that [`fix`] made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
     pub id: FixId,
     /// The lint rules it answers.
-    pub rules: &'static [&'static str],
+    pub rules: Vec<&'static str>,
     pub safety: Safety,
     /// What was done, in one sentence.
     pub description: String,
@@ -164,6 +215,11 @@ pub struct Change {
     pub end_line: usize,
     /// The original lines of the instructions changed.
     pub original: String,
+    /// The splices of the original text that carry this change: indices into
+    /// [`Fixed::edits`] (or [`Fixes::edits`]). A splice may carry several changes (a merged
+    /// RUN with `--no-cache-dir` added inside it); the edits of an unsafe change hold the
+    /// safe changes of the same lines too.
+    pub edits: Vec<usize>,
 }
 
 /// Layer counts: RUN instructions, and every instruction that makes a layer (RUN, COPY,
@@ -192,6 +248,8 @@ pub struct Fixed {
     pub after: LayerCounts,
     /// `--- a/PATH` / `+++ b/PATH` unified diff, 3 lines of context; empty when unchanged.
     pub diff: String,
+    /// Every splice made, in order: [`apply_edits`] of them on the input gives `text`.
+    pub edits: Vec<Edit>,
 }
 
 impl Fixed {
@@ -244,10 +302,15 @@ pub fn fix(src: &str, options: &FixOptions) -> Result<Fixed, ParseError> {
         }
         match planner
             .render(&plan)
-            .and_then(|(text, expects)| Ok((check(&text, &df, &expects)?, text)))
+            .and_then(|(text, expects, applied)| Ok((check(&text, &df, &expects)?, text, applied)))
         {
-            Ok((after, text)) => {
-                result = Some((text, plan.changes, after));
+            Ok((after, text, applied)) => {
+                let edits = edits_of(src, applied);
+                let mut changes = plan.changes;
+                for c in &mut changes {
+                    c.edits = carrying(&edits, c);
+                }
+                result = Some((text, changes, after, edits));
                 break;
             }
             Err(bad) => {
@@ -263,7 +326,7 @@ pub fn fix(src: &str, options: &FixOptions) -> Result<Fixed, ParseError> {
         }
     }
     Ok(match result {
-        Some((text, mut changes, after)) => {
+        Some((text, mut changes, after, edits)) => {
             changes.sort_by_key(|c| (c.line, c.id));
             Fixed {
                 diff: unified_diff(src, &text, &options.path, 3),
@@ -271,6 +334,7 @@ pub fn fix(src: &str, options: &FixOptions) -> Result<Fixed, ParseError> {
                 text,
                 changes,
                 before,
+                edits,
             }
         }
         None => Fixed {
@@ -279,8 +343,189 @@ pub fn fix(src: &str, options: &FixOptions) -> Result<Fixed, ParseError> {
             before,
             after: before,
             diff: String::new(),
+            edits: Vec::new(),
         },
     })
+}
+
+/// Splices as [`Edit`]s, with lines and columns of the original text.
+fn edits_of(src: &str, splices: Vec<(Range<usize>, String)>) -> Vec<Edit> {
+    // Line starts, to turn offsets into lines by binary search.
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let place = |offset: usize| -> (usize, usize) {
+        let line = starts.partition_point(|&s| s <= offset).max(1);
+        let start = starts.get(line - 1).copied().unwrap_or(0);
+        let column = src.get(start..offset).map_or(0, |t| t.chars().count()) + 1;
+        (line, column)
+    };
+    splices
+        .into_iter()
+        .map(|(r, content)| {
+            let (line, column) = place(r.start);
+            let (end_line, end_column) = place(r.end);
+            Edit {
+                start: r.start,
+                end: r.end,
+                line,
+                column,
+                end_line,
+                end_column,
+                content,
+            }
+        })
+        .collect()
+}
+
+/// The edits that touch the lines of `change`.
+fn carrying(edits: &[Edit], change: &Change) -> Vec<usize> {
+    edits
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            // An edit ending at the start of a line does not touch that line.
+            let last = if e.end_column == 1 && e.end_line > e.line {
+                e.end_line - 1
+            } else {
+                e.end_line
+            };
+            e.line <= change.end_line && change.line <= last
+        })
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// The fixes of one file, as the lint shows them: the safe changes `--fix` makes, then the
+/// unsafe ones only `--fix-unsafe` adds, and the edits they point at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Fixes {
+    pub changes: Vec<Change>,
+    /// The safe changes' edits (exactly [`Fixed::edits`] of `--fix`), then those of
+    /// `--fix-unsafe`, which replace them where they meet.
+    pub edits: Vec<Edit>,
+}
+
+/// Which findings [`fix`] answers, and how: each finding answered by a change gets its
+/// [`Applicability`] and the index of that change in [`Fixes::changes`]; the others stay
+/// `none`. A change answers a finding when the finding's rule is one of the change's and
+/// their lines (or the lines of the change's edits) meet. `src` is the text the findings
+/// were made from.
+pub fn annotate(src: &str, findings: &mut [crate::lint::Finding]) -> Result<Fixes, ParseError> {
+    let path = FixOptions::default().path;
+    let safe = fix(
+        src,
+        &FixOptions {
+            unsafe_fixes: false,
+            path: path.clone(),
+        },
+    )?;
+    let mut changes = safe.changes;
+    let mut edits = safe.edits;
+    if findings.iter().any(|f| {
+        crate::lint::rule(f.id)
+            .and_then(|r| r.fix)
+            .is_some_and(|id| id.safety() == Safety::Unsafe)
+    }) {
+        let all = fix(
+            src,
+            &FixOptions {
+                unsafe_fixes: true,
+                path,
+            },
+        )?;
+        let base = edits.len();
+        let mut used = BTreeMap::new();
+        for mut c in all
+            .changes
+            .into_iter()
+            .filter(|c| c.safety == Safety::Unsafe)
+        {
+            for k in &mut c.edits {
+                let next = base + used.len();
+                *k = *used.entry(*k).or_insert(next);
+            }
+            changes.push(c);
+        }
+        let mut kept: Vec<(usize, usize)> = used.into_iter().map(|(k, n)| (n, k)).collect();
+        kept.sort_unstable();
+        edits.extend(
+            kept.into_iter()
+                .filter_map(|(_, k)| all.edits.get(k).cloned()),
+        );
+    }
+    // Per rule: the changes' own lines, and the lines of their edits.
+    let mut own: BTreeMap<&str, Spans> = BTreeMap::new();
+    let mut spliced: BTreeMap<&str, Spans> = BTreeMap::new();
+    for (k, c) in changes.iter().enumerate() {
+        for &rule in &c.rules {
+            own.entry(rule).or_default().push(c.line, c.end_line, k);
+            for e in c.edits.iter().filter_map(|&e| edits.get(e)) {
+                spliced.entry(rule).or_default().push(e.line, e.end_line, k);
+            }
+        }
+    }
+    let own: BTreeMap<&str, Spans> = own.into_iter().map(|(r, s)| (r, s.done())).collect();
+    let spliced: BTreeMap<&str, Spans> = spliced.into_iter().map(|(r, s)| (r, s.done())).collect();
+    for f in findings.iter_mut() {
+        let end = f.end_line.max(f.line);
+        // The change on the finding's lines; else one whose splice covers them (the apt
+        // lists of an `apt-get update` merged into the install are removed at the install).
+        let answered = own
+            .get(f.id)
+            .and_then(|s| s.meeting(f.line, end))
+            .or_else(|| spliced.get(f.id).and_then(|s| s.meeting(f.line, end)));
+        if let Some(k) = answered {
+            f.fix = Some(k);
+            f.applicability = changes[k].safety.into();
+        }
+    }
+    Ok(Fixes { changes, edits })
+}
+
+/// Line ranges (first, last, what), to find one that meets a given range in logarithmic
+/// time plus the ranges that overlap.
+#[derive(Debug, Default)]
+struct Spans {
+    items: Vec<(usize, usize, usize)>,
+    /// The largest `last` among `items[..=i]`.
+    max_last: Vec<usize>,
+}
+
+impl Spans {
+    fn push(&mut self, first: usize, last: usize, what: usize) {
+        self.items.push((first, last, what));
+    }
+
+    fn done(mut self) -> Spans {
+        self.items.sort_unstable();
+        let mut max = 0;
+        self.max_last = self
+            .items
+            .iter()
+            .map(|&(_, last, _)| {
+                max = max.max(last);
+                max
+            })
+            .collect();
+        self
+    }
+
+    /// The latest-starting range that meets `first..=last`.
+    fn meeting(&self, first: usize, last: usize) -> Option<usize> {
+        let upto = self.items.partition_point(|&(f, _, _)| f <= last);
+        for i in (0..upto).rev() {
+            if self.max_last.get(i).is_none_or(|&m| m < first) {
+                return None;
+            }
+            if let Some(&(_, l, what)) = self.items.get(i)
+                && l >= first
+            {
+                return Some(what);
+            }
+        }
+        None
+    }
 }
 
 /// What a rewritten Dockerfile must read back as, instruction by instruction.
@@ -327,7 +572,7 @@ fn check(text: &str, df: &Dockerfile, expects: &[Expect]) -> Result<Dockerfile, 
                 got.keyword == Keyword::Run
                     && got.heredocs.is_empty()
                     && got.shell().is_some_and(|w| &w.text == script)
-                    && first.is_some_and(|f| same_flags(f, got))
+                    && first.is_some_and(|f| f.same_flags(got))
             }
         };
         if !ok {
@@ -354,14 +599,6 @@ fn heredoc_bodies(inst: &Instruction) -> Vec<(&str, &str, bool, bool, Option<u64
             )
         })
         .collect()
-}
-
-fn same_flags(a: &Instruction, b: &Instruction) -> bool {
-    a.flags.len() == b.flags.len()
-        && a.flags
-            .iter()
-            .zip(&b.flags)
-            .all(|(x, y)| x.name == y.name && x.value == y.value)
 }
 
 /// Where each byte of a RUN's shell text comes from in the source: the text is the source
@@ -866,7 +1103,7 @@ impl Run<'_> {
 
 /// What the planner decided for one RUN.
 #[derive(Debug, Default, Clone)]
-struct Edit {
+struct RunEdit {
     /// Text inserted at offsets of the shell text (flags).
     inserts: Vec<(usize, String)>,
     /// Ranges of the shell text taken out (cleanups moved away).
@@ -877,7 +1114,7 @@ struct Edit {
     removed: bool,
 }
 
-impl Edit {
+impl RunEdit {
     fn is_empty(&self) -> bool {
         self.inserts.is_empty()
             && self.removes.is_empty()
@@ -888,7 +1125,7 @@ impl Edit {
 
 #[derive(Debug, Default)]
 struct Plan {
-    edits: BTreeMap<usize, Edit>,
+    edits: BTreeMap<usize, RunEdit>,
     /// Runs of consecutive RUNs to join, each at least two.
     groups: Vec<Vec<usize>>,
     changes: Vec<Change>,
@@ -1165,6 +1402,7 @@ impl Planner<'_> {
             line: if line == usize::MAX { 0 } else { line },
             end_line,
             original: original.trim_end_matches('\n').to_string(),
+            edits: Vec::new(),
         }
     }
 
@@ -1514,7 +1752,7 @@ impl Planner<'_> {
                 let same = group
                     .first()
                     .and_then(|f| self.runs.get(f))
-                    .is_none_or(|f| same_flags(f.inst, run.inst));
+                    .is_none_or(|f| f.inst.same_flags(run.inst));
                 if !same {
                     flush(&mut group, plan);
                 }
@@ -1574,7 +1812,7 @@ impl Planner<'_> {
         let base = word.span.start.offset;
         let mut src = self.src.get(word.span.range())?.to_string();
         let mut text = word.text.clone();
-        let empty = Edit::default();
+        let empty = RunEdit::default();
         let edit = plan.edits.get(&idx).unwrap_or(&empty);
         // (shell-text range, source range, new text), applied from the end.
         let mut splices: Vec<(Range<usize>, Range<usize>, &str)> = Vec::new();
@@ -1617,9 +1855,13 @@ impl Planner<'_> {
             || (k > 0 && run.script.needs_parens())
     }
 
-    /// The new text, and what it must read back as; or the RUNs that could not be
-    /// rewritten.
-    fn render(&self, plan: &Plan) -> Result<(String, Vec<Expect>), BTreeSet<usize>> {
+    /// The new text, what it must read back as, and the splices that made it; or the RUNs
+    /// that could not be rewritten.
+    #[allow(clippy::type_complexity)]
+    fn render(
+        &self,
+        plan: &Plan,
+    ) -> Result<(String, Vec<Expect>, Vec<(Range<usize>, String)>), BTreeSet<usize>> {
         let mut splices: Vec<(Range<usize>, String)> = Vec::new();
         let mut expects = Vec::new();
         let mut in_group: BTreeMap<usize, usize> = BTreeMap::new();
@@ -1674,6 +1916,7 @@ impl Planner<'_> {
         });
         splices.sort_by_key(|(r, _)| r.start);
         let mut out = String::with_capacity(self.src.len());
+        let mut applied = Vec::with_capacity(splices.len());
         let mut at = 0;
         for (r, text) in splices {
             if r.start < at {
@@ -1682,9 +1925,10 @@ impl Planner<'_> {
             out.push_str(self.src.get(at..r.start).unwrap_or(""));
             out.push_str(&text);
             at = r.end;
+            applied.push((r, text));
         }
         out.push_str(self.src.get(at..).unwrap_or(""));
-        Ok((out, expects))
+        Ok((out, expects, applied))
     }
 
     /// A merged group: the source range it replaces, the new lines, and the shell text.

@@ -81,7 +81,10 @@
 //! gets installed — and, only when asked, `--no-install-recommends` (which does). It gives
 //! the new text, each change (stable id, the lint rules it answers, description, original
 //! lines, safe or unsafe), the layer counts before and after, and a unified diff. Whatever
-//! is not fixed stays byte for byte; each rewrite is read back before it is kept.
+//! is not fixed stays byte for byte; each rewrite is read back before it is kept. Every
+//! change carries its [`fix::Edit`]s (splices of the original text), and
+//! [`fix::annotate`] hangs them on the lint's findings with an [`fix::Applicability`]
+//! (`safe`, `unsafe`, `none`), so what the lint calls fixable is what the fixer does.
 //!
 //! # Stages
 //!

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::ast::{Dockerfile, Instruction, Keyword};
+use crate::fix::{Applicability, FixId};
 use crate::shell::{self, Command};
 
 /// How much a finding matters. Ordered: `Info < Warning < Error`.
@@ -57,8 +58,9 @@ pub struct Rule {
     pub title: &'static str,
     /// What to do about it.
     pub hint: &'static str,
-    /// Whether `cargo xtask lint --fix` fixes it without changing what gets installed.
-    pub fixable: bool,
+    /// The fix of [`crate::fix`] that answers it, if any ([`FixId::safety`] says whether it
+    /// keeps what gets installed). The one table of which fix answers which rule.
+    pub fix: Option<FixId>,
 }
 
 /// Every rule, hadolint's first.
@@ -68,112 +70,112 @@ pub static RULES: &[Rule] = &[
         severity: Severity::Info,
         title: "Multiple consecutive RUN instructions: each is a layer",
         hint: "merge them into one RUN joined with &&",
-        fixable: true,
+        fix: Some(FixId::MergeRuns),
     },
     Rule {
         id: "DL3009",
         severity: Severity::Info,
         title: "apt lists are left in the layer after apt-get update",
         hint: "end the same RUN with `&& rm -rf /var/lib/apt/lists/*`",
-        fixable: true,
+        fix: Some(FixId::AptListsCleanup),
     },
     Rule {
         id: "DL3015",
         severity: Severity::Info,
         title: "apt-get install without --no-install-recommends pulls in extra packages",
         hint: "add --no-install-recommends (changes what is installed: --fix-unsafe)",
-        fixable: false,
+        fix: Some(FixId::AptNoInstallRecommends),
     },
     Rule {
         id: "DL3042",
         severity: Severity::Warning,
         title: "pip install without --no-cache-dir keeps pip's cache in the layer",
         hint: "add --no-cache-dir (or set ENV PIP_NO_CACHE_DIR=1, or use a cache mount)",
-        fixable: true,
+        fix: Some(FixId::PipNoCacheDir),
     },
     Rule {
         id: "DL3019",
         severity: Severity::Info,
         title: "apk add without --no-cache keeps the package index in the layer",
         hint: "use `apk add --no-cache`",
-        fixable: true,
+        fix: Some(FixId::ApkNoCache),
     },
     Rule {
         id: "DL3032",
         severity: Severity::Warning,
         title: "yum install without `yum clean all` in the same RUN",
         hint: "end the same RUN with `&& yum clean all`",
-        fixable: false,
+        fix: None,
     },
     Rule {
         id: "DL3036",
         severity: Severity::Warning,
         title: "zypper install without `zypper clean` in the same RUN",
         hint: "end the same RUN with `&& zypper clean`",
-        fixable: false,
+        fix: None,
     },
     Rule {
         id: "DL3040",
         severity: Severity::Warning,
         title: "dnf install without `dnf clean all` in the same RUN",
         hint: "end the same RUN with `&& dnf clean all`",
-        fixable: false,
+        fix: None,
     },
     Rule {
         id: "DL3060",
         severity: Severity::Info,
         title: "yarn install without `yarn cache clean` in the same RUN",
         hint: "end the same RUN with `&& yarn cache clean`",
-        fixable: false,
+        fix: None,
     },
     Rule {
         id: "HR001",
         severity: Severity::Warning,
         title: "Cleanup in a later layer than the one that made the data: the bytes stay in the image",
         hint: "do the cleanup in the RUN that downloads or installs (--fix moves it there)",
-        fixable: true,
+        fix: Some(FixId::MoveCleanup),
     },
     Rule {
         id: "HR002",
         severity: Severity::Warning,
         title: "apt-get update alone in a RUN: its lists are a layer of their own, and a cached update goes stale",
         hint: "run `apt-get update && apt-get install …` in the same RUN",
-        fixable: true,
+        fix: Some(FixId::MergeRuns),
     },
     Rule {
         id: "HR003",
         severity: Severity::Warning,
         title: "One package per install RUN, repeated: a layer and a resolver run per package",
         hint: "install the packages in one command (one RUN)",
-        fixable: true,
+        fix: Some(FixId::MergeRuns),
     },
     Rule {
         id: "HR004",
         severity: Severity::Warning,
         title: "The whole context is copied before the dependencies are installed: any change to any file re-runs the install",
         hint: "copy the dependency manifests (requirements.txt, package.json, …) first, install, then copy the rest",
-        fixable: false,
+        fix: None,
     },
     Rule {
         id: "HR005",
         severity: Severity::Warning,
         title: "An archive is downloaded in one layer and extracted in another: the archive stays in the image",
         hint: "download, extract and delete the archive in one RUN (or `ADD --checksum` + extract in a later stage)",
-        fixable: false,
+        fix: None,
     },
     Rule {
         id: "HR006",
         severity: Severity::Warning,
         title: "Too many layers in the final stage",
         hint: "merge RUN instructions and COPY what belongs together at once",
-        fixable: true,
+        fix: Some(FixId::MergeRuns),
     },
     Rule {
         id: "HR007",
         severity: Severity::Warning,
         title: "No .dockerignore next to a large build context: all of it is sent to the builder",
         hint: "add a .dockerignore that leaves out .git, caches, data and build output",
-        fixable: false,
+        fix: None,
     },
 ];
 
@@ -226,7 +228,13 @@ pub struct Finding {
     pub line: usize,
     pub end_line: usize,
     pub column: usize,
-    pub fixable: bool,
+    /// Whether [`crate::fix`] fixes this finding, and how: `safe` (`--fix` applies it),
+    /// `unsafe` (only `--fix-unsafe`), `none` (no fix, or none that keeps the program). `none`
+    /// until [`crate::fix::annotate`] has looked.
+    pub applicability: Applicability,
+    /// The fix that answers it: an index into the fixes [`crate::fix::annotate`] gave back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<usize>,
 }
 
 /// Lint a parsed Dockerfile; findings in line order.
@@ -517,8 +525,41 @@ struct Made {
     prefixes: Vec<String>,
     /// Or runs one of these cleanup commands (program, subcommand).
     commands: Vec<(&'static str, &'static str)>,
-    line: usize,
-    run: usize,
+    /// The instructions that made it: (line, RUN index; `usize::MAX` for an ADD). The same
+    /// data made by several RUNs is one entry, so each later RUN is checked against the
+    /// kinds of data made, not against every RUN before it.
+    origins: Vec<(usize, usize)>,
+}
+
+impl Made {
+    fn new(
+        what: String,
+        prefixes: Vec<String>,
+        commands: Vec<(&'static str, &'static str)>,
+    ) -> Self {
+        Made {
+            what,
+            prefixes,
+            commands,
+            origins: Vec::new(),
+        }
+    }
+}
+
+/// Record `m`, made by the instruction on `line` (RUN `run`), with the same data made
+/// before.
+fn add_made(made: &mut Vec<Made>, m: Made, line: usize, run: usize) {
+    match made
+        .iter_mut()
+        .find(|k| k.what == m.what && k.prefixes == m.prefixes && k.commands == m.commands)
+    {
+        Some(k) => k.origins.push((line, run)),
+        None => {
+            let mut m = m;
+            m.origins.push((line, run));
+            made.push(m);
+        }
+    }
 }
 
 fn check_stage(
@@ -577,13 +618,16 @@ fn check_stage(
                 {
                     let dest = words.last().copied().unwrap_or_default().to_string();
                     let name = archive.rsplit('/').next().unwrap_or(archive).to_string();
-                    made.push(Made {
-                        what: format!("the archive {name} added"),
-                        prefixes: vec![dest.clone(), join(&dest, &name)],
-                        commands: Vec::new(),
-                        line: inst.line,
-                        run: usize::MAX,
-                    });
+                    add_made(
+                        &mut made,
+                        Made::new(
+                            format!("the archive {name} added"),
+                            vec![dest.clone(), join(&dest, &name)],
+                            Vec::new(),
+                        ),
+                        inst.line,
+                        usize::MAX,
+                    );
                 }
                 previous_run = None;
             }
@@ -598,7 +642,7 @@ fn check_stage(
                 // hadolint counts every simple command twice (the command and its redirection
                 // wrapper) against a limit of 2: only single-command RUNs are merged.
                 if let Some(prev) = &previous_run
-                    && same_flags(prev.inst, inst)
+                    && prev.inst.same_flags(inst)
                     && simple_commands(&prev.commands) <= 1
                     && simple_commands(&run.commands) <= 1
                 {
@@ -646,21 +690,6 @@ fn check_stage(
             });
         }
     }
-}
-
-/// Flags compared by what they say, not where nor in what order (hadolint keeps mounts
-/// in a set).
-fn same_flags(a: &Instruction, b: &Instruction) -> bool {
-    fn said(i: &Instruction) -> Vec<(&str, Option<&str>)> {
-        let mut f: Vec<_> = i
-            .flags
-            .iter()
-            .map(|f| (f.name.as_str(), f.value.as_deref()))
-            .collect();
-        f.sort_unstable();
-        f
-    }
-    said(a) == said(b)
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -843,22 +872,28 @@ fn check_run(
 fn record_made(run: &Run<'_>, index: usize, env: &BTreeMap<String, String>, made: &mut Vec<Made>) {
     let line = run.inst.line;
     if run.any(|c| c.is_apt("update")) && !run.removes("/var/lib/apt/lists") {
-        made.push(Made {
-            what: "apt lists".into(),
-            prefixes: vec!["/var/lib/apt/lists".into()],
-            commands: Vec::new(),
+        add_made(
+            made,
+            Made::new(
+                "apt lists".into(),
+                vec!["/var/lib/apt/lists".into()],
+                Vec::new(),
+            ),
             line,
-            run: index,
-        });
+            index,
+        );
     }
     if run.any(|c| c.is_apt("install")) && !run.any(|c| c.is_apt("clean")) {
-        made.push(Made {
-            what: "apt's package cache".into(),
-            prefixes: vec!["/var/cache/apt".into()],
-            commands: vec![("apt-get", "clean"), ("apt", "clean")],
+        add_made(
+            made,
+            Made::new(
+                "apt's package cache".into(),
+                vec!["/var/cache/apt".into()],
+                vec![("apt-get", "clean"), ("apt", "clean")],
+            ),
             line,
-            run: index,
-        });
+            index,
+        );
     }
     let pip_cache = !env.get("PIP_NO_CACHE_DIR").is_some_and(|v| truthy(v))
         && !run.cache_mount_on(".cache/pip")
@@ -871,31 +906,33 @@ fn record_made(run: &Run<'_>, index: usize, env: &BTreeMap<String, String>, made
                     .is_some_and(|a| a.iter().any(|w| w == "--no-cache-dir"))
         })
     {
-        made.push(Made {
-            what: "pip's cache".into(),
-            prefixes: vec![
-                "/root/.cache/pip".into(),
-                "/root/.cache".into(),
-                "~/.cache/pip".into(),
-                "$HOME/.cache/pip".into(),
-            ],
-            commands: vec![("pip", "cache"), ("pip3", "cache")],
+        add_made(
+            made,
+            Made::new(
+                "pip's cache".into(),
+                vec![
+                    "/root/.cache/pip".into(),
+                    "/root/.cache".into(),
+                    "~/.cache/pip".into(),
+                    "$HOME/.cache/pip".into(),
+                ],
+                vec![("pip", "cache"), ("pip3", "cache")],
+            ),
             line,
-            run: index,
-        });
+            index,
+        );
     }
     // Downloads to a file: curl -o F / --output F, wget -O F (or into a directory: -P).
     for c in &run.commands {
         if let Some(file) = download_target(c)
             && !run.removes(&file)
         {
-            made.push(Made {
-                what: format!("the download {file}"),
-                prefixes: vec![file],
-                commands: Vec::new(),
+            add_made(
+                made,
+                Made::new(format!("the download {file}"), vec![file], Vec::new()),
                 line,
-                run: index,
-            });
+                index,
+            );
         }
     }
 }
@@ -925,51 +962,72 @@ fn download_target(c: &Command) -> Option<String> {
 
 /// HR001 and HR005: a RUN cleaning up (or extracting) what an earlier RUN made.
 fn check_later_cleanup(run: &Run<'_>, index: usize, made: &mut Vec<Made>, out: &mut Vec<Raw>) {
+    // What this RUN removes and runs, read once (not once per kind of data made before).
+    let removed: Vec<String> = run
+        .commands
+        .iter()
+        .filter(|c| c.is_rm())
+        .flat_map(|c| c.operands_all())
+        .map(|p| p.to_string())
+        .collect();
+    // (program, subcommand, pip's arguments) of each command.
+    type Runs<'a> = Vec<(Option<&'a str>, Option<&'a str>, Option<&'a [String]>)>;
+    let runs: Runs<'_> = run
+        .commands
+        .iter()
+        .map(|c| (c.program(), c.subcommand(), c.pip_args()))
+        .collect();
+    let extracting: Vec<&String> = run
+        .commands
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.program(),
+                Some("tar" | "unzip" | "bsdtar" | "7z" | "dpkg" | "sh" | "bash" | "pip" | "pip3")
+            )
+        })
+        .flat_map(|c| c.args().iter())
+        .collect();
     let mut cleaned = Vec::new();
     for (n, m) in made.iter().enumerate() {
-        if m.run == index {
+        let earlier: Vec<(usize, usize)> =
+            m.origins.iter().copied().filter(|o| o.1 != index).collect();
+        if earlier.is_empty() {
             continue;
         }
-        let by_rm = run.commands.iter().any(|c| {
-            c.is_rm()
-                && c.operands_all().iter().any(|p| {
-                    m.prefixes.iter().any(|pre| {
-                        p.starts_with(pre.as_str()) || pre.starts_with(p.trim_end_matches("/*"))
-                    })
-                })
+        let by_rm = removed.iter().any(|p| {
+            m.prefixes
+                .iter()
+                .any(|pre| p.starts_with(pre.as_str()) || pre.starts_with(p.trim_end_matches("/*")))
         });
-        let by_command = run.commands.iter().any(|c| {
+        let by_command = runs.iter().any(|(program, subcommand, pip)| {
             m.commands.iter().any(|(p, s)| {
-                (c.program() == Some(*p) || (*p == "pip" && c.pip_args().is_some()))
-                    && (c.subcommand() == Some(*s)
-                        || c.pip_args().is_some_and(|a| a.iter().any(|w| w == s)))
+                (*program == Some(*p) || (*p == "pip" && pip.is_some()))
+                    && (*subcommand == Some(*s) || pip.is_some_and(|a| a.iter().any(|w| w == s)))
             })
         });
         if by_rm || by_command {
-            let from = if m.run == usize::MAX { "ADD" } else { "RUN" };
-            cleaned.push((n, (m.what.clone(), from, m.line)));
+            for (line, from) in earlier {
+                let from = if from == usize::MAX { "ADD" } else { "RUN" };
+                cleaned.push((n, (m.what.clone(), from, line)));
+            }
         } else if m.what.starts_with("the download") || m.what.starts_with("the archive") {
-            let extracts = run.commands.iter().any(|c| {
-                matches!(
-                    c.program(),
-                    Some(
-                        "tar" | "unzip" | "bsdtar" | "7z" | "dpkg" | "sh" | "bash" | "pip" | "pip3"
-                    )
-                ) && c.args().iter().any(|a| {
-                    m.prefixes
-                        .iter()
-                        .any(|pre| a == pre || a.ends_with(pre.rsplit('/').next().unwrap_or(pre)))
-                })
+            let extracts = extracting.iter().any(|a| {
+                m.prefixes
+                    .iter()
+                    .any(|pre| *a == pre || a.ends_with(pre.rsplit('/').next().unwrap_or(pre)))
             });
             if extracts {
-                out.push(Raw::at(
-                    "HR005",
-                    run.inst,
-                    format!(
-                        "uses {} from line {}, which stays in that layer",
-                        m.what, m.line
-                    ),
-                ));
+                for (line, _) in earlier {
+                    out.push(Raw::at(
+                        "HR005",
+                        run.inst,
+                        format!(
+                            "uses {} from line {line}, which stays in that layer",
+                            m.what
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -999,8 +1057,16 @@ fn check_later_cleanup(run: &Run<'_>, index: usize, made: &mut Vec<Made>, out: &
             ),
         ));
     }
-    for (n, _) in cleaned.into_iter().rev() {
-        made.remove(n);
+    // What was cleaned up is gone: only the origins of this RUN (if any) stay.
+    let mut gone: Vec<usize> = cleaned.iter().map(|(n, _)| *n).collect();
+    gone.dedup();
+    for n in gone.into_iter().rev() {
+        if let Some(m) = made.get_mut(n) {
+            m.origins.retain(|o| o.1 == index);
+            if m.origins.is_empty() {
+                made.remove(n);
+            }
+        }
     }
 }
 
@@ -1127,12 +1193,17 @@ fn finish(df: &Dockerfile, raw: Vec<Raw>, options: &LintOptions) -> Vec<Finding>
             global.extend(ids);
         }
     }
+    // The first instruction (ONBUILD triggers included) on each line, looked up once.
+    let mut on_line: BTreeMap<usize, &Instruction> = BTreeMap::new();
+    for i in df.walk() {
+        on_line.entry(i.line).or_insert(i);
+    }
     let mut out: Vec<Finding> = raw
         .into_iter()
         .filter(|r| !global.contains(r.id))
         .filter(|r| {
             // Inline ignores: the comment block directly above the instruction on r.line.
-            let Some(inst) = df.walk().find(|i| i.line == r.line) else {
+            let Some(inst) = on_line.get(&r.line) else {
                 return true;
             };
             !inst
@@ -1155,7 +1226,8 @@ fn finish(df: &Dockerfile, raw: Vec<Raw>, options: &LintOptions) -> Vec<Finding>
                 line: r.line,
                 end_line: r.end_line,
                 column: r.column,
-                fixable: rule.fixable,
+                applicability: Applicability::None,
+                fix: None,
             })
         })
         .collect();

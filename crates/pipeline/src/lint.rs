@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use headroom_dockerfile::fix::Applicability;
 use headroom_dockerfile::lint::{ContextFacts, Finding, LintOptions, RULES, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -175,10 +176,11 @@ pub fn lint_file(
                 findings: Vec::new(),
                 error: Some(failure(e.line, e.column, e.kind.to_string())),
                 invalid: Vec::new(),
+                fixes: Default::default(),
             });
         }
     };
-    let invalid = headroom_dockerfile::validate::validate(&parsed)
+    let invalid: Vec<ParseFailure> = headroom_dockerfile::validate::validate(&parsed)
         .into_iter()
         .map(|i| failure(i.line(), i.column(), shown(&i.message)))
         .collect();
@@ -187,12 +189,20 @@ pub fn lint_file(
         .or_else(|| path.parent().map(Path::to_path_buf));
     let facts =
         context.map(|dir| context_facts(&dir, path, LintOptions::default().large_context_bytes));
-    let findings = headroom_dockerfile::lint::lint(&parsed, &config.options(facts));
+    let mut findings = headroom_dockerfile::lint::lint(&parsed, &config.options(facts));
+    // A file Docker's build refuses is never rewritten, so none of its findings is fixable.
+    let fixes = if invalid.is_empty() {
+        let text = headroom_dockerfile::decode_bytes(&bytes);
+        headroom_dockerfile::fix::annotate(&text, &mut findings).unwrap_or_default()
+    } else {
+        Default::default()
+    };
     Ok(FileFindings {
         file,
         findings,
         error: None,
         invalid,
+        fixes,
     })
 }
 
@@ -258,6 +268,10 @@ pub struct FileFindings {
     pub error: Option<ParseFailure>,
     /// Instructions Docker's build refuses (BuildKit's instruction checks), in order.
     pub invalid: Vec<ParseFailure>,
+    /// What `--fix` changes (safe) and what only `--fix-unsafe` adds (unsafe), and the edits
+    /// of the original text they point at; a finding's `fix` is an index into
+    /// `fixes.changes`.
+    pub fixes: headroom_dockerfile::fix::Fixes,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -318,13 +332,18 @@ pub fn human(files: &[FileFindings]) -> String {
         }
         for x in &f.findings {
             out.push_str(&format!(
-                "{}:{}: {} {} ({}; {})\n",
+                "{}:{}: {} {} ({}; {}){}\n",
                 f.file,
                 x.line,
                 x.id,
                 x.message,
                 x.severity.as_str(),
-                x.hint
+                x.hint,
+                match x.applicability {
+                    Applicability::Safe => " [--fix]",
+                    Applicability::Unsafe => " [--fix-unsafe]",
+                    Applicability::None => "",
+                }
             ));
         }
     }
@@ -455,14 +474,16 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<FileFindings> {
-        let df = headroom_dockerfile::parse("FROM a\nRUN apt-get update\nRUN pip install x\n")
-            .expect("parses");
-        let findings = headroom_dockerfile::lint::lint(&df, &Default::default());
+        let src = "FROM a\nRUN apt-get update\nRUN pip install x\n";
+        let df = headroom_dockerfile::parse(src).expect("parses");
+        let mut findings = headroom_dockerfile::lint::lint(&df, &Default::default());
+        let fixes = headroom_dockerfile::fix::annotate(src, &mut findings).expect("parses");
         vec![FileFindings {
             file: "dir,x/Dockerfile".into(),
             findings,
             error: None,
             invalid: Vec::new(),
+            fixes,
         }]
     }
 
