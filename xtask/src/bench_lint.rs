@@ -144,7 +144,7 @@ impl LintBench {
             ours,
             theirs,
             fixed: fix_facts(&texts)?,
-            scaling: fix_scaling()?,
+            scaling: scaling()?,
             command: format!("cargo xtask bench lint --runs {}", self.runs),
         };
         print!("{}", report.text());
@@ -277,45 +277,67 @@ fn in_process_fix(texts: &[Vec<u8>]) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64() / (IN_PROCESS_PASSES * texts.len().max(1)) as f64)
 }
 
-/// A Dockerfile of `n` RUNs in one stage, or of `n` stages on one base (each with an apt
-/// RUN and another RUN): the shapes where a fixer that compares everything with everything
-/// shows.
+/// A Dockerfile of `n` RUNs in one stage, of `n` RUNs that each leave a cache (apt lists,
+/// pip's cache: what the later-cleanup checks track), or of `n` stages on one base (each
+/// with an apt RUN and another RUN): the shapes where a check that compares everything
+/// with everything shows.
 fn generated(what: &str, n: usize) -> String {
     let mut text = String::from("FROM debian:bookworm AS base\n");
     for i in 0..n {
-        if what == "RUNs" {
-            text.push_str(&format!("RUN echo {i} > /tmp/f{i}\n"));
-        } else {
-            text.push_str(&format!(
+        match what {
+            "RUNs" => text.push_str(&format!("RUN echo {i} > /tmp/f{i}\n")),
+            "cache RUNs" if i % 2 == 0 => {
+                text.push_str(&format!("RUN apt-get update && apt-get install -y p{i}\n"))
+            }
+            "cache RUNs" => text.push_str(&format!("RUN echo {i} && pip install p{i}\n")),
+            _ => text.push_str(&format!(
                 "FROM base AS s{i}\nRUN apt-get update && apt-get install -y curl\nRUN echo {i}\n"
-            ));
+            )),
         }
     }
     text
 }
 
-/// `fix` timed on generated files of 1×, 2× and 4× a size, to show how it grows.
-fn fix_scaling() -> Result<Vec<(&'static str, usize, f64)>> {
+/// The shapes timed at 1×, 2× and 4×, with the size at 1×.
+const SHAPES: [(&str, usize); 3] = [("RUNs", 2_500), ("cache RUNs", 2_500), ("stages", 1_250)];
+
+/// `fix`, and the lint as `cargo xtask lint` runs it (parse, lint, and the fixer's answer
+/// for each finding), timed on generated files of 1×, 2× and 4× a size, to show how they
+/// grow: (tool, shape, count, seconds).
+fn scaling() -> Result<Vec<Scaled>> {
     let mut out = Vec::new();
-    for (what, base) in [("RUNs", 2_500), ("stages", 1_250)] {
+    for (what, base) in SHAPES {
         for n in [base, base * 2, base * 4] {
             let text = generated(what, n);
             let start = Instant::now();
             let fixed = fix(&text, &FixOptions::default())
                 .map_err(|e| anyhow::anyhow!("a generated file does not parse: {e}"))?;
-            let seconds = start.elapsed().as_secs_f64();
+            out.push(("fix", what, n, start.elapsed().as_secs_f64()));
             std::hint::black_box(fixed);
-            out.push((what, n, seconds));
+            let start = Instant::now();
+            let df = headroom_dockerfile::parse(&text)
+                .map_err(|e| anyhow::anyhow!("a generated file does not parse: {e}"))?;
+            let mut findings = headroom_dockerfile::lint::lint(&df, &LintOptions::default());
+            let fixes = headroom_dockerfile::fix::annotate(&text, &mut findings)
+                .map_err(|e| anyhow::anyhow!("a generated file does not parse: {e}"))?;
+            out.push(("lint", what, n, start.elapsed().as_secs_f64()));
+            std::hint::black_box((findings, fixes));
         }
     }
     Ok(out)
 }
 
-/// How `fix` grows: per item at 4× the size over per item at 1× (1.0 is linear).
-fn growth(scaling: &[(&str, usize, f64)], what: &str) -> Option<f64> {
-    let rows: Vec<&(&str, usize, f64)> = scaling.iter().filter(|r| r.0 == what).collect();
+/// (tool, shape, count, seconds) of [`scaling`].
+type Scaled = (&'static str, &'static str, usize, f64);
+
+/// How a tool grows: per item at 4× the size over per item at 1× (1.0 is linear).
+fn growth(scaling: &[Scaled], tool: &str, what: &str) -> Option<f64> {
+    let rows: Vec<&Scaled> = scaling
+        .iter()
+        .filter(|r| r.0 == tool && r.1 == what)
+        .collect();
     let (first, last) = (rows.first()?, rows.last()?);
-    let per = |r: &(&str, usize, f64)| r.2 / r.1.max(1) as f64;
+    let per = |r: &Scaled| r.3 / r.2.max(1) as f64;
     Some(per(last) / per(first).max(1e-12))
 }
 
@@ -345,8 +367,8 @@ struct Report {
     ours: Findings,
     theirs: Findings,
     fixed: FixFacts,
-    /// `--fix` on generated files of growing size: (what, count, seconds).
-    scaling: Vec<(&'static str, usize, f64)>,
+    /// `--fix` and the lint on generated files of growing size.
+    scaling: Vec<Scaled>,
     command: String,
 }
 
@@ -526,24 +548,33 @@ impl Report {
                 if missed == 0 { "met" } else { "not met" }
             ),
         ];
-        for what in ["RUNs", "stages"] {
-            if let Some(g) = growth(&self.scaling, what) {
-                goals.push(format!(
-                    "--fix linear in {what} (time per item at 4× the size ≤ 2× that at 1×): {} ({g:.2}×)",
-                    if g <= 2.0 { "met" } else { "not met" }
-                ));
+        for tool in ["fix", "lint"] {
+            for (what, _) in SHAPES {
+                if let Some(g) = growth(&self.scaling, tool, what) {
+                    goals.push(format!(
+                        "{tool} linear in {what} (time per item at 4× the size ≤ 2× that at 1×): {} ({g:.2}×)",
+                        if g <= 2.0 { "met" } else { "not met" }
+                    ));
+                }
             }
         }
         goals
     }
 
     fn scaling_line(&self) -> String {
-        let parts: Vec<String> = self
-            .scaling
-            .iter()
-            .map(|(what, n, s)| format!("{n} {what} {s:.2} s"))
-            .collect();
-        format!("fix on generated files (in process): {}", parts.join(", "))
+        let part = |tool: &str| {
+            self.scaling
+                .iter()
+                .filter(|r| r.0 == tool)
+                .map(|(_, what, n, s)| format!("{n} {what} {s:.2} s"))
+                .collect::<Vec<String>>()
+                .join(", ")
+        };
+        format!(
+            "fix on generated files (in process): {}; lint (parse, lint and the fixer's answer per finding): {}",
+            part("fix"),
+            part("lint")
+        )
     }
 
     fn profile() -> &'static str {
@@ -652,11 +683,17 @@ mod tests {
 
     #[test]
     fn growth_is_per_item_time_at_the_largest_size_over_the_smallest() {
-        let linear = [("RUNs", 10, 1.0), ("RUNs", 20, 2.0), ("RUNs", 40, 4.0)];
-        assert!((growth(&linear, "RUNs").unwrap() - 1.0).abs() < 1e-9);
-        let square = [("stages", 10, 1.0), ("stages", 40, 16.0)];
-        assert!((growth(&square, "stages").unwrap() - 4.0).abs() < 1e-9);
-        assert_eq!(growth(&square, "RUNs"), None);
+        let linear = [
+            ("fix", "RUNs", 10, 1.0),
+            ("fix", "RUNs", 20, 2.0),
+            ("fix", "RUNs", 40, 4.0),
+        ];
+        assert!((growth(&linear, "fix", "RUNs").unwrap() - 1.0).abs() < 1e-9);
+        assert!(growth(&linear, "lint", "RUNs").is_none());
+        let square = [("lint", "stages", 10, 1.0), ("lint", "stages", 40, 16.0)];
+        assert!((growth(&square, "lint", "stages").unwrap() - 4.0).abs() < 1e-9);
+        assert_eq!(growth(&square, "lint", "RUNs"), None);
+        assert!(generated("cache RUNs", 4).matches("apt-get update").count() == 2);
         assert!(generated("RUNs", 3).matches("\nRUN ").count() == 3);
         assert!(generated("stages", 3).matches("\nFROM base").count() == 3);
     }
@@ -692,7 +729,7 @@ mod tests {
                 layers_before: 9,
                 layers_after: 4,
             },
-            scaling: vec![("RUNs", 10, 0.1), ("RUNs", 40, 0.4)],
+            scaling: vec![("fix", "RUNs", 10, 0.1), ("fix", "RUNs", 40, 0.4)],
             command: "cargo xtask bench lint --runs 1".into(),
         };
         let c = report.counts();
