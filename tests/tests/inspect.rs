@@ -273,3 +273,111 @@ fn the_inspect_stage_of_the_pipeline_gates_the_image() {
         "{hint}"
     );
 }
+
+/// dive, or why there is none (under CI=true there must be one: provision installs it).
+fn dive(test: &str) -> Option<std::path::PathBuf> {
+    let path = std::path::PathBuf::from("/opt/headroom/venv/bin/dive");
+    if path.is_file() {
+        return Some(path);
+    }
+    let why = "needs dive (scripts/provision installs it into /opt/headroom/venv)";
+    assert!(
+        !headroom_tests::ci(),
+        "{test}: {why} (CI=true: this must not be skipped)"
+    );
+    eprintln!("skipping {test}: {why}");
+    None
+}
+
+/// The gate reads dive's `.dive-ci` as dive does and reaches dive's verdict where dive's
+/// division decides it: an image whose only upper layer deletes a file from the base has
+/// wasted bytes over no user bytes (+Inf), which dive fails. A plugin rule is ignored with a
+/// note; a configuration error is exit 2 and reads no image.
+#[test]
+fn the_gate_takes_dive_ci_as_dive_does_and_fails_what_dive_fails() {
+    let test = "the_gate_takes_dive_ci_as_dive_does_and_fails_what_dive_fails";
+    if !require_docker(test) {
+        return;
+    }
+    let Some(dive) = dive(test) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let only_delete = build("only-delete", "RUN rm /bin/busybox\n", tmp.path());
+    let archive = tmp.path().join("only-delete.tar");
+    sh(
+        "docker",
+        &[
+            "save",
+            "-o",
+            archive.to_str().unwrap(),
+            only_delete.as_str(),
+        ],
+    );
+    // dive's own example configuration's shape: a document start, a plugins list, comments,
+    // a plugin rule; only the user-waste rule on, so it alone decides.
+    let dive_ci = tmp.path().join(".dive-ci");
+    std::fs::write(
+        &dive_ci,
+        "---\nplugins:\n  - plugin1\n\nrules:\n  # the ratio of wasted bytes to the bytes the image adds\n  lowestEfficiency: disabled\n  highestWastedBytes: disabled\n  highestUserWastedPercent: 0.10\n\n  plugin1/rule1: error\n",
+    )
+    .unwrap();
+    let theirs = std::process::Command::new(&dive)
+        .arg(&archive)
+        .args(["--source", "docker-archive", "--ci", "--ci-config"])
+        .arg(&dive_ci)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let dive_said = String::from_utf8_lossy(&theirs.stdout).into_owned();
+    assert_eq!(theirs.status.code(), Some(1), "dive: {dive_said}");
+    assert!(
+        dive_said.contains("highestUserWastedPercent"),
+        "{dive_said}"
+    );
+    for target in [archive.to_str().unwrap(), only_delete.as_str()] {
+        let run = xtask(
+            &[
+                "inspect",
+                target,
+                "--ci",
+                "--ci-config",
+                dive_ci.to_str().unwrap(),
+                "--config",
+                "/nonexistent.toml",
+            ],
+            &[],
+        );
+        assert_eq!(run.code, Some(1), "as dive: {run:?}");
+        assert!(
+            run.stderr.contains("highestUserWastedPercent failed: +Inf"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(":11: plugin1/rule1: a plugin rule"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.contains("user wasted +Inf"), "{}", run.stdout);
+    }
+    // A value dive refuses: exit 2, not 1, and the image is not read (a missing one would
+    // otherwise be the error).
+    std::fs::write(&dive_ci, "rules:\n  highestWastedBytes: lots\n").unwrap();
+    let run = xtask(
+        &[
+            "inspect",
+            "/nonexistent/image.tar",
+            "--ci",
+            "--ci-config",
+            dive_ci.to_str().unwrap(),
+            "--config",
+            "/nonexistent.toml",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains(".dive-ci:2") && run.stderr.contains("lots"),
+        "{}",
+        run.stderr
+    );
+}

@@ -13,6 +13,10 @@ use headroom_pipeline::gate::{GateResult, InspectReport, finish, markdown, thres
 
 use crate::ui;
 
+/// Exit status of a configuration error (`.dive-ci`, the [inspect] table): 2, as for every
+/// usage error; a crossed threshold under --ci is 1.
+const EXIT_CONFIG: u8 = 2;
+
 /// Analyse an image: layer sizes, wasted bytes (bytes stored in a layer but not visible in
 /// the final image), the paths that waste most, and dive's figures for comparison.
 ///
@@ -23,6 +27,9 @@ use crate::ui;
 /// (lowestEfficiency 0.9, highestWastedBytes disabled, highestUserWastedPercent 0.1 by
 /// default) and the [inspect] table of the image config (max_image_size, max_layers, and
 /// the same three as lowest_efficiency, highest_wasted_bytes, highest_user_wasted_percent).
+/// `.dive-ci` is read as dive reads it: rules dive does not evaluate (plugin rules) are
+/// ignored with a note. Exit status: 0 passed (or no --ci), 1 a threshold crossed under
+/// --ci, 2 a configuration or usage error.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct Inspect {
@@ -51,6 +58,18 @@ pub(crate) struct Inspect {
 impl Inspect {
     pub(crate) fn run(self) -> Result<ExitCode> {
         let start = std::time::Instant::now();
+        // The configuration first: a bad one costs no read of the image, and it is a usage
+        // error (exit 2), not a gate failure (exit 1).
+        let thresholds = match thresholds(&self.ci_config, &self.config) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("inspect: configuration error: {e}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+        };
+        for note in &thresholds.notes {
+            eprintln!("inspect: note: {note}");
+        }
         let options = AnalyzeOptions {
             top_n: self.top,
             ..AnalyzeOptions::default()
@@ -69,7 +88,13 @@ impl Inspect {
             ),
             None => None,
         };
-        let gate = thresholds(&self.ci_config, &self.config)?.evaluate(&analysis)?;
+        let gate = match thresholds.evaluate(&analysis) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("inspect: configuration error: {e}");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+        };
         let report = finish(
             analysis,
             dockerfile.as_deref(),
@@ -154,10 +179,10 @@ fn human(r: &InspectReport) -> String {
         format_size(a.duplicate_bytes),
     ));
     out.push_str(&format!(
-        "dive's figures: efficiency {:.2}%, wasted {}, user wasted {:.2}% — {}\n",
+        "dive's figures: efficiency {:.2}%, wasted {}, user wasted {} — {}\n",
         a.dive.efficiency * 100.0,
         format_size(a.dive.wasted_bytes),
-        a.dive.user_wasted_percent * 100.0,
+        percent(a.dive.user_wasted_percent),
         a.dive.explanation
     ));
     if !a.top_wasted.is_empty() {
@@ -192,4 +217,13 @@ fn human(r: &InspectReport) -> String {
         ));
     }
     out
+}
+
+/// A fraction as a percentage, or `+Inf` / `NaN` as dive's division gives them.
+fn percent(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.2}%", x * 100.0)
+    } else {
+        headroom_pipeline::gate::fraction(x)
+    }
 }

@@ -446,11 +446,9 @@ fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
     DiveFigures {
         efficiency: ratio(minimum, cumulative),
         wasted_bytes,
-        user_wasted_percent: if user_size_bytes == 0 {
-            0.0
-        } else {
-            wasted_bytes as f64 / user_size_bytes as f64
-        },
+        // As dive divides: +Inf when bytes are wasted and no layer above the first holds
+        // any, NaN when neither.
+        user_wasted_percent: wasted_bytes as f64 / user_size_bytes as f64,
         user_size_bytes,
         explanation: DIVE_EXPLANATION.to_string(),
     }

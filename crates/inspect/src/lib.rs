@@ -175,7 +175,9 @@ pub struct WastedPath {
 /// - `wasted_bytes = Σ cumulative` of every path seen in two or more layers (the kept copy
 ///   included);
 /// - `user_wasted_percent = wasted_bytes / (sum of layer sizes except layer 0)`, a fraction
-///   despite its name (0.0 when there is no layer above the first; dive would divide by 0).
+///   despite its name, divided as dive divides: `+Inf` when bytes are wasted but the layers
+///   above the first hold none (dive's gate fails it), `NaN` when neither (dive's gate passes
+///   it); JSON has no such numbers, so they are written as `null`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiveFigures {
     /// `Σ smallest / Σ cumulative`.

@@ -20,7 +20,18 @@ pub struct Thresholds {
     pub highest_user_wasted_percent: Option<f64>,
     pub max_image_size: Option<String>,
     pub max_layers: Option<usize>,
+    /// What reading `.dive-ci` left aside (rules dive's CI does not evaluate, such as plugin
+    /// rules), each `FILE:LINE: …`, for the caller to show.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
+
+/// The rules dive's CI mode evaluates, as `.dive-ci` names them.
+const DIVE_RULES: [&str; 3] = [
+    "lowestEfficiency",
+    "highestWastedBytes",
+    "highestUserWastedPercent",
+];
 
 impl Thresholds {
     /// dive's defaults.
@@ -33,55 +44,122 @@ impl Thresholds {
         }
     }
 
-    /// Apply the `rules:` of a `.dive-ci` file (a small YAML subset: `key: value` lines).
+    /// Apply the `rules:` of a `.dive-ci` file as dive reads it: YAML `key: value` lines
+    /// under `rules:` (or one flow mapping, `rules: {key: value, …}`), other top-level keys
+    /// (`plugins:`, …) ignored. A rule dive does not evaluate — a plugin's (`plugin1/rule1`)
+    /// or any other name — is ignored, as dive ignores it, with a note in
+    /// [`Thresholds::notes`]; a value dive would refuse is an error naming the line.
     pub fn with_dive_ci(mut self, text: &str, origin: &str) -> Result<Self, ConfigError> {
         let mut in_rules = false;
         for (n, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim_end();
-            if line.trim().is_empty() {
+            let at = format!("{origin}:{}", n + 1);
+            let line = strip_yaml_comment(raw).trim_end();
+            if line.trim().is_empty() || line.trim() == "---" || line.trim() == "..." {
                 continue;
             }
             if !line.starts_with(' ') && !line.starts_with('\t') {
-                in_rules = line.trim() == "rules:";
-                continue;
-            }
-            if !in_rules {
-                continue;
-            }
-            let at = format!("{origin}:{}", n + 1);
-            let (key, value) = line
-                .trim()
-                .split_once(':')
-                .ok_or_else(|| ConfigError::new(&at, "expected `key: value`"))?;
-            let value = value.trim().trim_matches(['"', '\'']);
-            let disabled = matches!(
-                value.to_ascii_lowercase().as_str(),
-                "" | "disabled" | "off" | "false"
-            );
-            let number = |v: &str| -> Result<f64, ConfigError> {
-                v.parse::<f64>()
-                    .map_err(|_| ConfigError::new(&at, format!("{key}: {v:?} is not a number")))
-            };
-            match key.trim() {
-                "lowestEfficiency" => {
-                    self.lowest_efficiency = if disabled { None } else { Some(number(value)?) }
-                }
-                "highestWastedBytes" => {
-                    self.highest_wasted_bytes = if disabled {
-                        None
+                let top = line.trim();
+                in_rules = false;
+                if let Some(rest) = top.strip_prefix("rules:") {
+                    let rest = rest.trim();
+                    if rest.is_empty() {
+                        in_rules = true;
+                    } else if let Some(inner) =
+                        rest.strip_prefix('{').and_then(|r| r.strip_suffix('}'))
+                    {
+                        for pair in inner.split(',').filter(|p| !p.trim().is_empty()) {
+                            self.dive_rule(pair, &at)?;
+                        }
                     } else {
-                        parse_size(value)
-                            .map_err(|e| ConfigError::new(&at, format!("{key}: {e}")))?;
-                        Some(value.to_string())
+                        return Err(ConfigError::new(
+                            &at,
+                            format!("rules: expected a mapping of rules, found {rest:?}"),
+                        ));
                     }
                 }
-                "highestUserWastedPercent" => {
-                    self.highest_user_wasted_percent =
-                        if disabled { None } else { Some(number(value)?) }
+                continue;
+            }
+            if in_rules {
+                self.dive_rule(line.trim(), &at)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// One `key: value` of `.dive-ci`'s rules.
+    fn dive_rule(&mut self, pair: &str, at: &str) -> Result<(), ConfigError> {
+        let (key, value) = pair.split_once(':').ok_or_else(|| {
+            ConfigError::new(at, format!("expected `key: value`, found {pair:?}"))
+        })?;
+        let key = key.trim().trim_matches(['"', '\'']);
+        let value = value.trim().trim_matches(['"', '\'']);
+        let disabled = matches!(
+            value.to_ascii_lowercase().as_str(),
+            "" | "disabled" | "off" | "false"
+        );
+        let number = |v: &str| -> Result<f64, ConfigError> {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| ConfigError::new(at, format!("{key}: {v:?} is not a number")))
+        };
+        match key {
+            "lowestEfficiency" => {
+                self.lowest_efficiency = if disabled { None } else { Some(number(value)?) }
+            }
+            "highestWastedBytes" => {
+                self.highest_wasted_bytes = if disabled {
+                    None
+                } else {
+                    parse_size(value).map_err(|e| ConfigError::new(at, format!("{key}: {e}")))?;
+                    Some(value.to_string())
                 }
-                other => {
-                    return Err(ConfigError::new(&at, format!("unknown rule {other:?}")));
-                }
+            }
+            "highestUserWastedPercent" => {
+                self.highest_user_wasted_percent =
+                    if disabled { None } else { Some(number(value)?) }
+            }
+            other if other.contains('/') => self.notes.push(format!(
+                "{at}: {other}: a plugin rule; dive's CI does not evaluate plugin rules, and \
+                 neither does headroom: ignored"
+            )),
+            other => {
+                let near = DIVE_RULES
+                    .iter()
+                    .find(|r| r.eq_ignore_ascii_case(other) || edit_distance(r, other) <= 2);
+                self.notes.push(match near {
+                    Some(r) => format!(
+                        "{at}: {other}: not a rule dive evaluates (did you mean {r}?); ignored, \
+                         as dive ignores it"
+                    ),
+                    None => format!(
+                        "{at}: {other}: not a rule dive evaluates ({}); ignored, as dive \
+                         ignores it",
+                        DIVE_RULES.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every threshold readable: sizes parse. What [`Thresholds::evaluate`] would refuse is
+    /// refused here, before an image is read.
+    pub fn checked(self) -> Result<Self, ConfigError> {
+        for (name, value) in [
+            ("highestWastedBytes", &self.highest_wasted_bytes),
+            ("max_image_size", &self.max_image_size),
+        ] {
+            if let Some(v) = value {
+                parse_size(v).map_err(|e| ConfigError::new(name, format!("{v:?}: {e}")))?;
+            }
+        }
+        for (name, value) in [
+            ("lowestEfficiency", self.lowest_efficiency),
+            ("highestUserWastedPercent", self.highest_user_wasted_percent),
+        ] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err(ConfigError::new(name, "not a finite number"));
             }
         }
         Ok(self)
@@ -141,8 +219,10 @@ impl Thresholds {
             rule(
                 "highestUserWastedPercent",
                 format!("{max}"),
-                format!("{pct:.4}"),
-                pct <= max,
+                fraction(pct),
+                // As dive compares: `max < pct` fails; NaN (nothing wasted, nothing added)
+                // passes, +Inf (wasted bytes, nothing added) fails.
+                pct.is_nan() || pct <= max,
             );
         }
         if let Some(max) = &self.max_image_size {
@@ -163,14 +243,60 @@ impl Thresholds {
     }
 }
 
-/// Our wasted bytes over the bytes of every layer but the first (dive's user waste ratio).
+/// Our wasted bytes over the bytes of every layer but the first (dive's user waste ratio),
+/// divided as dive divides: wasted bytes over no user bytes is +Inf (so an image whose only
+/// upper layer deletes a file fails the gate, as in dive), nothing over nothing is NaN
+/// (which passes, as in dive). [`fraction`] shows it.
 pub fn user_wasted_fraction(a: &Analysis) -> f64 {
     let user: u64 = a.layers.iter().skip(1).map(|l| l.size_bytes).sum();
-    if user == 0 {
-        0.0
+    a.wasted_bytes as f64 / user as f64
+}
+
+/// A fraction as the gate and reports show it: 4 decimals, or `+Inf` / `NaN`.
+pub fn fraction(x: f64) -> String {
+    if x.is_nan() {
+        "NaN".into()
+    } else if x.is_infinite() {
+        if x > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
-        a.wasted_bytes as f64 / user as f64
+        format!("{x:.4}")
     }
+}
+
+/// A string's edit distance to another (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// A YAML line without its comment: `#` at the start or after a blank, outside quotes.
+fn strip_yaml_comment(line: &str) -> &str {
+    let mut quote = None;
+    let mut prev_blank = true;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '#') if prev_blank => return &line[..i],
+            _ => {}
+        }
+        prev_blank = c == ' ' || c == '\t';
+    }
+    line
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -205,7 +331,7 @@ pub fn thresholds(dive_ci: &Path, config: &Path) -> Result<Thresholds, ConfigErr
             t = t.with(ours);
         }
     }
-    Ok(t)
+    t.checked()
 }
 
 /// Dockerfile instructions with their first line, continuation lines joined.
@@ -394,11 +520,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(".dive-ci:2") && err.contains("lots"), "{err}");
+        // What dive ignores is ignored, with a note naming the line.
+        let t = Thresholds::dive_defaults()
+            .with_dive_ci(
+                "rules:\n  lowestEfficency: 0.5\n  plugin1/rule1: error\n",
+                ".dive-ci",
+            )
+            .unwrap();
+        assert_eq!(t.lowest_efficiency, Some(0.9));
+        assert_eq!(t.notes.len(), 2, "{:?}", t.notes);
+        assert!(
+            t.notes[0].starts_with(".dive-ci:2: ") && t.notes[0].contains("lowestEfficiency?"),
+            "{:?}",
+            t.notes
+        );
+        assert!(t.notes[1].contains("plugin rule"), "{:?}", t.notes);
+        // A flow mapping, quotes and comments as YAML has them.
+        let t = Thresholds::dive_defaults()
+            .with_dive_ci(
+                "---\nrules: {lowestEfficiency: 0.5, 'highestWastedBytes': \"1 MB\"} # x\n",
+                ".dive-ci",
+            )
+            .unwrap();
+        assert_eq!(t.lowest_efficiency, Some(0.5));
+        assert_eq!(t.highest_wasted_bytes.as_deref(), Some("1 MB"));
         let err = Thresholds::dive_defaults()
-            .with_dive_ci("rules:\n  fastest: 1\n", ".dive-ci")
+            .with_dive_ci("rules: 3\n", ".dive-ci")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown rule"), "{err}");
+        assert!(err.contains(".dive-ci:1"), "{err}");
+    }
+
+    #[test]
+    fn user_waste_divides_as_dive_does() {
+        assert_eq!(fraction(f64::INFINITY), "+Inf");
+        assert_eq!(fraction(f64::NAN), "NaN");
+        assert_eq!(fraction(0.25), "0.2500");
+        assert_eq!(edit_distance("highestWastedBytes", "higestWastedByte"), 2);
     }
 
     #[test]

@@ -846,6 +846,9 @@ impl Pipeline {
         .await
         .context("the analysis thread")?
         .with_context(|| format!("analysing {image}"))?;
+        for note in &thresholds.notes {
+            run.reporter.note(Stage::Inspect, &format!("note: {note}"));
+        }
         let gate = thresholds.evaluate(&analysis)?;
         let dockerfile = std::fs::read_to_string(&spec.dockerfile).ok();
         let report = crate::gate::finish(

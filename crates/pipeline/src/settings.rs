@@ -367,7 +367,7 @@ impl Settings {
             if let Some(ours) = &config.inspect {
                 t = t.with(ours);
             }
-            Some(t)
+            Some(t.checked()?)
         } else {
             None
         };
