@@ -250,7 +250,10 @@ fn classify(name: &str, head: &[u8]) -> Class {
     if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         return Class::Layer(Compression::Zstd);
     }
-    if head.len() == 512 && (head.iter().all(|b| *b == 0) || is_tar_header(head)) {
+    // An empty blob is an empty layer (Docker writes them; dive reads them as such).
+    if head.is_empty()
+        || (head.len() == 512 && (head.iter().all(|b| *b == 0) || is_tar_header(head)))
+    {
         return Class::Layer(Compression::None);
     }
     match head.iter().find(|b| !b.is_ascii_whitespace()) {

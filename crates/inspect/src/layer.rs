@@ -3,7 +3,7 @@
 use std::error::Error as _;
 use std::io::{self, BufRead, BufReader, Read};
 
-use flate2::bufread::MultiGzDecoder;
+use flate2::bufread::GzDecoder;
 use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 use sha2::{Digest, Sha256};
@@ -64,7 +64,7 @@ pub(super) enum Kind {
 /// The decompressor for a blob.
 enum Decoder<R: BufRead> {
     Plain(R),
-    Gzip(Box<MultiGzDecoder<R>>),
+    Gzip(Box<GzMembers<R>>),
     Zstd(Box<ZstdFrames<R>>),
 }
 
@@ -134,7 +134,7 @@ pub(super) fn read_layer(input: impl Read, compression: Compression) -> Result<L
     let buffered = BufReader::with_capacity(BUFFER, input);
     let decoder = match compression {
         Compression::None => Decoder::Plain(buffered),
-        Compression::Gzip => Decoder::Gzip(Box::new(MultiGzDecoder::new(buffered))),
+        Compression::Gzip => Decoder::Gzip(Box::new(GzMembers::new(buffered))),
         Compression::Zstd => Decoder::Zstd(Box::new(ZstdFrames::new(buffered))),
     };
     let mut archive = tar::Archive::new(Tracked {
@@ -186,7 +186,15 @@ fn walk<R: Read>(archive: &mut tar::Archive<R>, records: &mut Vec<Record>) -> Re
             Some(path) => format!("corrupt tar after entry {path}: {e}"),
             None => format!("corrupt tar: {e}"),
         })?;
-        let path = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if raw.split('/').any(|part| part == "..") {
+            // Docker refuses to apply such a layer; folding it onto a path would make up
+            // figures for a layer no engine would extract.
+            return Err(format!(
+                "entry {raw:?} has a `..` component: Docker refuses layers with such entries"
+            ));
+        }
+        let path = normalize(&raw);
         let kind = entry.header().entry_type();
         last = Some(path.clone());
         if path.is_empty() {
@@ -274,6 +282,83 @@ fn walk<R: Read>(archive: &mut tar::Archive<R>, records: &mut Vec<Record>) -> Re
     Ok(())
 }
 
+/// A gzip stream of one or more members, as `gzip -d` reads it, and zero bytes after the
+/// last member taken as padding (as dive and Docker, which stop at the tar's end, accept
+/// them); anything else after a member must be another member.
+struct GzMembers<R: BufRead> {
+    member: Option<GzDecoder<R>>,
+    /// The source between members.
+    idle: Option<R>,
+    members: u64,
+}
+
+impl<R: BufRead> GzMembers<R> {
+    fn new(source: R) -> Self {
+        GzMembers {
+            member: None,
+            idle: Some(source),
+            members: 0,
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(member) = self.member.as_mut() {
+                let n = member.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                self.idle = self.member.take().map(GzDecoder::into_inner);
+                continue;
+            }
+            let Some(source) = self.idle.as_mut() else {
+                return Ok(0);
+            };
+            let next = source.fill_buf()?.first().copied();
+            match next {
+                None if self.members == 0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "no gzip member",
+                    ));
+                }
+                None => return Ok(0),
+                Some(0) if self.members > 0 => {
+                    zero_padding(source, "gzip")?;
+                    return Ok(0);
+                }
+                Some(_) => {
+                    self.members += 1;
+                    self.member = self.idle.take().map(GzDecoder::new);
+                }
+            }
+        }
+    }
+}
+
+/// Read the rest of `source`, which must be zero bytes (padding after a compressed stream).
+fn zero_padding<R: BufRead>(source: &mut R, format: &str) -> io::Result<()> {
+    loop {
+        let buf = source.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if buf.iter().any(|&b| b != 0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bytes other than zero padding after the {format} stream"),
+            ));
+        }
+        let n = buf.len();
+        source.consume(n);
+    }
+}
+
 /// A zstd stream of one or more frames (skippable frames skipped), checksums checked.
 struct ZstdFrames<R: BufRead> {
     source: R,
@@ -302,6 +387,11 @@ impl<R: BufRead> ZstdFrames<R> {
                         "no zstd frame",
                     ));
                 }
+                return Ok(false);
+            }
+            if self.frames > 0 && self.source.fill_buf()?.first() == Some(&0) {
+                // No frame starts with a zero byte: padding after the stream.
+                zero_padding(&mut self.source, "zstd")?;
                 return Ok(false);
             }
             match self.decoder.reset(&mut self.source) {

@@ -283,7 +283,13 @@ pub fn analyze(reader: impl Read, options: &AnalyzeOptions) -> Result<Analysis, 
 
     let mut layers = Vec::with_capacity(plan.layers.len());
     for (index, path) in plan.layers.iter().enumerate() {
-        let (blob, data) = collected.layer(path, &plan.referrer)?;
+        let (blob, data) = collected.layer(path, &plan.referrer).map_err(|e| match e {
+            InspectError::Layer { blob, message } => InspectError::Layer {
+                blob,
+                message: format!("{message} (layer {index} of the image, from the bottom)"),
+            },
+            other => other,
+        })?;
         let digest = data.diff_id.clone().unwrap_or_default();
         if let Some(expected) = plan
             .config

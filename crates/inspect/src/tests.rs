@@ -1203,14 +1203,16 @@ fn damaged_compressed_layers_are_named() {
     );
     assert_eq!(
         e.to_string(),
-        format!("layer {short_name}: truncated gzip stream")
+        format!(
+            "layer {short_name}: truncated gzip stream (layer 0 of the image, from the bottom)"
+        )
     );
     // Cut inside the gzip trailer.
     let (archive, _) = oci_with_blob(gz[..gz.len() - 3].to_vec(), &tar);
     assert!(
         run_err(&archive)
             .to_string()
-            .ends_with("truncated gzip stream")
+            .contains("truncated gzip stream (layer 0")
     );
     // A flipped byte in the deflate data.
     let mut bad = gz.clone();
@@ -1225,7 +1227,7 @@ fn damaged_compressed_layers_are_named() {
     assert!(
         run_err(&archive)
             .to_string()
-            .ends_with("truncated zstd stream")
+            .contains("truncated zstd stream (layer 0")
     );
     let (archive, _) = oci_with_blob(zs[..4].to_vec(), &tar);
     assert!(run_err(&archive).to_string().contains("zstd stream"));
@@ -1419,4 +1421,70 @@ fn paths_are_made_canonical_and_digests_short() {
     assert_eq!(short(&format!("sha256:{hex64}")), "sha256:abababababab…");
     assert_eq!(short("manifest.json"), "manifest.json");
     assert_eq!(short("é/ü"), "é/ü");
+}
+
+#[test]
+fn trailing_zeros_after_a_compressed_layer_are_padding() {
+    let tars = sample_layers();
+    let history = default_history(tars.len());
+    let want = figures(&run(&pack(&legacy(&tars, &history))));
+    for compress in [gzip as fn(&[u8]) -> Vec<u8>, zstd] {
+        let padded: Vec<Vec<u8>> = tars
+            .iter()
+            .map(|t| {
+                let mut out = compress(t);
+                out.extend_from_slice(&[0u8; 1024]);
+                out
+            })
+            .collect();
+        let a = run(&pack(&oci(&padded, &tars, &history, OciOpts::default())));
+        assert_eq!(figures(&a), want);
+        // Anything but zeros after the stream is still refused.
+        let mut bad = padded.clone();
+        bad[0].extend_from_slice(b"junk");
+        let e = run_err(&pack(&oci(&bad, &tars, &history, OciOpts::default())));
+        assert!(e.to_string().contains("zero padding"), "{e}");
+    }
+}
+
+#[test]
+fn an_empty_layer_blob_is_an_empty_layer() {
+    let tars = vec![
+        layer_tar(&[f("a", 100)]),
+        Vec::new(),
+        layer_tar(&[f("b", 50)]),
+    ];
+    let history = default_history(tars.len());
+    for archive in [
+        pack(&legacy(&tars, &history)),
+        pack(&oci(&tars, &tars, &history, OciOpts::default())),
+    ] {
+        let a = run(&archive);
+        assert_eq!(a.layers.len(), 3);
+        assert_eq!(a.layers[1].size_bytes, 0);
+        assert_eq!(a.total_bytes, 150);
+    }
+}
+
+#[test]
+fn a_dot_dot_entry_is_refused_with_its_layer_and_path() {
+    for path in ["../etc/passwd", "a/../../b", "a/b/.."] {
+        // tar::Builder refuses such names: write the header's name field directly.
+        let mut b = tar::Builder::new(Vec::new());
+        let mut hd = header(tar::EntryType::Regular, 1);
+        hd.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        hd.set_cksum();
+        b.append(&hd, &b"x"[..]).unwrap();
+        let tars = vec![layer_tar(&[f("a/x", 10)]), b.into_inner().unwrap()];
+        let history = default_history(tars.len());
+        let e = run_err(&pack(&legacy(&tars, &history))).to_string();
+        assert!(
+            e.contains("(layer 1 of the image") && e.contains(path) && e.contains("`..`"),
+            "{path}: {e}"
+        );
+    }
+    // `..` inside a name is a name.
+    let tars = vec![layer_tar(&[f("a..b/x", 10), f("..c", 5)])];
+    let a = run(&pack(&legacy(&tars, &default_history(1))));
+    assert_eq!(a.total_bytes, 15);
 }
