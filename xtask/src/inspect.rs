@@ -95,12 +95,13 @@ impl Inspect {
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
         };
-        let report = finish(
+        let mut report = finish(
             analysis,
             dockerfile.as_deref(),
             gate,
             start.elapsed().as_secs_f64(),
         );
+        report.peak_memory_bytes = peak_memory_bytes();
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -207,6 +208,13 @@ fn human(r: &InspectReport) -> String {
     for h in &r.hints {
         out.push_str(&format!("hint: {h}\n"));
     }
+    out.push_str(&format!(
+        "analysed in {:.2} s{}\n",
+        r.seconds,
+        r.peak_memory_bytes
+            .map(|b| format!(", peak memory {}", format_size(b)))
+            .unwrap_or_default()
+    ));
     for g in &r.gate {
         out.push_str(&format!(
             "gate: {} {} (limit {}, actual {})\n",
@@ -226,4 +234,18 @@ fn percent(x: f64) -> String {
     } else {
         headroom_pipeline::gate::fraction(x)
     }
+}
+
+/// This process's peak resident memory (`VmHWM` in `/proc/self/status`), where Linux says.
+fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    kb.checked_mul(1024)
 }

@@ -1,10 +1,97 @@
 //! The accounting: apply the layers in order to a model of the image's filesystem, following
 //! every stored copy of a file to whether the final image still shows it; and dive's figures.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
+use std::rc::Rc;
 
 use super::layer::{Kind, LayerData};
 use super::{DIVE_EXPLANATION, DiveFigures, WastedPath};
+
+/// A path of the model, as a prefix of a path the archive holds: the ancestors of an entry
+/// share its one copy of the text, so a path `d` components deep costs `d` small keys, not
+/// `d` strings of up to its length (which made memory grow with the square of the depth).
+/// Compared, ordered and hashed as the text it stands for.
+#[derive(Clone)]
+struct Key {
+    text: Rc<str>,
+    len: usize,
+}
+
+impl Key {
+    fn new(text: &str) -> Key {
+        Key {
+            len: text.len(),
+            text: Rc::from(text),
+        }
+    }
+
+    /// The first `len` bytes of this key (a `/` boundary: an ancestor).
+    fn prefix(&self, len: usize) -> Key {
+        Key {
+            text: Rc::clone(&self.text),
+            len: len.min(self.len),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        self.text.get(..self.len).unwrap_or("")
+    }
+
+    /// The keys of every ancestor directory, shortest first.
+    fn ancestors(&self) -> impl Iterator<Item = Key> + '_ {
+        self.as_str()
+            .match_indices('/')
+            .map(|(i, _)| self.prefix(i))
+    }
+}
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// The entries of `map` strictly under the directory `dir` (`dir/…`).
+fn under<'a, V>(map: &'a BTreeMap<Key, V>, dir: &str) -> impl Iterator<Item = (&'a Key, &'a V)> {
+    let prefix = format!("{dir}/");
+    let start: Bound<&str> = Bound::Included(prefix.as_str());
+    let range = map.range::<str, _>((start, Bound::Unbounded));
+    range.take_while(move |(k, _)| k.as_str().starts_with(prefix.as_str()))
+}
 
 /// Per-layer figures.
 #[derive(Debug, Default, Clone)]
@@ -39,7 +126,7 @@ pub(super) struct Accounting {
 #[derive(Debug)]
 struct Copy {
     layer: usize,
-    path: String,
+    path: Key,
     bytes: u64,
     content: u128,
     /// Paths of the current filesystem that show this copy (its own, hard links).
@@ -68,12 +155,12 @@ impl Node {
 }
 
 /// Non-directory paths of lower layers that the current layer took away: path → its copy.
-type Removed = BTreeMap<String, Option<usize>>;
+type Removed = BTreeMap<Key, Option<usize>>;
 
 /// The filesystem as the layers so far build it.
 #[derive(Debug, Default)]
 struct Fs {
-    nodes: BTreeMap<String, Node>,
+    nodes: BTreeMap<Key, Node>,
     copies: Vec<Copy>,
 }
 
@@ -91,21 +178,18 @@ impl Fs {
     /// Take away everything under `dir` (and `dir` itself with `with_self`); `dir` empty is the
     /// root.
     fn hide(&mut self, dir: &str, with_self: bool, layer: usize, removed: &mut Removed) {
-        let mut keys: Vec<String> = if dir.is_empty() {
+        let mut keys: Vec<Key> = if dir.is_empty() {
             self.nodes.keys().cloned().collect()
         } else {
-            let prefix = format!("{dir}/");
-            self.nodes
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, _)| k.clone())
-                .collect()
+            under(&self.nodes, dir).map(|(k, _)| k.clone()).collect()
         };
-        if with_self && !dir.is_empty() && self.nodes.contains_key(dir) {
-            keys.push(dir.to_string());
+        if with_self && !dir.is_empty() {
+            if let Some((k, _)) = self.nodes.get_key_value(dir) {
+                keys.push(k.clone());
+            }
         }
         for key in keys {
-            if let Some(node) = self.nodes.remove(&key) {
+            if let Some(node) = self.nodes.remove(key.as_str()) {
                 if node != Node::Dir {
                     removed.insert(key, node.copy());
                 }
@@ -115,18 +199,17 @@ impl Fs {
     }
 
     /// Make every ancestor of `path` a directory (a file in the way is replaced).
-    fn parents(&mut self, path: &str, layer: usize, removed: &mut Removed) {
-        for (i, _) in path.match_indices('/') {
-            let ancestor = &path[..i];
-            match self.nodes.get(ancestor).copied() {
+    fn parents(&mut self, path: &Key, layer: usize, removed: &mut Removed) {
+        for ancestor in path.ancestors() {
+            match self.nodes.get(ancestor.as_str()).copied() {
                 Some(Node::Dir) => {}
                 Some(other) => {
-                    self.nodes.insert(ancestor.to_string(), Node::Dir);
-                    removed.insert(ancestor.to_string(), other.copy());
+                    self.nodes.insert(ancestor.clone(), Node::Dir);
+                    removed.insert(ancestor, other.copy());
                     self.release(other, layer);
                 }
                 None => {
-                    self.nodes.insert(ancestor.to_string(), Node::Dir);
+                    self.nodes.insert(ancestor, Node::Dir);
                 }
             }
         }
@@ -135,21 +218,21 @@ impl Fs {
     /// Put `node` at `path` for `layer`.
     fn place(
         &mut self,
-        path: &str,
+        path: &Key,
         node: Node,
         layer: usize,
         stats: &mut LayerStats,
         removed: &mut Removed,
     ) {
         self.parents(path, layer, removed);
-        match self.nodes.get(path).copied() {
+        match self.nodes.get(path.as_str()).copied() {
             Some(Node::Dir) if node == Node::Dir => return,
             Some(old) => {
                 if old == Node::Dir {
                     // A directory replaced by a file: everything under it goes.
-                    self.hide(path, false, layer, removed);
+                    self.hide(path.as_str(), false, layer, removed);
                 } else if node == Node::Dir {
-                    removed.insert(path.to_string(), old.copy());
+                    removed.insert(path.clone(), old.copy());
                 }
                 self.release(old, layer);
                 if node != Node::Dir {
@@ -158,7 +241,7 @@ impl Fs {
             }
             None => {
                 if node != Node::Dir {
-                    if removed.remove(path).is_some() {
+                    if removed.remove(path.as_str()).is_some() {
                         stats.files_modified += 1;
                     } else {
                         stats.files_added += 1;
@@ -166,7 +249,7 @@ impl Fs {
                 }
             }
         }
-        self.nodes.insert(path.to_string(), node);
+        self.nodes.insert(path.clone(), node);
     }
 
     /// Apply one layer: its whiteouts first (they only hide lower layers, wherever they sit in
@@ -191,6 +274,10 @@ impl Fs {
             }
         }
         for record in &data.records {
+            if matches!(record.kind, Kind::Whiteout | Kind::Opaque) {
+                continue;
+            }
+            let key = Key::new(&record.path);
             let node = match &record.kind {
                 Kind::Whiteout | Kind::Opaque => continue,
                 Kind::Dir => Node::Dir,
@@ -198,7 +285,7 @@ impl Fs {
                     stats.size_bytes = stats.size_bytes.saturating_add(*size);
                     self.copies.push(Copy {
                         layer,
-                        path: record.path.clone(),
+                        path: key.clone(),
                         bytes: *size,
                         content: *content,
                         refs: 1,
@@ -208,7 +295,7 @@ impl Fs {
                 }
                 Kind::HardLink { target } => {
                     stats.hard_links += 1;
-                    match self.nodes.get(target).copied() {
+                    match self.nodes.get(target.as_str()).copied() {
                         Some(Node::File(c)) => {
                             if let Some(copy) = self.copies.get_mut(c) {
                                 copy.refs = copy.refs.saturating_add(1);
@@ -225,7 +312,7 @@ impl Fs {
                 }
                 Kind::Other => Node::Other,
             };
-            self.place(&record.path, node, layer, &mut stats, &mut removed);
+            self.place(&key, node, layer, &mut stats, &mut removed);
         }
         stats.files_removed = removed.len() as u64;
         let gone: HashSet<usize> = removed.values().filter_map(|c| *c).collect();
@@ -278,7 +365,7 @@ pub(super) fn account(layers: &[&LayerData], top_n: usize) -> Accounting {
         .iter()
         .take(top_n)
         .map(|c| WastedPath {
-            path: c.path.clone(),
+            path: c.path.as_str().to_string(),
             bytes: c.bytes,
             written_in: c.layer,
             removed_in: c.removed_in,
@@ -325,16 +412,15 @@ enum DiveKind {
 /// dive's figures (see [`DiveFigures`]).
 fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
     // Per path: (cumulative size, smallest size, times seen).
-    let mut paths: HashMap<String, (u64, u64, u32)> = HashMap::new();
+    let mut paths: HashMap<Key, (u64, u64, u32)> = HashMap::new();
     // The stacked tree of the layers below: path → (is a directory, size).
-    let mut stacked: BTreeMap<String, (bool, u64)> = BTreeMap::new();
+    let mut stacked: BTreeMap<Key, (bool, u64)> = BTreeMap::new();
 
     for data in layers {
-        let mut tree: BTreeMap<String, (DiveKind, u64)> = BTreeMap::new();
-        let add_parents = |tree: &mut BTreeMap<String, (DiveKind, u64)>, path: &str| {
-            for (i, _) in path.match_indices('/') {
-                tree.entry(path[..i].to_string())
-                    .or_insert((DiveKind::Implied, 0));
+        let mut tree: BTreeMap<Key, (DiveKind, u64)> = BTreeMap::new();
+        let add_parents = |tree: &mut BTreeMap<Key, (DiveKind, u64)>, key: &Key| {
+            for ancestor in key.ancestors() {
+                tree.entry(ancestor).or_insert((DiveKind::Implied, 0));
             }
         };
         for record in &data.records {
@@ -342,9 +428,9 @@ fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
                 Kind::Opaque => {
                     // dive drops the marker but has already made its directory.
                     if !record.path.is_empty() {
-                        add_parents(&mut tree, &record.path);
-                        tree.entry(record.path.clone())
-                            .or_insert((DiveKind::Implied, 0));
+                        let key = Key::new(&record.path);
+                        add_parents(&mut tree, &key);
+                        tree.entry(key).or_insert((DiveKind::Implied, 0));
                     }
                     continue;
                 }
@@ -353,12 +439,12 @@ fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
                         Some((parent, name)) => format!("{parent}/.wh.{name}"),
                         None => format!(".wh.{}", record.path),
                     };
-                    (key, DiveKind::Whiteout, 0)
+                    (Key::new(&key), DiveKind::Whiteout, 0)
                 }
-                Kind::Dir => (record.path.clone(), DiveKind::Dir, 0),
-                Kind::File { size, .. } => (record.path.clone(), DiveKind::File, *size),
+                Kind::Dir => (Key::new(&record.path), DiveKind::Dir, 0),
+                Kind::File { size, .. } => (Key::new(&record.path), DiveKind::File, *size),
                 Kind::HardLink { .. } | Kind::Symlink | Kind::Other => {
-                    (record.path.clone(), DiveKind::File, 0)
+                    (Key::new(&record.path), DiveKind::File, 0)
                 }
             };
             add_parents(&mut tree, &key);
@@ -367,28 +453,18 @@ fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
 
         // Visit the leaves against the layers below.
         for (key, (kind, size)) in &tree {
-            let prefix = format!("{key}/");
-            let has_child = tree
-                .range(prefix.clone()..)
-                .next()
-                .is_some_and(|(k, _)| k.starts_with(&prefix));
-            if has_child {
+            if under(&tree, key.as_str()).next().is_some() {
                 continue;
             }
             let (path, bytes) = if *kind == DiveKind::Whiteout {
-                let path = whiteout_target(key);
-                let bytes = match stacked.get(&path) {
-                    Some((true, own)) => {
-                        let under = format!("{path}/");
-                        stacked
-                            .range(under.clone()..)
-                            .take_while(|(k, _)| k.starts_with(&under))
-                            .map(|(_, (_, s))| *s)
-                            .fold(*own, u64::saturating_add)
-                    }
+                let path = whiteout_target(key.as_str());
+                let bytes = match stacked.get(path.as_str()) {
+                    Some((true, own)) => under(&stacked, &path)
+                        .map(|(_, (_, s))| *s)
+                        .fold(*own, u64::saturating_add),
                     _ => 0,
                 };
-                (path, bytes)
+                (Key::new(&path), bytes)
             } else {
                 (key.clone(), *size)
             };
@@ -401,17 +477,12 @@ fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
         // Stack this layer on the tree below.
         for (key, (kind, _)) in &tree {
             if *kind == DiveKind::Whiteout {
-                let path = whiteout_target(key);
-                let under = format!("{path}/");
-                let doomed: Vec<String> = stacked
-                    .range(under.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&under))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let path = whiteout_target(key.as_str());
+                let doomed: Vec<Key> = under(&stacked, &path).map(|(k, _)| k.clone()).collect();
                 for k in doomed {
-                    stacked.remove(&k);
+                    stacked.remove(k.as_str());
                 }
-                stacked.remove(&path);
+                stacked.remove(path.as_str());
             }
         }
         for (key, (kind, size)) in tree {

@@ -414,6 +414,10 @@ pub struct InspectReport {
     pub hints: Vec<String>,
     pub gate: Vec<GateResult>,
     pub seconds: f64,
+    /// The analysing process's peak resident memory, when the caller measured it (the
+    /// xtask's `inspect` does: `VmHWM` of `/proc/self/status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
 }
 
 /// Link layers to Dockerfile lines and write the fix hints.
@@ -465,6 +469,7 @@ pub fn finish(
         hints,
         gate,
         seconds,
+        peak_memory_bytes: None,
     }
 }
 
