@@ -480,9 +480,12 @@ fn dockerignore_is_applied_as_the_docker_cli_applies_it() {
     );
 }
 
+/// A private registry cache with the credentials of the environment alone: no `docker
+/// login`, an empty Docker config. buildx (not the engine) reads the cache, so the
+/// credentials must reach it; without them the rebuild misses the cache (checked too).
 #[test]
-fn buildx_inline_cache_makes_a_rebuild_on_an_emptied_engine_cached() {
-    if !require_docker("buildx_inline_cache_makes_a_rebuild_on_an_emptied_engine_cached") {
+fn buildx_reads_a_private_registry_cache_with_environment_credentials() {
+    if !require_docker("buildx_reads_a_private_registry_cache_with_environment_credentials") {
         return;
     }
     let registry = Registry::start();
@@ -492,31 +495,14 @@ fn buildx_inline_cache_makes_a_rebuild_on_an_emptied_engine_cached() {
         "FROM BASE\nRUN echo one > /one\nRUN echo two > /two\n",
     );
     let image = format!("{}/ns/cached", registry.host());
+    let empty_config = tmp.path().join("docker-config");
+    std::fs::create_dir(&empty_config).unwrap();
+    let empty_config = empty_config.to_str().unwrap();
     let creds = [
         ("REGISTRY_USERNAME", registry.user.as_str()),
         ("REGISTRY_PASSWORD", registry.password.as_str()),
+        ("DOCKER_CONFIG", empty_config),
     ];
-    // buildx's BuildKit reads the cache from the registry with the engine's credentials.
-    let login = std::process::Command::new("docker")
-        .args([
-            "login",
-            "-u",
-            &registry.user,
-            "--password-stdin",
-            &registry.host(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(registry.password.as_bytes())?;
-            c.wait()
-        })
-        .unwrap();
-    assert!(login.success());
     let first = tmp.path().join("first.json");
     let run = image_run(
         &[
@@ -537,40 +523,50 @@ fn buildx_inline_cache_makes_a_rebuild_on_an_emptied_engine_cached() {
         &creds,
     );
     assert!(run.success(), "{run:?}");
-    // Empty the engine: the image, its tags and the build cache.
-    for reference in report(&first)["image"]["references"].as_array().unwrap() {
-        let _ = sh("docker", &["rmi", "-f", reference.as_str().unwrap()]);
-    }
-    sh("docker", &["builder", "prune", "--all", "--force"]);
-    let second = tmp.path().join("second.json");
+    let empty_engine = || {
+        for reference in report(&first)["image"]["references"].as_array().unwrap() {
+            let _ = sh("docker", &["rmi", "-f", reference.as_str().unwrap()]);
+        }
+        sh("docker", &["builder", "prune", "--all", "--force"]);
+    };
     let cache_from = format!("type=registry,ref={image}:latest");
-    let run = image_run(
-        &[
-            "--context",
-            ctx.to_str().unwrap(),
-            "--image",
-            &image,
-            "--backend",
-            "buildx",
-            "--cache-from",
-            &cache_from,
-            "--skip",
-            "free,smoke,push",
-            "--report",
-            second.to_str().unwrap(),
-        ],
-        &creds,
-    );
-    assert!(run.success(), "{run:?}");
-    let r = report(&second);
-    assert!(
-        r["build"]["cached_steps"].as_u64().unwrap() >= 2,
-        "{:#}",
-        r["build"]
-    );
-    let _ = std::process::Command::new("docker")
-        .args(["logout", &registry.host()])
-        .output();
+    let rebuild = |envs: &[(&str, &str)], name: &str| {
+        let path = tmp.path().join(name);
+        let run = image_run(
+            &[
+                "--context",
+                ctx.to_str().unwrap(),
+                "--image",
+                &image,
+                "--backend",
+                "buildx",
+                "--cache-from",
+                &cache_from,
+                "--skip",
+                "free,smoke,push",
+                "--report",
+                path.to_str().unwrap(),
+            ],
+            envs,
+        );
+        assert!(run.success(), "{run:?}");
+        assert!(
+            !run.stdout.contains(&registry.password) && !run.stderr.contains(&registry.password),
+            "the password was printed"
+        );
+        report(&path)["build"]["cached_steps"].as_u64().unwrap()
+    };
+    // Without credentials buildx cannot read the private cache: nothing is cached.
+    empty_engine();
+    let missed = rebuild(&[("DOCKER_CONFIG", empty_config)], "without.json");
+    assert_eq!(missed, 0, "a private cache read without credentials");
+    // With the environment's credentials it can.
+    empty_engine();
+    let cached = rebuild(&creds, "with.json");
+    assert!(cached >= 2, "{cached} cached steps");
+    // The credentials were handed to buildx alone: the user's Docker config has none (buildx
+    // keeps its own state there, `buildx/`, as always).
+    assert!(!Path::new(empty_config).join("config.json").exists());
 }
 
 #[test]

@@ -98,6 +98,12 @@ pub struct BuildSpec {
     pub provenance: Option<bool>,
     pub sbom: Option<bool>,
     pub no_cache: bool,
+    /// Credentials buildx must use for these registries (a private registry cache, the
+    /// registry pushed to) that it would not find in Docker's config: those resolved from
+    /// the environment or `--password-stdin`. Handed to buildx through a private Docker
+    /// config for the one build (see [`client_config`]); never serialized.
+    #[serde(skip)]
+    pub registry_logins: Vec<crate::auth::Credentials>,
 }
 
 impl BuildSpec {
@@ -300,7 +306,7 @@ pub async fn build(
         Backend::Buildx => {
             let started = start_buildx(&engine.endpoint, spec)?;
             // If this future is dropped (Ctrl-C, SIGTERM), the child must not build on.
-            let _kill = KillOnDrop(std::sync::Arc::clone(&started.reader));
+            let _kill = KillOnDrop(std::sync::Arc::clone(&started.reader), started.dir.clone());
             // buildx's output is read on a blocking thread.
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             let task = tokio::task::spawn_blocking(move || read_buildx(started, &tx));
@@ -552,12 +558,15 @@ struct Buildx {
     metadata: PathBuf,
 }
 
-/// Kills the buildx child when the build is abandoned; a no-op once it has exited.
-struct KillOnDrop(std::sync::Arc<duct::ReaderHandle>);
+/// Kills the buildx child when the build is abandoned (a no-op once it has exited), and
+/// removes the Docker config written for it at once: the registry credentials in it must
+/// not outlive the build, also when the process exits right after (SIGTERM).
+struct KillOnDrop(std::sync::Arc<duct::ReaderHandle>, PathBuf);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
+        let _ = std::fs::remove_dir_all(self.1.join("docker-config"));
     }
 }
 
@@ -570,6 +579,21 @@ fn start_buildx(
     let metadata = dir.join("metadata.json");
     let args = buildx_args(spec, &metadata);
     let mut cmd = duct::cmd("docker", &args).env("DOCKER_HOST", &endpoint.host);
+    if !spec.registry_logins.is_empty() {
+        let original = std::env::var_os("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
+        let config =
+            client_config(&dir, original.as_deref(), &spec.registry_logins).map_err(|e| {
+                let _ = std::fs::remove_dir_all(&dir);
+                BuildError::new(
+                    format!("writing buildx's Docker config for the registry credentials: {e}"),
+                    None,
+                    Vec::new(),
+                )
+            })?;
+        cmd = cmd.env("DOCKER_CONFIG", config);
+    }
     if let Some(tls) = &endpoint.tls
         && let Some(d) = tls.ca.parent()
     {
@@ -716,6 +740,81 @@ fn is_step(name: &str) -> bool {
     name.starts_with('[') && !name.starts_with("[internal]")
 }
 
+/// A Docker config directory under `dir` for one buildx run: the user's (`original`) as it
+/// is — its other entries (buildx's builders, contexts, plugins) linked, its `config.json`
+/// copied — with `logins` added to `auths`, since buildx (not the engine) authenticates to
+/// the registries of a cache and reads only Docker's config. An entry of `credHelpers` for
+/// one of those registries is dropped (it would win over `auths`), and so is `credsStore`
+/// (which would be asked instead of `auths` for every registry). The directory is 0700, the
+/// file 0600, and both go with `dir` when the build ends.
+pub fn client_config(
+    dir: &std::path::Path,
+    original: Option<&std::path::Path>,
+    logins: &[crate::auth::Credentials],
+) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let config_dir = dir.join("docker-config");
+    std::fs::DirBuilder::new().mode(0o700).create(&config_dir)?;
+    let mut config = serde_json::Map::new();
+    if let Some(original) = original {
+        if let Ok(entries) = std::fs::read_dir(original) {
+            for e in entries.flatten() {
+                if e.file_name() != "config.json" {
+                    std::os::unix::fs::symlink(e.path(), config_dir.join(e.file_name()))?;
+                }
+            }
+        }
+        if let Ok(text) = std::fs::read_to_string(original.join("config.json")) {
+            let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", original.join("config.json").display()),
+                )
+            })?;
+            if let serde_json::Value::Object(map) = parsed {
+                config = map;
+            }
+        }
+    }
+    config.remove("credsStore");
+    let mut auths = match config.remove("auths") {
+        Some(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let mut helpers = match config.remove("credHelpers") {
+        Some(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    for login in logins {
+        helpers.remove(&login.server);
+        if login.server == crate::auth::DOCKER_HUB_SERVER {
+            helpers.remove(crate::auth::DOCKER_HUB_HOST);
+            helpers.remove("index.docker.io");
+        }
+        let entry = if login.is_identity_token() {
+            serde_json::json!({ "identitytoken": login.password.expose() })
+        } else {
+            let pair = format!("{}:{}", login.username, login.password.expose());
+            serde_json::json!({ "auth": base64::engine::general_purpose::STANDARD.encode(pair) })
+        };
+        auths.insert(login.server.clone(), entry);
+    }
+    config.insert("auths".into(), serde_json::Value::Object(auths));
+    if !helpers.is_empty() {
+        config.insert("credHelpers".into(), serde_json::Value::Object(helpers));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(config_dir.join("config.json"))?;
+    std::io::Write::write_all(
+        &mut file,
+        &serde_json::to_vec(&serde_json::Value::Object(config)).unwrap_or_default(),
+    )?;
+    Ok(config_dir)
+}
+
 fn tempfile_dir() -> std::io::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!(
         "headroom-buildx-{}-{}",
@@ -729,6 +828,45 @@ fn tempfile_dir() -> std::io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buildx_gets_the_users_config_plus_the_given_credentials() {
+        use std::os::unix::fs::PermissionsExt;
+        let user = tempfile::tempdir().unwrap();
+        std::fs::create_dir(user.path().join("buildx")).unwrap();
+        std::fs::write(
+            user.path().join("config.json"),
+            r#"{"auths":{"other.example":{"auth":"b3RoZXI6cHc="}},"credsStore":"desktop",
+               "credHelpers":{"reg.example:5000":"ecr-login","gcr.io":"gcloud"},"proxies":{"default":{}}}"#,
+        )
+        .unwrap();
+        let run = tempfile::tempdir().unwrap();
+        let login = crate::auth::Credentials {
+            username: "u".into(),
+            password: crate::auth::Secret::new("s3cret"),
+            server: "reg.example:5000".into(),
+            source: crate::auth::CredentialSource::Stdin,
+        };
+        let dir = client_config(run.path(), Some(user.path()), &[login]).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("config.json")), 0o600);
+        assert!(dir.join("buildx").is_dir(), "buildx's builders are kept");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["auths"]["reg.example:5000"]["auth"], "dTpzM2NyZXQ=");
+        assert_eq!(v["auths"]["other.example"]["auth"], "b3RoZXI6cHc=");
+        assert_eq!(v["credHelpers"], serde_json::json!({"gcr.io": "gcloud"}));
+        assert!(v.get("credsStore").is_none());
+        assert_eq!(v["proxies"], serde_json::json!({"default": {}}));
+        // The user's own file is untouched.
+        assert!(
+            std::fs::read_to_string(user.path().join("config.json"))
+                .unwrap()
+                .contains("desktop")
+        );
+    }
 
     #[test]
     fn secrets_parse_both_forms() {

@@ -334,12 +334,16 @@ impl Pipeline {
         // The credentials need only the repository's host: asked first, so a half-set pair
         // fails in seconds, before the engine is asked anything.
         let credentials = self.credentials(&self.settings.spec).await?;
+        let logins = self
+            .cache_logins(&self.settings.spec, credentials.as_ref())
+            .await?;
         let Facts {
             engine,
             facts,
             watch,
-            spec,
+            mut spec,
         } = self.facts(run).await?;
+        spec.registry_logins = logins;
         let watch = watch.as_deref();
         // Cheap checks before anything destructive: the engine has answered and the
         // credentials are resolved; a Dockerfile the lint stops must not cost a deleted byte.
@@ -1008,6 +1012,62 @@ impl Pipeline {
                 .await
                 .context("resolving registry credentials")??,
         )
+    }
+
+    /// What buildx must be given for the registries of the build's cache and push: buildx
+    /// authenticates to a registry cache itself and reads only Docker's config, so
+    /// credentials that came from the environment or `--password-stdin` would never reach it,
+    /// and a private cache would silently miss. Those credentials name "the registry": the
+    /// one pushed to, or, without --push, the one registry the cache refs name. They are
+    /// never handed out for any other host (a cache elsewhere uses Docker's config, `docker
+    /// login`), so a password cannot travel to a registry it was not meant for.
+    async fn cache_logins(
+        &self,
+        spec: &BuildSpec,
+        push: Option<&auth::Credentials>,
+    ) -> Result<Vec<auth::Credentials>> {
+        let s = &self.settings;
+        let given = |c: &auth::Credentials| {
+            matches!(
+                c.source,
+                auth::CredentialSource::Env { .. } | auth::CredentialSource::Stdin
+            )
+        };
+        let mut hosts: Vec<String> = spec
+            .cache_from
+            .iter()
+            .chain(&spec.cache_to)
+            .flat_map(|c| c.split(','))
+            .filter_map(|kv| kv.trim().strip_prefix("ref="))
+            .map(auth::registry_host)
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        if hosts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if s.push && !s.skipped(Stage::Push) {
+            let push_host = auth::registry_host(&spec.image);
+            return Ok(push
+                .filter(|c| given(c) && hosts.contains(&push_host))
+                .cloned()
+                .into_iter()
+                .collect());
+        }
+        let [host] = hosts.as_slice() else {
+            return Ok(Vec::new());
+        };
+        let host = host.clone();
+        let options = ResolveOptions {
+            password_stdin: s.password.clone(),
+            username: s.username.clone(),
+            env: std::env::vars().collect(),
+            ..ResolveOptions::default()
+        };
+        let found = tokio::task::spawn_blocking(move || auth::resolve(&host, &options))
+            .await
+            .context("resolving the registry cache's credentials")??;
+        Ok(found.filter(|c| given(c)).into_iter().collect())
     }
 
     async fn push(

@@ -516,5 +516,6 @@ fn build_spec(
         provenance: config.provenance,
         sbom: config.sbom,
         no_cache: args.no_cache,
+        registry_logins: Vec::new(),
     })
 }
