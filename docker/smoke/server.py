@@ -101,7 +101,6 @@ def _stop(signum, frame):
 def serve(port):
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    loader = None
     try:
         torch, error = smoke.import_torch()
         if error:
@@ -112,7 +111,7 @@ def serve(port):
         httpd.daemon_threads = True
         name = os.environ.get("HEADROOM_SMOKE_MODEL", "").strip()
         if name:
-            loader = load_in_background(name, torch, state)
+            load_in_background(name, torch, state)
         log("listening on 0.0.0.0:%d (cuda: %s)" % (port, str(state.cuda).lower()))
         try:
             httpd.serve_forever()
@@ -122,9 +121,10 @@ def serve(port):
         log("stopping")
     sys.stdout.flush()
     sys.stderr.flush()
-    if loader is not None and loader.is_alive():
-        os._exit(0)  # do not wait for (or finalize under) a half-loaded model
-    return 0
+    # Exit at once: neither wait for (nor finalize under) a half-loaded model, nor for the
+    # threads a library started while loading one (torch, tokenizers), which would hold a
+    # plain interpreter exit past the engine's stop timeout.
+    os._exit(0)
 
 
 def probe(port, timeout=3.0):

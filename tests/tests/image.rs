@@ -503,24 +503,32 @@ fn buildx_reads_a_private_registry_cache_with_environment_credentials() {
         ("REGISTRY_PASSWORD", registry.password.as_str()),
         ("DOCKER_CONFIG", empty_config),
     ];
-    let first = tmp.path().join("first.json");
-    let run = image_run(
-        &[
+    // A buildx build of the context, with these flags and this environment.
+    let build = |flags: &[&str], envs: &[(&str, &str)], report: &Path| {
+        let mut args = vec![
             "--context",
             ctx.to_str().unwrap(),
             "--image",
             &image,
             "--backend",
             "buildx",
+            "--report",
+            report.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        image_run(&args, envs)
+    };
+    let first = tmp.path().join("first.json");
+    let run = build(
+        &[
             "--cache-to",
             "type=inline",
             "--push",
             "--skip",
             "free,smoke",
-            "--report",
-            first.to_str().unwrap(),
         ],
         &creds,
+        &first,
     );
     assert!(run.success(), "{run:?}");
     let empty_engine = || {
@@ -532,22 +540,10 @@ fn buildx_reads_a_private_registry_cache_with_environment_credentials() {
     let cache_from = format!("type=registry,ref={image}:latest");
     let rebuild = |envs: &[(&str, &str)], name: &str| {
         let path = tmp.path().join(name);
-        let run = image_run(
-            &[
-                "--context",
-                ctx.to_str().unwrap(),
-                "--image",
-                &image,
-                "--backend",
-                "buildx",
-                "--cache-from",
-                &cache_from,
-                "--skip",
-                "free,smoke,push",
-                "--report",
-                path.to_str().unwrap(),
-            ],
+        let run = build(
+            &["--cache-from", &cache_from, "--skip", "free,smoke,push"],
             envs,
+            &path,
         );
         assert!(run.success(), "{run:?}");
         assert!(

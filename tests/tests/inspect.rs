@@ -333,8 +333,8 @@ fn the_gate_takes_dive_ci_as_dive_does_and_fails_what_dive_fails() {
         dive_said.contains("highestUserWastedPercent"),
         "{dive_said}"
     );
-    for target in [archive.to_str().unwrap(), only_delete.as_str()] {
-        let run = xtask(
+    let gate = |target: &str| {
+        xtask(
             &[
                 "inspect",
                 target,
@@ -345,7 +345,10 @@ fn the_gate_takes_dive_ci_as_dive_does_and_fails_what_dive_fails() {
                 "/nonexistent.toml",
             ],
             &[],
-        );
+        )
+    };
+    for target in [archive.to_str().unwrap(), only_delete.as_str()] {
+        let run = gate(target);
         assert_eq!(run.code, Some(1), "as dive: {run:?}");
         assert!(
             run.stderr.contains("highestUserWastedPercent failed: +Inf"),
@@ -362,18 +365,7 @@ fn the_gate_takes_dive_ci_as_dive_does_and_fails_what_dive_fails() {
     // A value dive refuses: exit 2, not 1, and the image is not read (a missing one would
     // otherwise be the error).
     std::fs::write(&dive_ci, "rules:\n  highestWastedBytes: lots\n").unwrap();
-    let run = xtask(
-        &[
-            "inspect",
-            "/nonexistent/image.tar",
-            "--ci",
-            "--ci-config",
-            dive_ci.to_str().unwrap(),
-            "--config",
-            "/nonexistent.toml",
-        ],
-        &[],
-    );
+    let run = gate("/nonexistent/image.tar");
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(
         run.stderr.contains(".dive-ci:2") && run.stderr.contains("lots"),
