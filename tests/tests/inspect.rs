@@ -374,68 +374,170 @@ fn the_gate_takes_dive_ci_as_dive_does_and_fails_what_dive_fails() {
     );
 }
 
+/// An entry of a hand-made layer: a file with its content (a whiteout is an empty file named
+/// `.wh.…`), or a directory.
+enum Entry {
+    File(String, Vec<u8>),
+    Dir(String),
+}
+
+/// A layer tar of `entries`, names as PAX `path` records (as Docker writes long names).
+fn layer(entries: &[Entry]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let (name, data, kind) = match e {
+            Entry::File(n, d) => (n, &d[..], tar::EntryType::Regular),
+            Entry::Dir(n) => (n, &b""[..], tar::EntryType::Directory),
+        };
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o755);
+        h.set_entry_type(kind);
+        b.append_pax_extensions([("path", name.as_bytes())])
+            .unwrap();
+        h.set_path("placeholder").unwrap();
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn file(name: &str, data: &[u8]) -> Entry {
+    Entry::File(name.into(), data.to_vec())
+}
+
+/// A legacy `docker save` archive of `layers`, bottom first, with a config that lists their
+/// diff ids.
+fn saved(layers: &[Vec<u8>]) -> Vec<u8> {
+    let sha = |d: &[u8]| {
+        use sha2::Digest;
+        sha2::Sha256::digest(d)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha(l)))
+        .collect();
+    let history: Vec<serde_json::Value> = (0..layers.len())
+        .map(|i| serde_json::json!({"created_by": format!("layer {i}")}))
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": history,
+    }))
+    .unwrap();
+    let config_name = format!("{}.json", sha(&config));
+    let paths: Vec<String> = (1..=layers.len())
+        .map(|i| format!("{i}/layer.tar"))
+        .collect();
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": config_name, "RepoTags": ["hand/made:1"], "Layers": paths,
+    }]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    for (path, l) in paths.iter().zip(layers) {
+        add(path, l);
+    }
+    add(&config_name, &config);
+    add("manifest.json", &manifest);
+    b.into_inner().unwrap()
+}
+
+/// "dive's figures" are dive's: on hand-made archives of the cases dive's accounting turns on
+/// (an overwritten file, directories that exist only implicitly, a deleted directory, an
+/// opaque whiteout), dive 0.13.1's own `--json` gives the same efficiency and wasted bytes.
+#[test]
+fn dives_figures_are_what_dive_reports() {
+    let Some(dive) = dive("dives_figures_are_what_dive_reports") else {
+        return;
+    };
+    let x = vec![b'x'; 1000];
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        (
+            "overwritten",
+            vec![
+                layer(&[file("w", &x)]),
+                layer(&[file("w", &[x.clone(), x.clone()].concat())]),
+                layer(&[file("w", b"a")]),
+            ],
+        ),
+        (
+            "implicit-dirs",
+            vec![
+                layer(&[file("a/b/c/f", &x)]),
+                layer(&[file("a/b/c/f", &[b'y'; 500])]),
+            ],
+        ),
+        (
+            "deleted-dir",
+            vec![
+                layer(&[Entry::Dir("d".into()), file("d/1", &x), file("d/2", &x)]),
+                layer(&[file(".wh.d", b""), file("z", &[b'z'; 10])]),
+            ],
+        ),
+        (
+            "opaque",
+            vec![
+                layer(&[Entry::Dir("o".into()), file("o/1", &x)]),
+                layer(&[
+                    Entry::Dir("o".into()),
+                    file("o/.wh..wh..opq", b""),
+                    file("o/2", &[b'q'; 20]),
+                ]),
+            ],
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, layers) in cases {
+        let archive = tmp.path().join(format!("{name}.tar"));
+        std::fs::write(&archive, saved(&layers)).unwrap();
+        let json = tmp.path().join(format!("{name}.dive.json"));
+        let out = std::process::Command::new(&dive)
+            .arg(&archive)
+            .args(["--source", "docker-archive", "--json"])
+            .arg(&json)
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "dive on {name}: {out:?}");
+        let theirs: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let ours = inspect_json(archive.to_str().unwrap(), &[]);
+        let their_eff = theirs["image"]["efficiencyScore"].as_f64().unwrap();
+        let our_eff = ours["dive"]["efficiency"].as_f64().unwrap();
+        assert!(
+            (their_eff - our_eff).abs() < 1e-12,
+            "{name}: efficiency {their_eff} vs {our_eff}"
+        );
+        assert_eq!(
+            theirs["image"]["inefficientBytes"], ours["dive"]["wasted_bytes"],
+            "{name}: wasted bytes"
+        );
+    }
+}
+
 /// Deep paths cost memory by their number, not the square of their depth: six files 30,000
 /// directories deep (a 460 KB archive, long names as PAX records) are analysed in well under
 /// 400 MB, with the figures a shallow copy of the same archive gives.
 #[test]
 fn deep_paths_are_analysed_in_bounded_memory() {
-    fn layer(files: &[(String, Vec<u8>)]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in files {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_entry_type(tar::EntryType::Regular);
-            // A PAX `path` record, as Docker writes names longer than 100 bytes.
-            b.append_pax_extensions([("path", name.as_bytes())])
-                .unwrap();
-            h.set_path("placeholder").unwrap();
-            h.set_cksum();
-            b.append(&h, &data[..]).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
-    fn archive(depth: usize) -> Vec<u8> {
+    let archive = |depth: usize| {
         let deep = |k: usize| format!("d{k}/{}f", "a/".repeat(depth));
         let l0 = layer(
             &(0..6)
-                .map(|k| (deep(k), vec![b'x'; 100]))
+                .map(|k| file(&deep(k), &[b'x'; 100]))
                 .collect::<Vec<_>>(),
         );
-        let l1 = layer(&[(deep(0), vec![b'y'; 50])]);
-        let sha = |d: &[u8]| {
-            use sha2::Digest;
-            sha2::Sha256::digest(d)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
-        let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": "amd64", "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", sha(&l0)), format!("sha256:{}", sha(&l1))]},
-            "history": [{"created_by": "a"}, {"created_by": "b"}],
-        }))
-        .unwrap();
-        let config_name = format!("{}.json", sha(&config));
-        let manifest = serde_json::to_vec(&serde_json::json!([{
-            "Config": config_name, "RepoTags": ["deep:1"],
-            "Layers": ["1/layer.tar", "2/layer.tar"],
-        }]))
-        .unwrap();
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in [
-            ("1/layer.tar", l0),
-            ("2/layer.tar", l1),
-            (config_name.as_str(), config.clone()),
-            ("manifest.json", manifest),
-        ] {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            b.append_data(&mut h, name, &data[..]).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
+        let l1 = layer(&[file(&deep(0), &[b'y'; 50])]);
+        saved(&[l0, l1])
+    };
     let tmp = tempfile::tempdir().unwrap();
     let figures = |depth: usize| {
         let path = tmp.path().join(format!("deep-{depth}.tar"));
