@@ -452,8 +452,9 @@ fn saved(layers: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// "dive's figures" are dive's: on hand-made archives of the cases dive's accounting turns on
-/// (an overwritten file, directories that exist only implicitly, a deleted directory, an
-/// opaque whiteout), dive 0.13.1's own `--json` gives the same efficiency and wasted bytes.
+/// (an overwritten file, directories that exist only implicitly, a deleted directory, a
+/// whiteout of a path no lower layer has, an opaque whiteout), dive 0.13.1's own `--json`
+/// gives the same efficiency and wasted bytes.
 #[test]
 fn dives_figures_are_what_dive_reports() {
     let Some(dive) = dive("dives_figures_are_what_dive_reports") else {
@@ -481,6 +482,15 @@ fn dives_figures_are_what_dive_reports() {
             vec![
                 layer(&[Entry::Dir("d".into()), file("d/1", &x), file("d/2", &x)]),
                 layer(&[file(".wh.d", b""), file("z", &[b'z'; 10])]),
+            ],
+        ),
+        (
+            // dive's defect, followed: the lookup of a path no lower layer has fails, leaving
+            // -1 as its smallest size and the rest of the layer (`c`) unvisited.
+            "absent-whiteout",
+            vec![
+                layer(&[file("a/f", &x)]),
+                layer(&[file("b/.wh.gone", b""), file("c", &[b'y'; 10])]),
             ],
         ),
         (

@@ -412,7 +412,7 @@ enum DiveKind {
 /// dive's figures (see [`DiveFigures`]).
 fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
     // Per path: (cumulative size, smallest size, times seen).
-    let mut paths: HashMap<Key, (u64, u64, u32)> = HashMap::new();
+    let mut paths: HashMap<Key, (u64, i64, u32)> = HashMap::new();
     // The stacked tree of the layers below: path → (is a directory, size).
     let mut stacked: BTreeMap<Key, (bool, u64)> = BTreeMap::new();
 
@@ -451,26 +451,39 @@ fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
             tree.insert(key, (kind, size));
         }
 
-        // Visit the leaves against the layers below.
-        for (key, (kind, size)) in &tree {
-            if under(&tree, key.as_str()).next().is_some() {
-                continue;
-            }
+        // Visit the leaves against the layers below, in dive's order (depth first, children
+        // by name: the leaves sorted by their components).
+        let mut leaves: Vec<(&Key, &(DiveKind, u64))> = tree
+            .iter()
+            .filter(|(key, _)| under(&tree, key.as_str()).next().is_none())
+            .collect();
+        leaves.sort_by(|a, b| a.0.as_str().split('/').cmp(b.0.as_str().split('/')));
+        for (key, (kind, size)) in leaves {
             let (path, bytes) = if *kind == DiveKind::Whiteout {
                 let path = whiteout_target(key.as_str());
                 let bytes = match stacked.get(path.as_str()) {
                     Some((true, own)) => under(&stacked, &path)
                         .map(|(_, (_, s))| *s)
                         .fold(*own, u64::saturating_add),
-                    _ => 0,
+                    Some((false, _)) => 0,
+                    None => {
+                        // dive 0.13.1 on a whiteout of a path no lower layer has: the path's
+                        // entry is made with its "smallest size" still -1, the lookup fails,
+                        // and the rest of this layer goes unvisited. Done as dive does it.
+                        paths.entry(Key::new(&path)).or_insert((0, -1, 0));
+                        break;
+                    }
                 };
                 (Key::new(&path), bytes)
             } else {
                 (key.clone(), *size)
             };
-            let seen = paths.entry(path).or_insert((0, bytes, 0));
+            let signed = i64::try_from(bytes).unwrap_or(i64::MAX);
+            let seen = paths.entry(path).or_insert((0, signed, 0));
             seen.0 = seen.0.saturating_add(bytes);
-            seen.1 = seen.1.min(bytes);
+            if seen.1 < 0 || signed < seen.1 {
+                seen.1 = signed;
+            }
             seen.2 += 1;
         }
 
@@ -501,7 +514,7 @@ fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
         }
     }
 
-    let (minimum, cumulative) = paths.values().fold((0u64, 0u64), |(min, cum), (c, m, _)| {
+    let (minimum, cumulative) = paths.values().fold((0i64, 0u64), |(min, cum), (c, m, _)| {
         (min.saturating_add(*m), cum.saturating_add(*c))
     });
     let wasted_bytes = paths
@@ -515,7 +528,11 @@ fn dive(layers: &[&LayerData], stats: &[LayerStats]) -> DiveFigures {
         .map(|s| s.size_bytes)
         .fold(0u64, u64::saturating_add);
     DiveFigures {
-        efficiency: ratio(minimum, cumulative),
+        efficiency: if cumulative == 0 {
+            1.0
+        } else {
+            minimum as f64 / cumulative as f64
+        },
         wasted_bytes,
         // As dive divides: +Inf when bytes are wasted and no layer above the first holds
         // any, NaN when neither.

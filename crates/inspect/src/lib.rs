@@ -171,6 +171,9 @@ pub struct WastedPath {
 /// - for every path seen as a leaf of a layer's tree: its cumulative size over the layers and
 ///   the smallest size seen; a whiteout of a directory counts the size of the files it hides,
 ///   a whiteout of a file counts 0, opaque whiteouts are ignored;
+/// - a whiteout of a path no lower layer has is dive's defect, followed: the path counts with
+///   a smallest size of -1 and the rest of that layer's leaves (in dive's order: depth first,
+///   children by name) are not visited;
 /// - `efficiency = Σ smallest / Σ cumulative` (1.0 when both are 0);
 /// - `wasted_bytes = Σ cumulative` of every path seen in two or more layers (the kept copy
 ///   included);
