@@ -337,14 +337,15 @@ pub(super) fn account(layers: &[&LayerData], top_n: usize) -> Accounting {
     let mut total_bytes = 0u64;
     let mut visible_bytes = 0u64;
     let mut dead: Vec<&Copy> = Vec::new();
-    let mut contents: HashMap<u128, (u64, u64)> = HashMap::new();
+    // By size and content: a file whose size no other file has is not hashed (its content
+    // is 0), and cannot be a duplicate.
+    let mut contents: HashMap<(u64, u128), u64> = HashMap::new();
     for copy in &fs.copies {
         total_bytes = total_bytes.saturating_add(copy.bytes);
         if copy.refs > 0 {
             visible_bytes = visible_bytes.saturating_add(copy.bytes);
             if copy.bytes > 0 {
-                let seen = contents.entry(copy.content).or_insert((copy.bytes, 0));
-                seen.1 += 1;
+                *contents.entry((copy.bytes, copy.content)).or_insert(0) += 1;
             }
         } else {
             if let Some(s) = stats.get_mut(copy.layer) {
@@ -372,8 +373,8 @@ pub(super) fn account(layers: &[&LayerData], top_n: usize) -> Accounting {
         })
         .collect();
     let duplicate_bytes = contents
-        .values()
-        .map(|(bytes, count)| bytes.saturating_mul(count.saturating_sub(1)))
+        .iter()
+        .map(|((bytes, _), count)| bytes.saturating_mul(count.saturating_sub(1)))
         .fold(0u64, u64::saturating_add);
     let wasted_bytes = total_bytes.saturating_sub(visible_bytes);
 

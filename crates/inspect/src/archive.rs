@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tar::EntryType;
 
 use super::layer::{self, LayerData};
-use super::{Compression, InspectError, hex, normalize, short};
+use super::{Compression, InspectError, hex, normalize, short, truncated};
 
 /// The largest JSON document kept in memory.
 pub(super) const JSON_LIMIT: u64 = 64 << 20;
@@ -111,16 +111,18 @@ impl<R: Read> Read for Source<R> {
 }
 
 /// The content of one outer entry, hashed and counted as it is read.
-struct Raw<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
+pub(super) struct Raw<R> {
+    pub(super) inner: R,
+    pub(super) hasher: Option<Sha256>,
+    pub(super) count: u64,
 }
 
 impl<R: Read> Read for Raw<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         self.count = self.count.saturating_add(n as u64);
         Ok(n)
     }
@@ -134,6 +136,23 @@ struct Progress {
 }
 
 impl Progress {
+    /// Whether a JSON document of `size` bytes may be kept; too large for a document the
+    /// image needs is an error, for another the document is not kept.
+    fn json_fits(&self, name: &str, size: u64) -> Result<bool, InspectError> {
+        let total = self.json_total.saturating_add(size);
+        if size <= JSON_LIMIT && total <= JSON_TOTAL_LIMIT {
+            return Ok(true);
+        }
+        if KNOWN_JSON.contains(&name) {
+            return Err(InspectError::TooLarge {
+                name: name.to_string(),
+                size,
+                limit: JSON_LIMIT.min(JSON_TOTAL_LIMIT.saturating_sub(self.json_total)),
+            });
+        }
+        Ok(false)
+    }
+
     fn context(&self) -> String {
         match &self.last {
             Some((name, _)) => format!("after entry {}", short(name)),
@@ -142,8 +161,9 @@ impl Progress {
     }
 }
 
-/// Read the archive once, keeping what the analysis needs.
-pub(super) fn collect(reader: impl Read) -> Result<Collected, InspectError> {
+/// Read the archive once, keeping what the analysis needs; `verify`: check every blob named by
+/// a digest against it (SHA-256 of all the bytes).
+pub(super) fn collect(reader: impl Read, verify: bool) -> Result<Collected, InspectError> {
     let mut archive = tar::Archive::new(Source {
         inner: reader,
         count: 0,
@@ -151,7 +171,10 @@ pub(super) fn collect(reader: impl Read) -> Result<Collected, InspectError> {
     });
     let mut out = Collected::default();
     let mut progress = Progress::default();
-    let walked = walk(&mut archive, &mut out, &mut progress);
+    let walked = archive
+        .entries()
+        .map_err(|e| InspectError::NotATar(e.to_string()))
+        .and_then(|entries| walk(entries, &mut out, &mut progress, Mode::Stream { verify }));
     let source = archive.into_inner();
     if let Some(source_error) = source.error {
         return Err(InspectError::Read {
@@ -176,14 +199,33 @@ pub(super) fn collect(reader: impl Read) -> Result<Collected, InspectError> {
     Ok(out)
 }
 
+/// What the walk does with a regular file of the archive.
+enum Mode<'a> {
+    /// Read it as it streams past: JSON kept, layers analysed, everything hashed if `verify`.
+    Stream { verify: bool },
+    /// Read its first block (and all of a JSON document) and list where a layer blob lies,
+    /// for [`index`]'s caller to read later.
+    Index {
+        blobs: &'a mut Vec<Blob>,
+        verify: bool,
+    },
+}
+
+/// A layer blob found by [`index`]: where its bytes lie in the archive.
+#[derive(Debug, Clone)]
+pub(super) struct Blob {
+    pub(super) name: String,
+    pub(super) offset: u64,
+    pub(super) size: u64,
+    pub(super) compression: Compression,
+}
+
 fn walk<R: Read>(
-    archive: &mut tar::Archive<Source<R>>,
+    entries: tar::Entries<'_, R>,
     out: &mut Collected,
     progress: &mut Progress,
+    mut mode: Mode<'_>,
 ) -> Result<(), InspectError> {
-    let entries = archive
-        .entries()
-        .map_err(|e| InspectError::NotATar(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| match progress.last {
             None => InspectError::NotATar(format!("not a tar stream ({e})")),
@@ -224,7 +266,24 @@ fn walk<R: Read>(
             }
             EntryType::Regular | EntryType::Continuous => {
                 out.forget(&name);
-                file(&mut entry, &name, size, out, progress)?;
+                match &mut mode {
+                    Mode::Stream { verify } => {
+                        file(&mut entry, &name, size, out, progress, *verify)?;
+                    }
+                    Mode::Index { blobs, verify } => {
+                        blobs.retain(|b| b.name != name);
+                        let offset = entry.raw_file_position();
+                        let found =
+                            indexed(&mut entry, &name, size, offset, out, progress, *verify)?;
+                        if let Some(blob) = found {
+                            blobs.push(blob);
+                        } else if *verify {
+                            if let Some(doc) = out.json.get(&name) {
+                                check_digest(&name, Some(&hex(&Sha256::digest(doc))))?;
+                            }
+                        }
+                    }
+                }
             }
             _ => {}
         }
@@ -313,6 +372,7 @@ fn file<R: Read>(
     size: u64,
     out: &mut Collected,
     progress: &mut Progress,
+    verify: bool,
 ) -> Result<(), InspectError> {
     let read_error = |e: io::Error| InspectError::Archive {
         context: format!("entry {}", short(name)),
@@ -320,7 +380,7 @@ fn file<R: Read>(
     };
     let mut raw = Raw {
         inner: entry,
-        hasher: Sha256::new(),
+        hasher: verify.then(Sha256::new),
         count: 0,
     };
     let mut head = Vec::with_capacity(512);
@@ -332,16 +392,7 @@ fn file<R: Read>(
     let mut kept: Option<Result<LayerData, String>> = None;
     match class {
         Class::Json => {
-            let known = KNOWN_JSON.contains(&name);
-            let total = progress.json_total.saturating_add(size);
-            if size > JSON_LIMIT || total > JSON_TOTAL_LIMIT {
-                if known {
-                    return Err(InspectError::TooLarge {
-                        name: name.to_string(),
-                        size,
-                        limit: JSON_LIMIT.min(JSON_TOTAL_LIMIT.saturating_sub(progress.json_total)),
-                    });
-                }
+            if !progress.json_fits(name, size)? {
                 drain(&mut raw).map_err(read_error)?;
                 out.other.insert(name.to_string());
             } else {
@@ -352,7 +403,7 @@ fn file<R: Read>(
             }
         }
         Class::Layer(compression) => {
-            let read = layer::read_layer(Cursor::new(head).chain(&mut raw), compression);
+            let read = layer::read_layer(Cursor::new(head).chain(&mut raw), compression, verify);
             drain(&mut raw).map_err(read_error)?;
             kept = Some(read);
         }
@@ -365,37 +416,173 @@ fn file<R: Read>(
         out.forget(name);
         return Err(InspectError::Archive {
             context: format!("entry {}", short(name)),
-            message: format!(
-                "truncated: its header declares {size} bytes, the input holds {}",
-                raw.count
-            ),
+            message: truncated(size, "input", raw.count),
         });
     }
-    let digest = hex(&raw.hasher.finalize());
-    if let Some(named) = content_address(name) {
-        if !named.eq_ignore_ascii_case(&digest) {
-            return Err(InspectError::Digest {
-                path: name.to_string(),
-                actual: digest,
-            });
-        }
-    }
+    let digest = raw.hasher.map(|h| hex(&h.finalize()));
     if let Some(read) = kept {
-        let read = read.map(|mut data| {
-            data.blob_bytes = raw.count;
-            if data.diff_id.is_none() {
-                // A plain tar: the blob is the uncompressed layer.
-                data.diff_id = Some(format!("sha256:{digest}"));
-            }
-            data
-        });
+        let read = settle(name, read, raw.count, digest.as_deref())?;
         out.layers.insert(name.to_string(), read);
+    } else {
+        check_digest(name, digest.as_deref())?;
     }
     Ok(())
 }
 
+/// A blob's digest (`None`: not computed) against the digest its name gives.
+fn check_digest(name: &str, digest: Option<&str>) -> Result<(), InspectError> {
+    if let (Some(named), Some(digest)) = (content_address(name), digest) {
+        if !named.eq_ignore_ascii_case(digest) {
+            return Err(InspectError::Digest {
+                path: name.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A layer blob read whole: its digest checked, its size and (for a plain tar, whose digest is
+/// the layer's diff id) diff id filled in. Without a computed digest, a plain tar's diff id is
+/// the digest its name gives, if any (unverified).
+pub(super) fn settle(
+    name: &str,
+    read: Result<LayerData, String>,
+    blob_bytes: u64,
+    digest: Option<&str>,
+) -> Result<Result<LayerData, String>, InspectError> {
+    check_digest(name, digest)?;
+    Ok(read.map(|mut data| {
+        data.blob_bytes = blob_bytes;
+        if data.compression == Compression::None {
+            data.diff_id = digest
+                .or_else(|| content_address(name))
+                .map(|d| format!("sha256:{}", d.to_ascii_lowercase()));
+        }
+        data
+    }))
+}
+
+/// One regular file of the archive, for [`index`]: its first block read to tell what it is,
+/// a JSON document read whole, a layer blob listed (returned) and skipped.
+fn indexed<R: Read>(
+    entry: &mut R,
+    name: &str,
+    size: u64,
+    offset: u64,
+    out: &mut Collected,
+    progress: &mut Progress,
+    verify: bool,
+) -> Result<Option<Blob>, InspectError> {
+    let read_error = |e: io::Error| InspectError::Archive {
+        context: format!("entry {}", short(name)),
+        message: e.to_string(),
+    };
+    let mut head = Vec::with_capacity(512);
+    entry.take(512).read_to_end(&mut head).map_err(read_error)?;
+    let short_by = |held: u64| InspectError::Archive {
+        context: format!("entry {}", short(name)),
+        message: truncated(size, "input", held),
+    };
+    match classify(name, &head) {
+        Class::Json => {
+            if !progress.json_fits(name, size)? {
+                out.other.insert(name.to_string());
+                return Ok(None);
+            }
+            let mut doc = head;
+            entry.read_to_end(&mut doc).map_err(read_error)?;
+            if doc.len() as u64 != size {
+                return Err(short_by(doc.len() as u64));
+            }
+            progress.json_total = progress.json_total.saturating_add(doc.len() as u64);
+            out.json.insert(name.to_string(), doc);
+            Ok(None)
+        }
+        Class::Layer(compression) => {
+            if (head.len() as u64) < size.min(512) {
+                return Err(short_by(head.len() as u64));
+            }
+            Ok(Some(Blob {
+                name: name.to_string(),
+                offset,
+                size,
+                compression,
+            }))
+        }
+        Class::Other => {
+            if verify && content_address(name).is_some() {
+                let mut hasher = Sha256::new();
+                hasher.update(&head);
+                let mut sink = Raw {
+                    inner: entry,
+                    hasher: Some(hasher),
+                    count: head.len() as u64,
+                };
+                drain(&mut sink).map_err(read_error)?;
+                if sink.count != size {
+                    return Err(short_by(sink.count));
+                }
+                let digest = sink.hasher.map(|h| hex(&h.finalize()));
+                check_digest(name, digest.as_deref())?;
+            }
+            out.other.insert(name.to_string());
+            Ok(None)
+        }
+    }
+}
+
+/// Index a seekable archive: one walk over its headers that keeps the JSON documents and the
+/// links and lists the layer blobs, whose bytes it skips. `len`: the archive's length.
+pub(super) fn index<R: Read + io::Seek>(
+    reader: R,
+    len: u64,
+    verify: bool,
+) -> Result<(Collected, Vec<Blob>), InspectError> {
+    let mut archive = tar::Archive::new(reader);
+    let mut out = Collected::default();
+    let mut progress = Progress::default();
+    let mut blobs = Vec::new();
+    archive
+        .entries_with_seek()
+        .map_err(|e| InspectError::NotATar(e.to_string()))
+        .and_then(|entries| {
+            walk(
+                entries,
+                &mut out,
+                &mut progress,
+                Mode::Index {
+                    blobs: &mut blobs,
+                    verify,
+                },
+            )
+        })?;
+    // A blob whose bytes run past the end of the input.
+    for blob in &blobs {
+        let held = len.saturating_sub(blob.offset);
+        if held < blob.size {
+            return Err(InspectError::Archive {
+                context: format!("entry {}", short(&blob.name)),
+                message: truncated(blob.size, "input", held),
+            });
+        }
+    }
+    let data_end = progress.last.as_ref().map_or(0, |(_, end)| *end);
+    if len < data_end.saturating_add(512) {
+        return Err(match &progress.last {
+            None if len == 0 => InspectError::NotATar("the input is empty".to_string()),
+            None => InspectError::NotATar("no tar entries".to_string()),
+            Some((name, _)) => InspectError::Archive {
+                context: format!("after entry {}", short(name)),
+                message: "the input ends without the end-of-archive marker: truncated".to_string(),
+            },
+        });
+    }
+    Ok((out, blobs))
+}
+
 /// Read to the end, discarding.
-fn drain(reader: &mut impl Read) -> io::Result<u64> {
+pub(super) fn drain(reader: &mut impl Read) -> io::Result<u64> {
     io::copy(reader, &mut io::sink())
 }
 

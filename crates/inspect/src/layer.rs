@@ -129,8 +129,13 @@ fn is_eof(e: &io::Error) -> bool {
     false
 }
 
-/// Read one layer blob (its bytes from the start) stored with `compression`.
-pub(super) fn read_layer(input: impl Read, compression: Compression) -> Result<LayerData, String> {
+/// Read one layer blob (its bytes from the start) stored with `compression`; `verify`: also
+/// hash the uncompressed stream (the layer's diff id) when it is compressed.
+pub(super) fn read_layer(
+    input: impl Read,
+    compression: Compression,
+    verify: bool,
+) -> Result<LayerData, String> {
     let buffered = BufReader::with_capacity(BUFFER, input);
     let decoder = match compression {
         Compression::None => Decoder::Plain(buffered),
@@ -139,12 +144,15 @@ pub(super) fn read_layer(input: impl Read, compression: Compression) -> Result<L
     };
     let mut archive = tar::Archive::new(Tracked {
         inner: decoder,
-        hasher: (compression != Compression::None).then(Sha256::new),
+        hasher: (verify && compression != Compression::None).then(Sha256::new),
         count: 0,
         failure: None,
     });
     let mut records = Vec::new();
-    let walked = walk(&mut archive, &mut records);
+    let walked = archive
+        .entries()
+        .map_err(|e| format!("corrupt tar: {e}"))
+        .and_then(|entries| walk(entries, &mut records, None));
     let mut tracked = archive.into_inner();
     // Read what follows the tar's end (its zero blocks, padding) so that the whole stream is
     // hashed and a compressed stream's trailer is checked.
@@ -177,10 +185,61 @@ pub(super) fn read_layer(input: impl Read, compression: Compression) -> Result<L
     })
 }
 
-fn walk<R: Read>(archive: &mut tar::Archive<R>, records: &mut Vec<Record>) -> Result<(), String> {
-    let mut buf = vec![0u8; BUFFER];
+/// A regular file whose content the walk skipped: where it lies in the layer blob.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pending {
+    /// Index into [`LayerData::records`].
+    pub(super) record: usize,
+    /// Offset of its content from the start of the blob.
+    pub(super) offset: u64,
+    pub(super) size: u64,
+}
+
+/// Index a plain layer tar that can be seeked: headers only, the content of regular files
+/// skipped and listed in the returned [`Pending`]s (their `content` is 0 until hashed).
+/// `len`: the blob's length, to tell a truncated entry.
+pub(super) fn index_layer<R: Read + io::Seek>(
+    input: R,
+    len: u64,
+) -> Result<(LayerData, Vec<Pending>), String> {
+    let mut archive = tar::Archive::new(input);
+    let mut records = Vec::new();
+    let mut pending = Vec::new();
+    archive
+        .entries_with_seek()
+        .map_err(|e| format!("corrupt tar: {e}"))
+        .and_then(|entries| walk(entries, &mut records, Some(&mut pending)))?;
+    if let Some(last) = pending.last() {
+        let held = len.saturating_sub(last.offset);
+        if held < last.size {
+            let path = records.get(last.record).map_or("", |r| r.path.as_str());
+            return Err(format!(
+                "entry {path}: {}",
+                super::truncated(last.size, "layer", held)
+            ));
+        }
+    }
+    Ok((
+        LayerData {
+            compression: Compression::None,
+            blob_bytes: len,
+            tar_bytes: len,
+            diff_id: None,
+            records,
+        },
+        pending,
+    ))
+}
+
+/// Walk a layer's entries into `records`; with `pending`, regular files are not read (their
+/// places are listed there instead), else their content is hashed as it streams past.
+fn walk<R: Read>(
+    entries: tar::Entries<'_, R>,
+    records: &mut Vec<Record>,
+    mut pending: Option<&mut Vec<Pending>>,
+) -> Result<(), String> {
+    let mut buf = vec![0u8; if pending.is_some() { 0 } else { BUFFER }];
     let mut last: Option<String> = None;
-    let entries = archive.entries().map_err(|e| format!("corrupt tar: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| match &last {
             Some(path) => format!("corrupt tar after entry {path}: {e}"),
@@ -239,7 +298,21 @@ fn walk<R: Read>(archive: &mut tar::Archive<R>, records: &mut Vec<Record>) -> Re
             continue;
         }
         let kind = match kind {
+            EntryType::Regular | EntryType::Continuous if pending.is_some() => {
+                let size = entry.size();
+                if let Some(list) = pending.as_mut() {
+                    list.push(Pending {
+                        record: records.len(),
+                        offset: entry.raw_file_position(),
+                        size,
+                    });
+                }
+                Kind::File { size, content: 0 }
+            }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                if buf.is_empty() {
+                    buf.resize(BUFFER, 0);
+                }
                 let declared = entry.size();
                 let mut hasher = xxhash_rust::xxh3::Xxh3::new();
                 let mut read = 0u64;
@@ -257,7 +330,8 @@ fn walk<R: Read>(archive: &mut tar::Archive<R>, records: &mut Vec<Record>) -> Re
                 }
                 if read != declared && kind != EntryType::GNUSparse {
                     return Err(format!(
-                        "entry {path}: truncated: its header declares {declared} bytes, the layer holds {read}"
+                        "entry {path}: {}",
+                        super::truncated(declared, "layer", read)
                     ));
                 }
                 Kind::File {

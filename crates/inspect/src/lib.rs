@@ -32,6 +32,7 @@
 
 mod account;
 mod archive;
+mod file;
 mod layer;
 mod layout;
 #[cfg(test)]
@@ -50,6 +51,11 @@ pub struct AnalyzeOptions {
     /// `manifest.json`, the `io.containerd.image.name` or `org.opencontainers.image.ref.name`
     /// annotation in `index.json`). `None`: the first image.
     pub image: Option<String>,
+    /// Check every blob named by a digest against it and every layer against the config's diff
+    /// ids: a SHA-256 of every byte of the archive (and of every uncompressed layer). Off, the
+    /// digests a report shows are the ones the archive names (and the config lists), and a
+    /// corrupt blob is caught only where its tar or compression is damaged.
+    pub verify: bool,
 }
 
 impl Default for AnalyzeOptions {
@@ -57,6 +63,7 @@ impl Default for AnalyzeOptions {
         AnalyzeOptions {
             top_n: 10,
             image: None,
+            verify: false,
         }
     }
 }
@@ -281,8 +288,32 @@ pub enum InspectError {
 /// tar's end-of-archive marker are not read). Memory holds the JSON documents and the file
 /// lists of the layers, never the content of a layer.
 pub fn analyze(reader: impl Read, options: &AnalyzeOptions) -> Result<Analysis, InspectError> {
-    let collected = archive::collect(reader)?;
-    let plan = layout::resolve(&collected, options)?;
+    let collected = archive::collect(reader, options.verify)?;
+    finish(&collected, options)
+}
+
+/// Analyse the saved image in `file`, as [`analyze`] does, with the same figures, faster: its
+/// headers are read first and its layers then read in parallel (positional reads, one thread
+/// per core); without [`AnalyzeOptions::verify`], plain layers are indexed by their headers
+/// and only the files whose size another file shares are read, to compare their content.
+pub fn analyze_file(
+    file: &std::fs::File,
+    options: &AnalyzeOptions,
+) -> Result<Analysis, InspectError> {
+    let collected = file::collect(file, options.verify)?;
+    finish(&collected, options)
+}
+
+/// Why an entry is short: `held` of the `declared` bytes, in the `input` or the `layer`.
+fn truncated(declared: u64, place: &str, held: u64) -> String {
+    format!("truncated: its header declares {declared} bytes, the {place} holds {held}")
+}
+
+fn finish(
+    collected: &archive::Collected,
+    options: &AnalyzeOptions,
+) -> Result<Analysis, InspectError> {
+    let plan = layout::resolve(collected, options)?;
 
     let mut layers = Vec::with_capacity(plan.layers.len());
     for (index, path) in plan.layers.iter().enumerate() {
@@ -293,14 +324,19 @@ pub fn analyze(reader: impl Read, options: &AnalyzeOptions) -> Result<Analysis, 
             },
             other => other,
         })?;
-        let digest = data.diff_id.clone().unwrap_or_default();
-        if let Some(expected) = plan
+        let expected = plan
             .config
             .diff_ids
             .as_ref()
             .filter(|ids| ids.len() == plan.layers.len())
-            .and_then(|ids| ids.get(index))
-        {
+            .and_then(|ids| ids.get(index));
+        // Not computed (no `verify`): the config's word for it.
+        let digest = match (&data.diff_id, expected) {
+            (Some(d), _) => d.clone(),
+            (None, Some(e)) => e.to_ascii_lowercase(),
+            (None, None) => String::new(),
+        };
+        if let Some(expected) = expected.filter(|_| data.diff_id.is_some()) {
             if !expected.eq_ignore_ascii_case(&digest) {
                 return Err(InspectError::Layer {
                     blob: blob.to_string(),

@@ -343,19 +343,86 @@ fn oci(blobs: &[Vec<u8>], tars: &[Vec<u8>], history: &[(String, bool)], opts: Oc
 fn options() -> AnalyzeOptions {
     AnalyzeOptions {
         top_n: 100,
-        image: None,
+        verify: true,
+        ..AnalyzeOptions::default()
     }
 }
 
+/// The archive in a file, for [`analyze_file`].
+fn in_file(archive: &[u8]) -> std::fs::File {
+    use std::io::{Seek, Write};
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(archive).unwrap();
+    file.rewind().unwrap();
+    file
+}
+
+/// The four ways to analyse an archive: streamed or from a file, verified or not.
+fn four_ways(
+    archive: &[u8],
+    base: &AnalyzeOptions,
+) -> Vec<(String, Result<Analysis, InspectError>)> {
+    let file = in_file(archive);
+    let mut out = Vec::new();
+    for verify in [true, false] {
+        let options = AnalyzeOptions {
+            verify,
+            ..base.clone()
+        };
+        out.push((
+            format!("analyze verify={verify}"),
+            analyze(archive, &options),
+        ));
+        out.push((
+            format!("analyze_file verify={verify}"),
+            analyze_file(&file, &options),
+        ));
+    }
+    out
+}
+
+/// Whether an error is one that only a verifying read can see: a digest that does not match.
+fn only_verified(e: &InspectError) -> bool {
+    match e {
+        InspectError::Digest { .. } => true,
+        InspectError::Layer { message, .. } => message.contains("diff id"),
+        _ => false,
+    }
+}
+
+/// Analyse `archive` all four ways with `base`: the same analysis every way (a verifying read
+/// the reference), and the same error every way except where only verifying can see it.
+fn run_with(archive: &[u8], base: &AnalyzeOptions) -> Result<Analysis, InspectError> {
+    let mut ways = four_ways(archive, base).into_iter();
+    let (_, reference) = ways.next().unwrap();
+    let shown = |r: &Result<Analysis, InspectError>| match r {
+        Ok(a) => serde_json::to_string_pretty(a).unwrap(),
+        Err(e) => format!("error: {e}"),
+    };
+    for (way, result) in ways {
+        let verifying = way.ends_with("verify=true");
+        match (&reference, &result) {
+            // Without verifying, a corrupt blob may read as a tar or not at all.
+            (Err(e), _) if !verifying && only_verified(e) => {}
+            _ => assert_eq!(
+                shown(&reference),
+                shown(&result),
+                "{way} differs from a verifying streamed read"
+            ),
+        }
+    }
+    reference
+}
+
 fn run(archive: &[u8]) -> Analysis {
-    match analyze(archive, &options()) {
+    match run_with(archive, &options()) {
         Ok(a) => a,
         Err(e) => panic!("analysis failed: {e}"),
     }
 }
 
 fn run_err(archive: &[u8]) -> InspectError {
-    match analyze(archive, &options()) {
+    match run_with(archive, &options()) {
         Ok(a) => panic!("expected an error, got {a:#?}"),
         Err(e) => e,
     }
@@ -1023,11 +1090,12 @@ fn an_image_is_picked_by_name() {
     let archive = pack(&entries);
     assert_eq!(run(&archive).total_bytes, 1);
     let pick = |name: &str| {
-        analyze(
-            &archive[..],
+        run_with(
+            &archive,
             &AnalyzeOptions {
                 top_n: 5,
                 image: Some(name.into()),
+                ..AnalyzeOptions::default()
             },
         )
     };
@@ -1054,11 +1122,11 @@ fn top_n_limits_the_list() {
     .map(|l| layer_tar(l))
     .collect();
     let archive = pack(&legacy(&tars, &default_history(2)));
-    let a = analyze(
-        &archive[..],
+    let a = run_with(
+        &archive,
         &AnalyzeOptions {
             top_n: 2,
-            image: None,
+            ..AnalyzeOptions::default()
         },
     )
     .unwrap();
@@ -1305,16 +1373,18 @@ fn every_truncation_is_an_error(archive: &[u8]) {
     // `tar::Builder` ends with two zero blocks; the first one marks the end.
     let marker_end = archive.len() - 512;
     for cut in 0..archive.len() {
-        match analyze(&archive[..cut], &options()) {
-            Ok(a) => {
-                assert!(
-                    cut >= marker_end,
-                    "a cut at {cut} of {} was accepted",
-                    archive.len()
-                );
-                assert_eq!(figures(&a), whole);
+        for (way, result) in four_ways(&archive[..cut], &options()) {
+            match result {
+                Ok(a) => {
+                    assert!(
+                        cut >= marker_end,
+                        "{way}: a cut at {cut} of {} was accepted",
+                        archive.len()
+                    );
+                    assert_eq!(figures(&a), whole, "{way}");
+                }
+                Err(e) => assert!(cut < marker_end, "{way}: a cut at {cut} failed: {e}"),
             }
-            Err(e) => assert!(cut < marker_end, "a cut at {cut} failed: {e}"),
         }
     }
 }
@@ -1348,7 +1418,14 @@ fn every_flip_is_caught_or_harmless(archive: &[u8]) {
     for at in 0..archive.len() {
         let mut bad = archive.to_vec();
         bad[at] ^= 0xff;
-        match analyze(&bad[..], &options()) {
+        let streamed = analyze(&bad[..], &options());
+        let from_file = analyze_file(&in_file(&bad), &options());
+        assert_eq!(
+            streamed.as_ref().map(figures).map_err(ToString::to_string),
+            from_file.as_ref().map(figures).map_err(ToString::to_string),
+            "a flip at {at}: a verifying read of the file differs from the stream's"
+        );
+        match streamed {
             Err(_) => caught += 1,
             Ok(a) => {
                 let mut got = figures(&a);
