@@ -117,15 +117,49 @@ pub(super) fn collect(file: &File, verify: bool) -> Result<Collected, InspectErr
         .len();
     let (mut collected, blobs) = archive::index(At::new(file, 0, len, HEADER_BUFFER), len, verify)?;
 
-    // The largest blobs first, so that the last one to finish is a small one.
-    let mut order: Vec<usize> = (0..blobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(blobs.get(i).map_or(0, |b| b.size)));
-    let reads = parallel(order.len(), |job| {
-        let blob = &blobs[order[job]];
-        (order[job], read_blob(file, blob, verify))
+    // A plain blob verified has its SHA-256 computed as a job of its own, beside the walk of
+    // its headers. The largest jobs first, so that the last one to finish is a small one.
+    let digest_plain = |b: &Blob| verify && b.compression == Compression::None;
+    let mut jobs: Vec<(usize, bool)> = (0..blobs.len()).map(|i| (i, false)).collect();
+    jobs.extend(
+        blobs
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| digest_plain(b))
+            .map(|(i, _)| (i, true)),
+    );
+    jobs.sort_by_key(|&(i, _)| std::cmp::Reverse(blobs.get(i).map_or(0, |b| b.size)));
+    enum Done {
+        Read(Result<Read1, InspectError>),
+        Digest(Result<String, InspectError>),
+    }
+    let done = parallel(jobs.len(), |job| {
+        let (i, digest) = jobs[job];
+        let blob = &blobs[i];
+        let out = if digest {
+            Done::Digest(sha256(file, blob))
+        } else {
+            Done::Read(read_blob(file, blob, verify && !digest_plain(blob)))
+        };
+        (i, out)
     });
-    let mut reads: Vec<(usize, Result<Read1, InspectError>)> = reads;
+    let mut reads: Vec<(usize, Result<Read1, InspectError>)> = Vec::new();
+    let mut digests: std::collections::HashMap<usize, Result<String, InspectError>> =
+        std::collections::HashMap::new();
+    for (i, out) in done {
+        match out {
+            Done::Read(r) => reads.push((i, r)),
+            Done::Digest(d) => {
+                digests.insert(i, d);
+            }
+        }
+    }
     reads.sort_by_key(|(i, _)| *i);
+    for (i, read) in &mut reads {
+        if let (Ok(read), Some(digest)) = (read.as_mut(), digests.remove(i)) {
+            read.2 = Some(digest?);
+        }
+    }
 
     // Which skipped files need their content: a size that some other file (skipped or read)
     // also has.
@@ -217,6 +251,20 @@ fn read_blob(file: &File, blob: &Blob, verify: bool) -> Result<Read1, InspectErr
     })?;
     let digest = raw.hasher.map(|h| hex(&h.finalize()));
     Ok((data, Vec::new(), digest, raw.count))
+}
+
+/// The SHA-256 of a blob's bytes.
+fn sha256(file: &File, blob: &Blob) -> Result<String, InspectError> {
+    let mut raw = Raw {
+        inner: At::new(file, blob.offset, blob.size, 0),
+        hasher: Some(Sha256::new()),
+        count: 0,
+    };
+    archive::drain(&mut raw).map_err(|source| InspectError::Read {
+        offset: blob.offset.saturating_add(raw.count),
+        source,
+    })?;
+    Ok(raw.hasher.map(|h| hex(&h.finalize())).unwrap_or_default())
 }
 
 /// The content hash of one file, as the streaming walk computes it.
