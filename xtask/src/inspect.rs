@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use headroom_disk::format_size;
-use headroom_inspect::{Analysis, AnalyzeOptions, analyze};
+use headroom_inspect::{Analysis, AnalyzeOptions, analyze, analyze_file};
 use headroom_pipeline::gate::{GateResult, InspectReport, finish, markdown, thresholds};
 
 use crate::ui;
@@ -53,6 +53,12 @@ pub(crate) struct Inspect {
     /// Image configuration with an [inspect] table (used when it exists).
     #[arg(long, value_name = "FILE", default_value = "docker/image.toml")]
     config: PathBuf,
+    /// Check every blob against the digest it is named by and every layer against the
+    /// config's diff ids (a SHA-256 of every byte). Without it, an archive file's plain
+    /// layers are read by their headers, and only files whose size another file shares are
+    /// read, to find duplicates.
+    #[arg(long)]
+    verify: bool,
 }
 
 impl Inspect {
@@ -72,12 +78,12 @@ impl Inspect {
         }
         let options = AnalyzeOptions {
             top_n: self.top,
+            verify: self.verify,
             ..AnalyzeOptions::default()
         };
         let analysis = if Path::new(&self.target).is_file() {
             let file = std::fs::File::open(&self.target).with_context(|| self.target.clone())?;
-            analyze(std::io::BufReader::with_capacity(1 << 20, file), &options)
-                .with_context(|| format!("reading {}", self.target))?
+            analyze_file(&file, &options).with_context(|| format!("reading {}", self.target))?
         } else {
             analyze_from_engine(&self.target, options)?
         };
