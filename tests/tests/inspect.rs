@@ -105,6 +105,15 @@ fn known_waste_is_reported_exactly_from_the_engine_and_from_a_saved_archive() {
             from_engine["total_bytes"], from_file["total_bytes"],
             "{name}"
         );
+        // The fast path (headers only, names' digests) and a verifying read agree on all of
+        // it, digests included; and with the engine's stream.
+        let verified = inspect_json(tar.to_str().unwrap(), &["--verify"]);
+        assert_eq!(analysis(&from_file), analysis(&verified), "{name}");
+        assert_eq!(
+            analysis(&from_engine)["layers"],
+            analysis(&from_file)["layers"],
+            "{name}"
+        );
         // Every wasted copy is listed with the layer that wrote it and the later one that
         // removed or overwrote it; together they are the whole waste.
         let top = from_engine["top_wasted"].as_array().unwrap();
@@ -196,6 +205,65 @@ fn the_ci_gate_fails_an_image_over_its_thresholds_and_passes_one_under() {
     );
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("max_layers failed"), "{}", run.stderr);
+}
+
+/// A report without what depends on the run (its time, its memory, where it read from).
+fn analysis(report: &Value) -> Value {
+    let mut v = report.clone();
+    if let Some(o) = v.as_object_mut() {
+        for key in ["seconds", "peak_memory_bytes", "layout", "image"] {
+            o.remove(key);
+        }
+    }
+    if let Some(layers) = v["layers"].as_array_mut() {
+        for layer in layers {
+            if let Some(l) = layer.as_object_mut() {
+                l.remove("blob");
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn verify_finds_a_changed_byte_that_the_header_walk_cannot() {
+    if !require_docker("verify_finds_a_changed_byte_that_the_header_walk_cannot") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = "headroom-verify-marker-0123456789";
+    let image = build(
+        "verify-flip",
+        &format!("RUN printf '{marker}' > /marked\n"),
+        tmp.path(),
+    );
+    let tar = tmp.path().join("verify.tar");
+    sh("docker", &["save", "-o", tar.to_str().unwrap(), &image]);
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", &image])
+        .output();
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())
+        .expect("the marker in the saved layer");
+    // A file's content, not a header: the walk of headers cannot see it, a digest can.
+    bytes[at] ^= 0x20;
+    std::fs::write(&tar, &bytes).unwrap();
+    let path = tar.to_str().unwrap();
+    let unverified = inspect_json(path, &[]);
+    assert!(unverified["total_bytes"].as_u64().unwrap() > 0);
+    let run = xtask(
+        &["inspect", path, "--verify", "--config", "/nonexistent.toml"],
+        &[],
+    );
+    assert!(!run.success(), "{run:?}");
+    assert!(
+        run.stderr.contains("not the digest it is named by") && run.stderr.contains("verify.tar"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
 #[test]

@@ -19,12 +19,17 @@
 //!   `total = visible + wasted` and `efficiency = visible / total` (1.0 for an empty image).
 //! - **dive's figures**, computed by dive's own definition (see [`DiveFigures`]) so that the two
 //!   can be compared side by side.
-//! - **duplicate content**: visible files at different paths with the same SHA-256 (reported on
-//!   its own, not added to the waste).
+//! - **duplicate content**: visible files at different paths with the same size and content
+//!   (XXH3-128), reported on its own, not added to the waste.
 //!
-//! Integrity is checked on the way: entries must hold the bytes their headers declare, blobs
-//! named by a digest must match it, layers must match the config's `rootfs.diff_ids`, and the
-//! archive must end with its end-of-archive marker. A corrupt or truncated archive is an error,
+//! [`analyze_file`] gives the same analysis of an archive in a file, faster: its headers are
+//! walked first and its layer blobs then read in parallel by positional reads; a plain layer
+//! is walked by its tar headers alone, and only the files whose size another file shares are
+//! read afterwards (a file of a unique size cannot be a duplicate).
+//!
+//! Integrity is checked on the way: entries must hold the bytes their headers declare and the
+//! archive must end with its end-of-archive marker; with [`AnalyzeOptions::verify`], blobs
+//! named by a digest must match it and layers must match the config's `rootfs.diff_ids`. A corrupt or truncated archive is an error,
 //! never a panic and never a silently different answer. The analyser is synchronous and never
 //! prints.
 
@@ -109,7 +114,7 @@ pub struct Analysis {
     pub efficiency: f64,
     /// The largest wasted copies, largest first, at most [`AnalyzeOptions::top_n`].
     pub top_wasted: Vec<WastedPath>,
-    /// Bytes of visible files whose content (SHA-256) is also visible at another path: for
+    /// Bytes of visible files whose content (size and XXH3-128) is also visible at another path: for
     /// each content seen at `k` paths, `(k - 1) × size`. Hard links are one file, not
     /// duplicates. Not part of `wasted_bytes`.
     pub duplicate_bytes: u64,
