@@ -153,6 +153,25 @@ impl Progress {
         Ok(false)
     }
 
+    /// The walk ended after `read` bytes of input: an error unless they reach past the last
+    /// entry's data and hold the end-of-archive marker. (The tar crate stops quietly at the
+    /// end of the input when it falls between two entries; an archive written whole ends with
+    /// a block of zeros, which the crate reads.)
+    fn check_end(&self, read: u64) -> Result<(), InspectError> {
+        let data_end = self.last.as_ref().map_or(0, |(_, end)| *end);
+        if read >= data_end.saturating_add(512) {
+            return Ok(());
+        }
+        Err(match &self.last {
+            None if read == 0 => InspectError::NotATar("the input is empty".to_string()),
+            None => InspectError::NotATar("no tar entries".to_string()),
+            Some((name, _)) => InspectError::Archive {
+                context: format!("after entry {}", short(name)),
+                message: "the input ends without the end-of-archive marker: truncated".to_string(),
+            },
+        })
+    }
+
     fn context(&self) -> String {
         match &self.last {
             Some((name, _)) => format!("after entry {}", short(name)),
@@ -183,19 +202,7 @@ pub(super) fn collect(reader: impl Read, verify: bool) -> Result<Collected, Insp
         });
     }
     walked?;
-    // The tar crate stops quietly at the end of the input when it falls between two entries;
-    // an archive written whole ends with a block of zeros, which the crate reads.
-    let data_end = progress.last.as_ref().map_or(0, |(_, end)| *end);
-    if source.count < data_end.saturating_add(512) {
-        return Err(match &progress.last {
-            None if source.count == 0 => InspectError::NotATar("the input is empty".to_string()),
-            None => InspectError::NotATar("no tar entries".to_string()),
-            Some((name, _)) => InspectError::Archive {
-                context: format!("after entry {}", short(name)),
-                message: "the input ends without the end-of-archive marker: truncated".to_string(),
-            },
-        });
-    }
+    progress.check_end(source.count)?;
     Ok(out)
 }
 
@@ -277,10 +284,6 @@ fn walk<R: Read>(
                             indexed(&mut entry, &name, size, offset, out, progress, *verify)?;
                         if let Some(blob) = found {
                             blobs.push(blob);
-                        } else if *verify {
-                            if let Some(doc) = out.json.get(&name) {
-                                check_digest(&name, Some(&hex(&Sha256::digest(doc))))?;
-                            }
                         }
                     }
                 }
@@ -495,6 +498,9 @@ fn indexed<R: Read>(
             if doc.len() as u64 != size {
                 return Err(short_by(doc.len() as u64));
             }
+            if verify {
+                check_digest(name, Some(&hex(&Sha256::digest(&doc))))?;
+            }
             progress.json_total = progress.json_total.saturating_add(doc.len() as u64);
             out.json.insert(name.to_string(), doc);
             Ok(None)
@@ -567,17 +573,7 @@ pub(super) fn index<R: Read + io::Seek>(
             });
         }
     }
-    let data_end = progress.last.as_ref().map_or(0, |(_, end)| *end);
-    if len < data_end.saturating_add(512) {
-        return Err(match &progress.last {
-            None if len == 0 => InspectError::NotATar("the input is empty".to_string()),
-            None => InspectError::NotATar("no tar entries".to_string()),
-            Some((name, _)) => InspectError::Archive {
-                context: format!("after entry {}", short(name)),
-                message: "the input ends without the end-of-archive marker: truncated".to_string(),
-            },
-        });
-    }
+    progress.check_end(len)?;
     Ok((out, blobs))
 }
 

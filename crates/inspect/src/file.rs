@@ -139,7 +139,7 @@ pub(super) fn collect(file: &File, verify: bool) -> Result<Collected, InspectErr
         let out = if digest {
             Done::Digest(sha256(file, blob))
         } else {
-            Done::Read(read_blob(file, blob, verify && !digest_plain(blob)))
+            Done::Read(read_blob(file, blob, verify))
         };
         (i, out)
     });
@@ -229,10 +229,10 @@ pub(super) fn collect(file: &File, verify: bool) -> Result<Collected, InspectErr
     Ok(collected)
 }
 
-/// Read one layer blob: streamed (decompressed, hashed) when it is compressed or `verify`,
-/// else indexed by its headers.
+/// Read one layer blob: a plain one indexed by its headers (its SHA-256, when verified, is a
+/// job of its own), a compressed one streamed, decompressed and, with `verify`, hashed.
 fn read_blob(file: &File, blob: &Blob, verify: bool) -> Result<Read1, InspectError> {
-    if blob.compression == Compression::None && !verify {
+    if blob.compression == Compression::None {
         let at = At::new(file, blob.offset, blob.size, HEADER_BUFFER);
         return Ok(match layer::index_layer(at, blob.size) {
             Ok((data, pending)) => (Ok(data), pending, None, blob.size),
