@@ -16,6 +16,7 @@ pub mod export;
 pub mod ignore;
 pub mod local;
 pub mod push;
+pub mod relocate;
 pub mod smoke;
 pub mod tags;
 

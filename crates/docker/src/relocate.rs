@@ -1,0 +1,503 @@
+//! Moving the engine's data root to another filesystem, instead of deleting to make room.
+//!
+//! The engine is stopped through its service manager, the old root is copied (never moved:
+//! it stays where it was until the user removes it), `daemon.json` is merged — only
+//! `data-root` changes, every other key is kept — with a backup beside it, and the engine is
+//! started again and asked where its root is. When any step after the stop fails, the
+//! original `daemon.json` is put back (or removed, if there was none) and the engine is
+//! started on its old root; the error says both what failed and what was restored.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Endpoint, Engine};
+
+/// How the engine is stopped and started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceManager {
+    /// Shown in reports and errors: `systemd`, or the script's path.
+    pub name: String,
+    pub stop: Vec<String>,
+    pub start: Vec<String>,
+}
+
+impl ServiceManager {
+    /// systemd, as on GitHub-hosted runners: the socket unit too, or the next API call would
+    /// start the engine again on its old root while the copy runs.
+    pub fn systemd() -> ServiceManager {
+        let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect();
+        ServiceManager {
+            name: "systemd".into(),
+            stop: argv(&["systemctl", "stop", "docker.socket", "docker.service"]),
+            start: argv(&["systemctl", "start", "docker.service"]),
+        }
+    }
+
+    /// A program called as `PROGRAM stop` and `PROGRAM start` (an init script, a test's own
+    /// engine).
+    pub fn script(program: &Path) -> ServiceManager {
+        let p = program.display().to_string();
+        ServiceManager {
+            name: p.clone(),
+            stop: vec![p.clone(), "stop".into()],
+            start: vec![p, "start".into()],
+        }
+    }
+
+    /// The service manager of this machine, when it has one headroom knows.
+    pub fn detect() -> Option<ServiceManager> {
+        Path::new("/run/systemd/system")
+            .is_dir()
+            .then(ServiceManager::systemd)
+    }
+}
+
+/// What to move, where, and how.
+#[derive(Debug, Clone)]
+pub struct MoveRequest {
+    /// `/etc/docker/daemon.json` (or the simulated runner's).
+    pub config: PathBuf,
+    /// The engine's data root now (`docker info`'s `DockerRootDir`).
+    pub from: PathBuf,
+    /// The new data root: absent or an empty directory, on another filesystem.
+    pub to: PathBuf,
+    pub service: ServiceManager,
+    /// The engine to ask, before and after.
+    pub endpoint: Endpoint,
+    /// How long the engine may take to stop, and to answer again.
+    pub wait: Duration,
+}
+
+/// What a move did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Moved {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    pub config: PathBuf,
+    /// The original `daemon.json`, kept beside it (none when there was no file).
+    pub backup: Option<PathBuf>,
+    /// The keys of `daemon.json` besides `data-root`, all kept.
+    pub kept_keys: Vec<String>,
+    /// Bytes the copy of the old root allocated on the new filesystem.
+    pub copied_bytes: u64,
+    pub seconds: f64,
+    pub service: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MoveError {
+    #[error("{}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+    #[error("the new data root {}: {message}", path.display())]
+    Target { path: PathBuf, message: String },
+    #[error("stopping the engine ({service}): {message}; nothing was changed")]
+    Stop { service: String, message: String },
+    /// A step after the stop failed; `restored` says what was put back.
+    #[error("{step}: {message}; {restored}")]
+    Failed {
+        step: &'static str,
+        message: String,
+        restored: String,
+    },
+}
+
+const DATA_ROOT_KEY: &str = "data-root";
+
+/// Read `daemon.json`: `None` when there is none. Anything but a JSON object is refused, with
+/// the line and column of the first error.
+pub fn read_config(
+    path: &Path,
+) -> Result<Option<(Vec<u8>, serde_json::Map<String, serde_json::Value>)>, MoveError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(MoveError::Config {
+                path: path.to_path_buf(),
+                message: format!("reading it: {e}"),
+            });
+        }
+    };
+    // dockerd reads an empty file as no settings.
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Some((bytes, serde_json::Map::new())));
+    }
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(map)) => Ok(Some((bytes, map))),
+        Ok(_) => Err(MoveError::Config {
+            path: path.to_path_buf(),
+            message: "not a JSON object: the engine would not start with it; nothing was changed"
+                .into(),
+        }),
+        Err(e) => Err(MoveError::Config {
+            path: path.to_path_buf(),
+            message: format!(
+                "not valid JSON (line {}, column {}: {e}); nothing was changed",
+                e.line(),
+                e.column()
+            ),
+        }),
+    }
+}
+
+/// `config` with `data-root` set to `to`; every other key and value as it was.
+pub fn merged(
+    config: Option<&serde_json::Map<String, serde_json::Value>>,
+    to: &Path,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = config.cloned().unwrap_or_default();
+    map.insert(
+        DATA_ROOT_KEY.into(),
+        serde_json::Value::String(to.display().to_string()),
+    );
+    map
+}
+
+fn backup_path(config: &Path) -> PathBuf {
+    let mut name = config.file_name().unwrap_or_default().to_os_string();
+    name.push(".headroom-backup");
+    config.with_file_name(name)
+}
+
+/// Write `bytes` to `path` through a temporary file beside it and a rename: a reader sees the
+/// old file or the new one, never half of one. The old file's mode is kept.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".headroom-tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    if let Some(mode) = mode {
+        std::fs::set_permissions(&tmp, mode)?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Check the new root can be used: absent or empty, not inside the old one (nor the old one
+/// inside it).
+pub fn check_target(from: &Path, to: &Path) -> Result<(), MoveError> {
+    let bad = |message: String| MoveError::Target {
+        path: to.to_path_buf(),
+        message,
+    };
+    if !to.is_absolute() {
+        return Err(bad("not an absolute path".into()));
+    }
+    if to.starts_with(from) || from.starts_with(to) {
+        return Err(bad(format!(
+            "overlaps the old data root {}",
+            from.display()
+        )));
+    }
+    match std::fs::symlink_metadata(to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(bad(e.to_string())),
+        Ok(m) if m.file_type().is_symlink() => Err(bad("is a symbolic link".into())),
+        Ok(m) if !m.is_dir() => Err(bad("exists and is not a directory".into())),
+        Ok(_) => match std::fs::read_dir(to).map(|mut entries| entries.next().is_none()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(bad("exists and is not empty".into())),
+            Err(e) => Err(bad(e.to_string())),
+        },
+    }
+}
+
+async fn run_argv(argv: &[String]) -> Result<(), String> {
+    let (program, args) = argv.split_first().ok_or("an empty command")?;
+    let mut command = std::process::Command::new(program);
+    command.args(args).stdin(std::process::Stdio::null());
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .map_err(|e| format!("{}: {e}", argv.join(" ")))?
+        .map_err(|e| format!("{}: {e}", argv.join(" ")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(format!(
+        "{} exited with {}: {}",
+        argv.join(" "),
+        out.status,
+        stderr.trim()
+    ))
+}
+
+/// Wait until the engine answers with its data root at `root`; the root it last gave, or why
+/// it did not answer, on timeout.
+async fn wait_for_root(endpoint: &Endpoint, root: &Path, wait: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + wait;
+    let want = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let same = |p: &Path| p == root || p.canonicalize().is_ok_and(|c| c == want);
+    loop {
+        let last;
+        match Engine::connect(endpoint.clone(), Duration::from_secs(2)).await {
+            Ok(engine) => match engine.facts().await {
+                Ok(f) if f.data_root.as_deref().is_some_and(same) => return Ok(()),
+                Ok(f) => {
+                    last = format!(
+                        "it answered with its data root at {}",
+                        f.data_root
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| "an unknown path".into())
+                    );
+                }
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("within {} s, {last}", wait.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Wait until the engine no longer answers.
+async fn wait_stopped(endpoint: &Endpoint, wait: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if Engine::connect(endpoint.clone(), Duration::from_secs(1))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("it still answered after {} s", wait.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Copy the old root to the new one: `cp -a` keeps hard links, owners, modes, extended
+/// attributes (overlay2's whiteouts and opaque markers) and never follows a symbolic link;
+/// `-x` never crosses into another filesystem mounted inside the old root.
+async fn copy_root(from: &Path, to: &Path) -> Result<(), String> {
+    let argv: Vec<String> = [
+        "cp".to_string(),
+        "-a".into(),
+        "-x".into(),
+        "-T".into(),
+        from.display().to_string(),
+        to.display().to_string(),
+    ]
+    .into();
+    run_argv(&argv).await
+}
+
+/// Move the data root (see the module's documentation).
+pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
+    let start = Instant::now();
+    let original = read_config(&req.config)?;
+    check_target(&req.from, &req.to)?;
+    let config = merged(original.as_ref().map(|(_, m)| m), &req.to);
+    let kept_keys: Vec<String> = config
+        .keys()
+        .filter(|k| *k != DATA_ROOT_KEY)
+        .cloned()
+        .collect();
+    let mut text = serde_json::to_vec_pretty(&serde_json::Value::Object(config)).map_err(|e| {
+        MoveError::Config {
+            path: req.config.clone(),
+            message: e.to_string(),
+        }
+    })?;
+    text.push(b'\n');
+    let backup = match &original {
+        Some((bytes, _)) => {
+            let b = backup_path(&req.config);
+            write_atomically(&b, bytes).map_err(|e| MoveError::Config {
+                path: b.clone(),
+                message: format!("writing the backup: {e}; nothing was changed"),
+            })?;
+            Some(b)
+        }
+        None => None,
+    };
+    let stopped = match run_argv(&req.service.stop).await {
+        Ok(()) => wait_stopped(&req.endpoint, req.wait).await,
+        Err(e) => Err(e),
+    };
+    if let Err(message) = stopped {
+        // It may have stopped halfway: make sure it runs, on its old root.
+        let _ = run_argv(&req.service.start).await;
+        return Err(MoveError::Stop {
+            service: req.service.name.clone(),
+            message,
+        });
+    }
+    let before = headroom_disk::available_bytes(req.to.parent().unwrap_or(&req.to)).ok();
+    let moved = async {
+        copy_root(&req.from, &req.to)
+            .await
+            .map_err(|m| ("copying the old data root", m))?;
+        write_atomically(&req.config, &text).map_err(|e| {
+            (
+                "writing daemon.json",
+                format!("{}: {e}", req.config.display()),
+            )
+        })?;
+        run_argv(&req.service.start)
+            .await
+            .map_err(|m| ("starting the engine on the new data root", m))?;
+        wait_for_root(&req.endpoint, &req.to, req.wait)
+            .await
+            .map_err(|m| ("starting the engine on the new data root", m))
+    }
+    .await;
+    if let Err((step, message)) = moved {
+        let restored = restore(req, original.as_ref().map(|(b, _)| b.as_slice())).await;
+        return Err(MoveError::Failed {
+            step,
+            message,
+            restored,
+        });
+    }
+    let after = headroom_disk::available_bytes(req.to.parent().unwrap_or(&req.to)).ok();
+    Ok(Moved {
+        from: req.from.clone(),
+        to: req.to.clone(),
+        config: req.config.clone(),
+        backup,
+        kept_keys,
+        copied_bytes: before
+            .zip(after)
+            .map(|(b, a)| b.saturating_sub(a))
+            .unwrap_or(0),
+        seconds: start.elapsed().as_secs_f64(),
+        service: req.service.name.clone(),
+    })
+}
+
+/// Put `daemon.json` back as it was and start the engine on its old root; says what it did.
+async fn restore(req: &MoveRequest, original: Option<&[u8]>) -> String {
+    let _ = run_argv(&req.service.stop).await;
+    let _ = wait_stopped(&req.endpoint, req.wait).await;
+    let config = match original {
+        Some(bytes) => write_atomically(&req.config, bytes)
+            .map(|()| format!("{} restored", req.config.display())),
+        None => match std::fs::remove_file(&req.config) {
+            Ok(()) => Ok(format!("{} removed (there was none)", req.config.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(format!("{} left absent", req.config.display()))
+            }
+            Err(e) => Err(e),
+        },
+    };
+    let config = match config {
+        Ok(done) => done,
+        Err(e) => {
+            return format!(
+                "restoring {} FAILED ({e}): put its backup {} back by hand",
+                req.config.display(),
+                backup_path(&req.config).display()
+            );
+        }
+    };
+    let engine = match run_argv(&req.service.start).await {
+        Ok(()) => match wait_for_root(&req.endpoint, &req.from, req.wait).await {
+            Ok(()) => format!("the engine runs on {} again", req.from.display()),
+            Err(e) => format!(
+                "the engine was started but is not back on {} ({e})",
+                req.from.display()
+            ),
+        },
+        Err(e) => format!("starting the engine again failed ({e})"),
+    };
+    // The copy is left for the user to look at: only what was planned is ever deleted.
+    format!(
+        "{config}, {engine}; the partial copy in {} was left as it is",
+        req.to.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_merge_changes_only_the_data_root() {
+        let text = br#"{"exec-opts": ["native.cgroupdriver=cgroupfs"], "data-root": "/var/lib/docker", "cgroup-parent": "/actions_job", "log-opts": {"max-size": "10m"}}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
+        std::fs::write(&path, text).unwrap();
+        let (bytes, map) = read_config(&path).unwrap().unwrap();
+        assert_eq!(bytes, text);
+        let out = merged(Some(&map), Path::new("/mnt/docker"));
+        let mut keys: Vec<&String> = out.keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["cgroup-parent", "data-root", "exec-opts", "log-opts"]
+        );
+        assert_eq!(out["data-root"], "/mnt/docker");
+        assert_eq!(out["log-opts"]["max-size"], "10m");
+        assert_eq!(out["exec-opts"][0], "native.cgroupdriver=cgroupfs");
+    }
+
+    #[test]
+    fn a_bad_config_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
+        std::fs::write(&path, "{\n  \"a\": 1,\n  oops\n}").unwrap();
+        let e = read_config(&path).unwrap_err().to_string();
+        assert!(e.contains("daemon.json") && e.contains("line 3"), "{e}");
+        std::fs::write(&path, "[1]").unwrap();
+        let e = read_config(&path).unwrap_err().to_string();
+        assert!(e.contains("not a JSON object"), "{e}");
+        std::fs::write(&path, " \n").unwrap();
+        assert!(read_config(&path).unwrap().unwrap().1.is_empty());
+        assert!(
+            read_config(&dir.path().join("none.json"))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn targets_that_are_not_empty_or_overlap_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("old");
+        std::fs::create_dir(&from).unwrap();
+        let ok = dir.path().join("new");
+        assert!(check_target(&from, &ok).is_ok());
+        std::fs::create_dir(&ok).unwrap();
+        assert!(check_target(&from, &ok).is_ok(), "an empty directory");
+        std::fs::write(ok.join("x"), "x").unwrap();
+        let e = check_target(&from, &ok).unwrap_err().to_string();
+        assert!(e.contains("not empty"), "{e}");
+        assert!(check_target(&from, &from.join("sub")).is_err());
+        assert!(check_target(&from, dir.path()).is_err());
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+        let e = check_target(&from, &link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(check_target(&from, Path::new("rel")).is_err());
+    }
+
+    #[test]
+    fn an_atomic_write_keeps_the_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
+        std::fs::write(&path, "{}").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_atomically(&path, b"{\"a\":1}").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"a\":1}");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            backup_path(&path),
+            dir.path().join("daemon.json.headroom-backup")
+        );
+    }
+}
