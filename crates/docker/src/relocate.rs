@@ -105,11 +105,12 @@ pub enum MoveError {
 
 const DATA_ROOT_KEY: &str = "data-root";
 
+/// A `daemon.json` document.
+pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+
 /// Read `daemon.json`: `None` when there is none. Anything but a JSON object is refused, with
 /// the line and column of the first error.
-pub fn read_config(
-    path: &Path,
-) -> Result<Option<(Vec<u8>, serde_json::Map<String, serde_json::Value>)>, MoveError> {
+pub fn read_config(path: &Path) -> Result<Option<(Vec<u8>, JsonObject)>, MoveError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -143,10 +144,7 @@ pub fn read_config(
 }
 
 /// `config` with `data-root` set to `to`; every other key and value as it was.
-pub fn merged(
-    config: Option<&serde_json::Map<String, serde_json::Value>>,
-    to: &Path,
-) -> serde_json::Map<String, serde_json::Value> {
+pub fn merged(config: Option<&JsonObject>, to: &Path) -> JsonObject {
     let mut map = config.cloned().unwrap_or_default();
     map.insert(
         DATA_ROOT_KEY.into(),
