@@ -35,6 +35,7 @@
 pub mod gate;
 pub mod github;
 pub mod lint;
+pub mod place;
 pub mod policy;
 mod report;
 mod reporter;

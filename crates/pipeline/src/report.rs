@@ -33,6 +33,9 @@ pub struct Report {
     pub diagnostics: Option<Diagnostics>,
     /// The free stage's report: what each item freed.
     pub free: Option<FreeReport>,
+    /// How the build got its room: target met, data root moved, or deleting.
+    #[serde(default)]
+    pub placement: Option<crate::place::PlacementReport>,
     /// The lint stage's findings and counts.
     pub lint: Option<serde_json::Value>,
     /// Why the pipeline failed, when it is known.
@@ -56,6 +59,7 @@ impl Default for Report {
             inspect: None,
             diagnostics: None,
             free: None,
+            placement: None,
             lint: None,
             cause: None,
             errors: Vec::new(),

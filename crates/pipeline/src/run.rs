@@ -21,10 +21,12 @@ use headroom_docker::build::{self, BuildEvent, BuildSpec};
 use headroom_docker::diagnose::diagnose;
 use headroom_docker::engine::{Engine, EngineFacts};
 use headroom_docker::push::{self, RetryPolicy};
+use headroom_docker::relocate;
 use headroom_docker::smoke::{self, GpuPolicy};
 use headroom_docker::tags;
 
 use crate::gate::InspectReport;
+use crate::place::{self, Method, PlacementReport};
 use crate::policy::{self, SmokeExpectations};
 use crate::settings::{ConfigError, NeedSource, Settings};
 use crate::{
@@ -78,6 +80,16 @@ impl PipelineError {
             _ => None,
         }
     }
+}
+
+/// What placement did.
+enum Placed {
+    /// The data root stays (the target is met, or deleting follows).
+    Stay,
+    /// A dry run: the move it would make, as the stage's skip reason.
+    Planned(String),
+    /// The data root is now here.
+    Moved(PathBuf),
 }
 
 /// One stage's outcome, as the pipeline sees it.
@@ -338,23 +350,44 @@ impl Pipeline {
             .cache_logins(&self.settings.spec, credentials.as_ref())
             .await?;
         let Facts {
-            engine,
-            facts,
-            watch,
+            mut engine,
+            mut facts,
+            mut watch,
             mut spec,
         } = self.facts(run).await?;
         spec.registry_logins = logins;
-        let watch = watch.as_deref();
         // Cheap checks before anything destructive: the engine has answered and the
         // credentials are resolved; a Dockerfile the lint stops must not cost a deleted byte.
         stage!(self, run, Stage::Lint, self.lint(run, &spec))?;
-        let background = if self.settings.free_in_background && !self.settings.skipped(Stage::Free)
-        {
-            self.start_free_in_background(run, watch)?
+        let in_background = self.settings.free_in_background && !self.settings.skipped(Stage::Free);
+        let background = if in_background {
+            // Placement first: a move restarts the engine, which no build may see.
+            let moved = match watch.as_deref() {
+                Some(root) => self.place(run, &engine, root).await?,
+                None => Placed::Stay,
+            };
+            if let Placed::Moved(to) = moved {
+                (engine, facts) = self.reconnect(run, &to).await?;
+                watch = Some(to);
+                record(run, Stage::Free, 0.0, &Ok(Outcome::Passed));
+                None
+            } else {
+                self.start_free_in_background(run, watch.as_deref())?
+            }
         } else {
-            stage!(self, run, Stage::Free, self.free(run, watch))?;
+            stage!(
+                self,
+                run,
+                Stage::Free,
+                self.free(run, &engine, watch.as_deref())
+            )?;
+            if let Some(to) = self.moved_to(run) {
+                (engine, facts) = self.reconnect(run, &to).await?;
+                watch = Some(to);
+            }
             None
         };
+        let watch = watch.as_deref();
         let built = stage!(
             self,
             run,
@@ -404,6 +437,209 @@ impl Pipeline {
         run.current = None;
         self.outputs(run)?;
         Ok(())
+    }
+
+    /// The free stage's first choice (place.rs): nothing, when the target is met; a move of
+    /// the data root to another filesystem, when one has room and the engine may restart;
+    /// else the deleting that follows. The choice and its reason go to the report.
+    async fn place(&self, run: &mut Run<'_>, engine: &Engine, root: &Path) -> Result<Placed> {
+        let s = &self.settings;
+        let Some((need, _)) = s.need else {
+            return Ok(Placed::Stay);
+        };
+        let usage = headroom_disk::usage(root)
+            .with_context(|| format!("free: the data root {}", root.display()))?;
+        let candidates = self.other_filesystems(&usage);
+        let data_root_bytes = if usage.available_bytes < need && !candidates.is_empty() {
+            let root = root.to_path_buf();
+            tokio::task::spawn_blocking(move || headroom_disk::measure(&[root]).size.disk_bytes)
+                .await
+                .context("measuring the data root")?
+        } else {
+            0
+        };
+        let blocked = self.move_blocked(engine).await;
+        let choice = place::choose(
+            need,
+            usage.available_bytes,
+            data_root_bytes,
+            &candidates,
+            blocked.as_deref(),
+        );
+        let mut report = PlacementReport {
+            method: choice.method,
+            reason: choice.reason.clone(),
+            from: root.to_path_buf(),
+            to: choice.to.clone(),
+            need_bytes: need,
+            available_bytes: usage.available_bytes,
+            data_root_bytes,
+            estimated_seconds: choice.estimated_seconds,
+            seconds: 0.0,
+            dry_run: !s.may_delete(),
+            copied_bytes: None,
+            available_after: None,
+            config: None,
+            backup: None,
+            kept_keys: Vec::new(),
+            service: None,
+            candidates,
+        };
+        let (Method::MoveDataRoot, Some(to), Some(service)) =
+            (choice.method, choice.to, s.engine_service.clone())
+        else {
+            if choice.method == Method::Delete {
+                run.reporter
+                    .note(Stage::Free, &format!("placement: {}", choice.reason));
+            }
+            run.report.placement = Some(report);
+            return Ok(Placed::Stay);
+        };
+        let config = place::daemon_config(s.root.as_deref());
+        report.config = Some(config.clone());
+        report.service = Some(service.name.clone());
+        if report.dry_run {
+            let why = format!(
+                "not a GitHub-hosted runner: would move the data root {} to {} (about {:.0} s,                  {} copied; {} and the engine's restart through {}); pass --yes to move",
+                root.display(),
+                to.display(),
+                choice.estimated_seconds,
+                format_size(data_root_bytes),
+                config.display(),
+                service.name
+            );
+            run.report.placement = Some(report);
+            return Ok(Placed::Planned(why));
+        }
+        run.reporter.note(
+            Stage::Free,
+            &format!(
+                "placement: {}; moving the data root {} to {} (about {:.0} s): stopping the                  engine through {}",
+                choice.reason,
+                root.display(),
+                to.display(),
+                choice.estimated_seconds,
+                service.name
+            ),
+        );
+        let request = relocate::MoveRequest {
+            config,
+            from: root.to_path_buf(),
+            to: to.clone(),
+            service,
+            endpoint: engine.endpoint.clone(),
+            wait: Duration::from_secs(90),
+        };
+        let moved = relocate::move_data_root(&request).await;
+        let moved = match moved {
+            Ok(m) => m,
+            Err(e) => {
+                run.report.placement = Some(report);
+                bail!("free: moving the data root: {e}");
+            }
+        };
+        report.seconds = moved.seconds;
+        report.copied_bytes = Some(moved.copied_bytes);
+        report.backup = moved.backup.clone();
+        report.kept_keys = moved.kept_keys.clone();
+        report.available_after = headroom_disk::available_bytes(&to).ok();
+        run.reporter.note(
+            Stage::Free,
+            &format!(
+                "data root moved to {} in {:.1} s ({} copied, {} available there); {} keeps                  {} other key(s){}; nothing deleted",
+                to.display(),
+                moved.seconds,
+                format_size(moved.copied_bytes),
+                format_size(report.available_after.unwrap_or(0)),
+                moved.config.display(),
+                moved.kept_keys.len(),
+                moved
+                    .backup
+                    .as_ref()
+                    .map(|b| format!(", its backup is {}", b.display()))
+                    .unwrap_or_default()
+            ),
+        );
+        run.report.disk.freed_bytes = Some(0);
+        run.report.placement = Some(report);
+        Ok(Placed::Moved(to))
+    }
+
+    /// The other local filesystems the data root could move to, most room first.
+    fn other_filesystems(&self, usage: &headroom_disk::FsUsage) -> Vec<headroom_disk::Candidate> {
+        let Some((major, minor)) = usage
+            .device
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        else {
+            return Vec::new();
+        };
+        let Ok(table) = headroom_disk::MountTable::read() else {
+            return Vec::new();
+        };
+        headroom_disk::candidates(
+            &table,
+            (major, minor),
+            self.settings.root.as_deref(),
+            &headroom_disk::statvfs_probe,
+        )
+    }
+
+    /// Why the data root may not move here, when it may not.
+    async fn move_blocked(&self, engine: &Engine) -> Option<String> {
+        let s = &self.settings;
+        if !s.move_data_root {
+            return Some("moving is off (--no-move, or free.move_data_root = false)".into());
+        }
+        if s.engine_service.is_none() {
+            return Some(if s.root.is_some() {
+                "under --root, the simulated engine's service must be given                  (--engine-service PROGRAM)"
+                    .into()
+            } else {
+                "no service manager to restart the engine with (this machine does not run                  systemd): pass --engine-service PROGRAM"
+                    .into()
+            });
+        }
+        // A restart stops every container: a job's service containers (a database, a
+        // registry) would die with it.
+        match engine.docker.list_containers(None).await {
+            Ok(running) if !running.is_empty() => Some(format!(
+                "{} container(s) run on the engine ({}), and a restart would stop them",
+                running.len(),
+                running
+                    .iter()
+                    .filter_map(|c| c.names.as_ref()?.first().cloned())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!("the engine's containers could not be listed: {e}")),
+        }
+    }
+
+    /// The new data root, when the free stage moved it.
+    fn moved_to(&self, run: &Run<'_>) -> Option<PathBuf> {
+        run.report
+            .placement
+            .as_ref()
+            .filter(|p| p.method == Method::MoveDataRoot && p.copied_bytes.is_some())
+            .and_then(|p| p.to.clone())
+    }
+
+    /// After a move: a new connection to the restarted engine, and its facts.
+    async fn reconnect(
+        &self,
+        run: &mut Run<'_>,
+        root: &Path,
+    ) -> Result<(Engine, Option<EngineFacts>)> {
+        let engine = Engine::from_env(Duration::from_secs(10))
+            .await
+            .context("reconnecting to the engine after moving its data root")?;
+        let facts = engine.facts().await.ok();
+        run.report.engine = facts.clone();
+        run.report.disk.path = Some(root.to_path_buf());
+        Ok((engine, facts))
     }
 
     /// What the free stage would do, or why it is skipped.
@@ -473,7 +709,19 @@ impl Pipeline {
         })
     }
 
-    async fn free(&self, run: &mut Run<'_>, data_root: Option<&Path>) -> Result<Outcome> {
+    async fn free(
+        &self,
+        run: &mut Run<'_>,
+        engine: &Engine,
+        data_root: Option<&Path>,
+    ) -> Result<Outcome> {
+        if let Some(root) = data_root {
+            match self.place(run, engine, root).await? {
+                Placed::Moved(_) => return Ok(Outcome::Passed),
+                Placed::Planned(why) => return Ok(Outcome::Skipped(why)),
+                Placed::Stay => {}
+            }
+        }
         let job = match self.free_job(run, data_root, false) {
             Ok(job) => job,
             Err(why) => return Ok(Outcome::Skipped(why)),
@@ -768,6 +1016,16 @@ impl Pipeline {
         let Some(p) = watch else {
             return s;
         };
+        if let Ok(usage) = headroom_disk::usage(p)
+            && let Some(best) = self.other_filesystems(&usage).first()
+        {
+            s.push_str(&format!(
+                " A second disk with {} free was not used: {} ({}); the free stage moves                  the data root there when the target (--need) does not fit here.",
+                format_size(best.available_bytes),
+                best.mount_point.display(),
+                best.fs_type
+            ));
+        }
         let env = match &self.settings.root {
             Some(root) => headroom_disk::Environment::under_root(root),
             None => headroom_disk::Environment::host(),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use headroom_disk::{Catalog, UserConfig, parse_size};
 use headroom_docker::build::{BackendChoice, BuildSpec, SecretSpec};
+use headroom_docker::relocate::ServiceManager;
 use headroom_docker::smoke::GpuPolicy;
 use headroom_docker::tags::TagRules;
 use serde::{Deserialize, Serialize};
@@ -152,6 +153,15 @@ pub struct ImageArgs {
     /// disk: the simulator, chroots); nothing outside it is touched, no apt, swap or Docker.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// Never move the engine's data root to another filesystem: the free stage only
+    /// deletes [default: `free.move_data_root` in the config, else move when it fits].
+    #[arg(long)]
+    pub no_move: bool,
+    /// How to stop and start the engine for a data-root move: a program called as
+    /// `PROGRAM stop` and `PROGRAM start` [default: `free.engine_service` in the config,
+    /// else systemd where the machine runs it].
+    #[arg(long, value_name = "PROGRAM")]
+    pub engine_service: Option<PathBuf>,
     /// Run the free stage alongside lint and build instead of before them. While it is
     /// still deleting, the build keeps the floor (--free-floor): under it, the build waits
     /// at a step boundary for the free stage to finish.
@@ -240,6 +250,11 @@ pub struct SmokeConfig {
 pub struct FreeConfig {
     /// Available bytes the build needs on the data root's filesystem, e.g. "25G".
     pub need: Option<String>,
+    /// Whether the free stage may move the data root to a filesystem with more room before
+    /// it deletes anything [default: true].
+    pub move_data_root: Option<bool>,
+    /// `--engine-service`.
+    pub engine_service: Option<PathBuf>,
 }
 
 impl ImageConfig {
@@ -290,6 +305,10 @@ pub struct Settings {
     /// May delete without a GitHub-hosted runner (`--yes`, or `--root`).
     pub yes: bool,
     pub root: Option<PathBuf>,
+    /// The free stage may move the data root first (`--no-move`, `free.move_data_root`).
+    pub move_data_root: bool,
+    /// How the engine is stopped and started for a move; `None`: no move is possible.
+    pub engine_service: Option<ServiceManager>,
     pub free_in_background: bool,
     pub free_floor: Option<u64>,
     pub catalog: Catalog,
@@ -355,6 +374,20 @@ impl Settings {
                 ));
             }
         }
+        let engine_service = match (&args.engine_service, &config.free.engine_service) {
+            (Some(p), _) => Some(service_program("--engine-service", p)?),
+            (None, Some(p)) => Some(service_program(
+                &format!("{origin}: free.engine_service"),
+                &if p.is_absolute() {
+                    p.clone()
+                } else {
+                    base.join(p)
+                },
+            )?),
+            // Under --root the engine is not the machine's own: never restart that one.
+            (None, None) if args.root.is_none() => ServiceManager::detect(),
+            (None, None) => None,
+        };
         let (catalog, user) = load_catalog(None)?;
         let lint = LintConfig::load(None)?;
         let smoke = match (&config.smoke, args.gpu) {
@@ -394,6 +427,8 @@ impl Settings {
             need,
             yes: args.yes,
             root: args.root.clone(),
+            move_data_root: !args.no_move && config.free.move_data_root.unwrap_or(true),
+            engine_service,
             free_in_background: args.free_in_background,
             free_floor,
             catalog,
@@ -415,6 +450,24 @@ impl Settings {
     /// with `--yes`, or under `--root`.
     pub fn may_delete(&self) -> bool {
         self.hosted_runner || self.yes || self.root.is_some()
+    }
+}
+
+/// `--engine-service PROGRAM`: it must be there and executable.
+fn service_program(what: &str, path: &Path) -> Result<ServiceManager, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {
+            Ok(ServiceManager::script(path))
+        }
+        Ok(_) => Err(ConfigError::new(
+            format!("{what} {}", path.display()),
+            "not an executable file",
+        )),
+        Err(e) => Err(ConfigError::new(
+            format!("{what} {}", path.display()),
+            e.to_string(),
+        )),
     }
 }
 
