@@ -3,6 +3,7 @@
 //! Docker fails rather than skips.
 
 pub mod attack;
+pub mod engine;
 pub mod equiv;
 pub mod registry;
 

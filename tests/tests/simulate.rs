@@ -1,5 +1,6 @@
 //! `cargo xtask simulate` as CI runs it: the naive build dies of a full disk with the cause
-//! named, the pipeline and its background variant pass, and nothing is left behind — not
+//! named, the pipeline and its background variant pass, the dual-disk layout passes by moving
+//! the data root with nothing deleted, and nothing is left behind — not
 //! after a run, not after Ctrl-C/SIGTERM, and a killed run's leftovers are cleaned up by the
 //! next one.
 
@@ -73,6 +74,14 @@ fn assert_clean(work: &Path) {
         "the disk file is still there"
     );
     assert_eq!(loop_devices_of(&work.join("disk.img")), "");
+    assert!(
+        !work.join("second.img").exists(),
+        "the second disk file is still there"
+    );
+    assert!(
+        !LoopFs::is_mounted(&mnt.join("runner/mnt")),
+        "the second disk is still mounted"
+    );
     assert!(!Path::new(RUN_DIR).exists(), "{RUN_DIR} is still there");
     assert!(
         !Path::new("/sys/class/net/hrsim0").exists(),
@@ -212,6 +221,46 @@ fn simulate_shows_the_failure_and_its_cure_and_always_tears_down() {
         md.contains("| result | failed (no_space) | passed | passed |"),
         "{md}"
     );
+    assert_eq!(pipeline["placement"], "delete", "{pipeline:#}");
+
+    // d. The dual layout (a second, larger disk at the runner's /mnt): the naive build still
+    //    runs out of space and is told of the unused disk; the pipeline passes by moving the
+    //    data root there, with nothing deleted and daemon.json's other keys kept.
+    let dual_report = dir.path().join("dual.json");
+    let mut child = simulate(
+        &work,
+        &[
+            "--layout",
+            "dual",
+            "--report",
+            dual_report.to_str().unwrap(),
+        ],
+    );
+    wait_for_line(&mut child, "summary written to");
+    let status = child.wait().unwrap();
+    let d: Value = serde_json::from_str(&std::fs::read_to_string(&dual_report).unwrap()).unwrap();
+    assert!(status.success(), "{status}: {d:#}");
+    assert_eq!(d["passed"], true, "{d:#}");
+    assert_clean(&work);
+    assert_eq!(d["disk"]["layout"], "dual");
+    assert!(d["disk"]["second_available_bytes"].as_u64().unwrap() > 2 * size);
+    let naive = &d["naive"];
+    assert_eq!(naive["cause"], "no_space", "{naive:#}");
+    let error = naive["error"].as_str().unwrap();
+    assert!(error.contains("A second disk with"), "{error}");
+    assert!(error.contains("free was not used"), "{error}");
+    let pipeline = &d["pipeline"];
+    assert_eq!(pipeline["result"], "passed", "{pipeline:#}");
+    assert_eq!(pipeline["placement"], "move_data_root", "{pipeline:#}");
+    let moved_to = pipeline["relocated_to"].as_str().unwrap();
+    assert!(moved_to.ends_with("/mnt/runner/mnt/docker"), "{moved_to}");
+    assert_eq!(pipeline["freed_bytes"], 0, "{pipeline:#}");
+    assert!(pipeline["freed_items"].as_object().unwrap().is_empty());
+    assert_eq!(pipeline["registry_digest"], pipeline["digest"]);
+    assert!(d["background"].is_null(), "{d:#}");
+    let keys = d["daemon_json_keys_before"].as_array().unwrap();
+    assert!(keys.len() >= 4, "{d:#}");
+    assert_eq!(d["daemon_json_keys_after"], d["daemon_json_keys_before"]);
 }
 
 #[test]

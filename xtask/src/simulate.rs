@@ -49,6 +49,20 @@ pub(crate) struct Simulate {
     /// [default: target/headroom/simulate]
     #[arg(long, value_name = "DIR")]
     work: Option<PathBuf>,
+    /// single: one root disk, cured by freeing space. dual: a hosted runner with a second,
+    /// larger disk at /mnt, cured by moving the data root there with nothing deleted.
+    #[arg(long, value_enum, default_value_t = DiskLayout::Single)]
+    layout: DiskLayout,
+    /// Size of the second disk (dual layout) [default: three times --size].
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    second_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum DiskLayout {
+    Single,
+    Dual,
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
@@ -116,6 +130,8 @@ fn runner_layout() -> Result<RunnerLayout> {
 struct Layout {
     work: PathBuf,
     disk_file: PathBuf,
+    /// The second disk (dual layout), mounted at the runner's `/mnt`.
+    second_file: PathBuf,
     mnt: PathBuf,
     /// The synthetic runner's `/` (on the simulated disk).
     runner_root: PathBuf,
@@ -130,6 +146,7 @@ impl Layout {
         let mnt = work.join("mnt");
         Layout {
             disk_file: work.join("disk.img"),
+            second_file: work.join("second.img"),
             runner_root: mnt.join("runner"),
             data_root: mnt.join("docker"),
             logs: work.join("logs"),
@@ -145,6 +162,21 @@ impl Layout {
 
     fn pidfile(&self) -> PathBuf {
         self.run_dir.join("docker.pid")
+    }
+
+    /// The runner's second disk: its `/mnt`.
+    fn second_mnt(&self) -> PathBuf {
+        self.runner_root.join("mnt")
+    }
+
+    /// The engine's configuration, where the runner keeps it.
+    fn daemon_json(&self) -> PathBuf {
+        self.runner_root.join("etc/docker/daemon.json")
+    }
+
+    /// The runner's service manager for its engine: `engine start`, `engine stop`.
+    fn engine_service(&self) -> PathBuf {
+        self.run_dir.join("engine")
     }
 }
 
@@ -176,6 +208,12 @@ struct RunSummary {
     digest: Option<String>,
     /// The digest the registry serves for the first tag, read back after the run.
     registry_digest: Option<String>,
+    /// How the free stage made room: target_met, move_data_root or delete.
+    placement: Option<String>,
+    /// The engine's data root after a move.
+    relocated_to: Option<PathBuf>,
+    /// Seconds the move took.
+    relocation_seconds: Option<f64>,
     stages: Vec<String>,
     error: Option<String>,
     report: PathBuf,
@@ -184,7 +222,11 @@ struct RunSummary {
 
 #[derive(Debug, Default, Serialize)]
 struct DiskSummary {
+    layout: Option<DiskLayout>,
     size_bytes: u64,
+    /// The second disk (dual layout): its size and what was available on it at the start.
+    second_size_bytes: Option<u64>,
+    second_available_bytes: Option<u64>,
     /// Available on the fresh filesystem with the engine started: what the layout scales to.
     usable_bytes: u64,
     /// The workload's unit (`UNIT_MB`): the merged build needs about 5 of them, the naive
@@ -211,7 +253,12 @@ struct Summary {
     disk: DiskSummary,
     naive: RunSummary,
     pipeline: RunSummary,
-    background: RunSummary,
+    /// The single layout only: on the dual one, placement makes room without freeing.
+    background: Option<RunSummary>,
+    /// Dual layout: the keys of the runner's daemon.json after the move, besides data-root,
+    /// which must be the ones it had before.
+    daemon_json_keys_before: Vec<String>,
+    daemon_json_keys_after: Vec<String>,
     /// Free-then-build minus free-in-background time to a built image (positive: the
     /// background run was faster).
     background_saved_seconds: Option<f64>,
@@ -233,6 +280,19 @@ impl Simulate {
                 format_size(MIN_SIZE),
                 format_size(MAX_SIZE)
             );
+        }
+        if let Some(second) = self.second_size {
+            if self.layout != DiskLayout::Dual {
+                bail!("--second-size: only with --layout dual");
+            }
+            if !(2 * self.size..=4 * MAX_SIZE).contains(&second) {
+                bail!(
+                    "--second-size {}: give at least twice --size ({}), at most {}",
+                    format_size(second),
+                    format_size(2 * self.size),
+                    format_size(4 * MAX_SIZE)
+                );
+            }
         }
         let runner = runner_layout()?;
         let root = crate::project_root();
@@ -303,6 +363,17 @@ impl Simulate {
             layout.disk_file.display()
         ));
         make_disk(&layout, self.size)?;
+        let dual = self.layout == DiskLayout::Dual;
+        summary.disk.layout = Some(self.layout);
+        if dual {
+            let second = self.second_size.unwrap_or(3 * self.size);
+            say(&format!(
+                "creating the runner's second disk: {} ext4 at the runner's /mnt",
+                format_size(second)
+            ));
+            make_second_disk(&layout, second)?;
+            summary.disk.second_size_bytes = Some(second);
+        }
         start_dockerd(&layout)?;
         import_base(&layout)?;
         let password = random_password()?;
@@ -318,6 +389,11 @@ impl Simulate {
         let unit = usable / 16;
         let unit_mb = (unit >> 20).max(8);
         summary.disk = DiskSummary {
+            layout: summary.disk.layout,
+            second_size_bytes: summary.disk.second_size_bytes,
+            second_available_bytes: dual
+                .then(|| headroom_disk::available_bytes(&layout.second_mnt()).ok())
+                .flatten(),
             size_bytes: self.size,
             usable_bytes: usable,
             unit_bytes: unit_mb << 20,
@@ -384,19 +460,44 @@ impl Simulate {
             ));
         }
 
+        if dual
+            && !summary
+                .naive
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("was not used"))
+        {
+            summary.problems.push(format!(
+                "naive: the no-space advice does not name the unused second disk: {}",
+                summary.naive.error.as_deref().unwrap_or("no error")
+            ));
+        }
+
         // b. The whole pipeline: free to a target, then build the merged Dockerfile.
         reset_engine(&layout)?;
-        let freeing = [
+        let mut freeing = vec![
             "--root".to_string(),
             layout.runner_root.display().to_string(),
             "--need".into(),
             summary.disk.need_bytes.to_string(),
             "--yes".into(),
         ];
+        if dual {
+            freeing.extend([
+                "--engine-service".into(),
+                layout.engine_service().display().to_string(),
+            ]);
+            summary.daemon_json_keys_before = daemon_json_keys(&layout, false)?;
+        }
         summary.pipeline = run("pipeline", &freeing)?;
         check_interrupted()?;
         summary.pipeline.registry_digest = registry_digest(sandbox, &summary.pipeline);
         check_passed("pipeline", &summary.pipeline, &mut summary.problems);
+        if dual {
+            summary.daemon_json_keys_after = daemon_json_keys(&layout, true)?;
+            check_placed(&layout, summary);
+            return Ok(());
+        }
 
         // c. The same with the free stage in the background, on a refilled runner.
         reset_engine(&layout)?;
@@ -408,21 +509,22 @@ impl Simulate {
             "--free-floor".into(),
             summary.disk.floor_bytes.to_string(),
         ]);
-        summary.background = run("background", &background)?;
-        summary.background.registry_digest = registry_digest(sandbox, &summary.background);
-        check_passed("background", &summary.background, &mut summary.problems);
-        if summary.background.cause.as_deref() == Some("no_space") {
+        let mut bg = run("background", &background)?;
+        bg.registry_digest = registry_digest(sandbox, &bg);
+        check_passed("background", &bg, &mut summary.problems);
+        if bg.cause.as_deref() == Some("no_space") {
             summary
                 .problems
                 .push("background: the build ran out of space".into());
         }
-        if summary.pipeline.result == "passed" && summary.background.result == "passed" {
+        if summary.pipeline.result == "passed" && bg.result == "passed" {
             summary.background_saved_seconds = summary
                 .pipeline
                 .to_built_seconds
-                .zip(summary.background.to_built_seconds)
+                .zip(bg.to_built_seconds)
                 .map(|(p, b)| p - b);
         }
+        summary.background = Some(bg);
         Ok(())
     }
 }
@@ -562,45 +664,29 @@ fn start_dockerd(layout: &Layout) -> Result<()> {
     cmd("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
     cmd("ip", &["addr", "add", &free_subnet()?, "dev", BRIDGE])?;
     cmd("ip", &["link", "set", BRIDGE, "up"])?;
+    // daemon.json where the runner keeps it, with settings besides the data root that a
+    // move must keep. No iptables: the host's firewall rules belong to the main engine.
+    let config = serde_json::json!({
+        "data-root": layout.data_root,
+        "bridge": BRIDGE,
+        "iptables": false,
+        "log-level": "warn",
+        "labels": ["headroom-simulate=runner"],
+    });
+    let path = layout.daemon_json();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&config)? + "\n")
+        .with_context(|| path.display().to_string())?;
+    write_engine_service(layout)?;
+    cmd(&layout.engine_service().display().to_string(), &["start"])?;
     let log_path = layout.logs.join("dockerd.log");
-    let log = std::fs::File::create(&log_path).with_context(|| log_path.display().to_string())?;
-    let exec_root = layout.run_dir.join("exec");
-    // setsid: a terminal's Ctrl-C must reach us, not the engine — the teardown stops it in
-    // order. No iptables: the host's firewall rules belong to the main engine.
-    let mut child = Command::new("setsid")
-        .arg("dockerd")
-        .arg("--data-root")
-        .arg(&layout.data_root)
-        .arg("--exec-root")
-        .arg(&exec_root)
-        .arg("--pidfile")
-        .arg(layout.pidfile())
-        .arg("-H")
-        .arg(layout.docker_host())
-        .args([
-            "--bridge",
-            BRIDGE,
-            "--iptables=false",
-            "--log-level",
-            "warn",
-        ])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting dockerd (run scripts/provision)")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         check_interrupted()?;
         if docker(layout, &["version", "--format", "{{.Server.Version}}"]).is_ok() {
             return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            bail!(
-                "the simulator's dockerd exited ({status}); its log {} ends with:\n{}",
-                log_path.display(),
-                tail(&log_path, 15)
-            );
         }
         if Instant::now() > deadline {
             bail!(
@@ -611,6 +697,117 @@ fn start_dockerd(layout: &Layout) -> Result<()> {
             );
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The runner's service manager for the dedicated engine, as a script: `start` runs dockerd
+/// detached (setsid: a terminal's Ctrl-C must reach us, not the engine) with the runner's
+/// daemon.json; `stop` ends it and waits until it has removed its pid file. The pipeline
+/// restarts the engine through it when it moves the data root.
+fn write_engine_service(layout: &Layout) -> Result<()> {
+    let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', "'\\''"));
+    let script = format!(
+        "#!/bin/sh\n\
+         # The simulated runner's service manager for its engine (cargo xtask simulate).\n\
+         set -eu\n\
+         pidfile={pid}\n\
+         case \"${{1:-}}\" in\n\
+         start)\n\
+         \x20 setsid dockerd --config-file {config} --exec-root {exec} --pidfile \"$pidfile\" \\\n\
+         \x20   -H {host} </dev/null >>{log} 2>&1 &\n\
+         \x20 ;;\n\
+         stop)\n\
+         \x20 pid=$(cat \"$pidfile\" 2>/dev/null) || exit 0\n\
+         \x20 kill -TERM \"$pid\" 2>/dev/null || exit 0\n\
+         \x20 i=0\n\
+         \x20 while [ -e \"$pidfile\" ] && [ \"$i\" -lt 600 ]; do sleep 0.1; i=$((i + 1)); done\n\
+         \x20 [ ! -e \"$pidfile\" ] || {{ echo \"dockerd $pid did not stop in 60 s\" >&2; exit 1; }}\n\
+         \x20 ;;\n\
+         *) echo \"usage: $0 start|stop\" >&2; exit 2 ;;\n\
+         esac\n",
+        pid = q(&layout.pidfile()),
+        config = q(&layout.daemon_json()),
+        exec = q(&layout.run_dir.join("exec")),
+        host = layout.docker_host(),
+        log = q(&layout.logs.join("dockerd.log")),
+    );
+    let path = layout.engine_service();
+    std::fs::write(&path, script).with_context(|| path.display().to_string())?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| path.display().to_string())
+}
+
+/// The dual layout's second disk: a larger ext4 at the runner's `/mnt`, empty.
+fn make_second_disk(layout: &Layout, size: u64) -> Result<()> {
+    let file = layout.second_file.display().to_string();
+    let mnt = layout.second_mnt();
+    std::fs::create_dir_all(&mnt).with_context(|| mnt.display().to_string())?;
+    cmd("truncate", &["-s", &size.to_string(), &file])?;
+    cmd(
+        "mkfs.ext4",
+        &["-q", "-F", "-m", "0", "-L", "hrsim-mnt", &file],
+    )?;
+    cmd("mount", &["-o", "loop", &file, &mnt.display().to_string()])?;
+    Ok(())
+}
+
+/// The keys of the runner's daemon.json besides data-root (and, `after` a move, a check that
+/// data-root now points to the second disk).
+fn daemon_json_keys(layout: &Layout, after: bool) -> Result<Vec<String>> {
+    let path = layout.daemon_json();
+    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+    let Some(map) = value.as_object() else {
+        bail!("{}: not a JSON object", path.display());
+    };
+    if after {
+        let root = map.get("data-root").and_then(|v| v.as_str()).unwrap_or("");
+        if !Path::new(root).starts_with(layout.second_mnt()) {
+            bail!(
+                "{}: data-root is {root:?} after the pipeline, not on the second disk {}",
+                path.display(),
+                layout.second_mnt().display()
+            );
+        }
+    }
+    Ok(map.keys().filter(|k| *k != "data-root").cloned().collect())
+}
+
+/// Dual layout: the pipeline passed by placement alone.
+fn check_placed(layout: &Layout, summary: &mut Summary) {
+    let run = &summary.pipeline;
+    let mut problem = |p: String| summary.problems.push(format!("pipeline: {p}"));
+    if run.placement.as_deref() != Some("move_data_root") {
+        problem(format!(
+            "expected placement move_data_root, got {:?}",
+            run.placement
+        ));
+    }
+    if !run
+        .relocated_to
+        .as_deref()
+        .is_some_and(|p| p.starts_with(layout.second_mnt()))
+    {
+        problem(format!(
+            "the data root is not on the second disk {}: {:?}",
+            layout.second_mnt().display(),
+            run.relocated_to
+        ));
+    }
+    if run.freed_bytes.unwrap_or(0) != 0 || !run.freed_items.is_empty() {
+        problem(format!(
+            "something was deleted: {:?} bytes, items {:?}",
+            run.freed_bytes,
+            run.freed_items.keys().collect::<Vec<_>>()
+        ));
+    }
+    if summary.daemon_json_keys_before != summary.daemon_json_keys_after {
+        summary.problems.push(format!(
+            "daemon.json: keys {:?} before the move, {:?} after",
+            summary.daemon_json_keys_before, summary.daemon_json_keys_after
+        ));
     }
 }
 
@@ -659,7 +856,9 @@ fn fill(layout: &Layout, runner: &RunnerLayout, usable: u64) -> Result<Vec<AreaS
 /// Remove what is left of the runner's tree and fill it again.
 fn refill(layout: &Layout, runner: &RunnerLayout, usable: u64) -> Result<()> {
     if layout.runner_root.exists() {
-        let outcome = headroom_disk::remove_tree(&layout.runner_root, &[], &|_| {});
+        // The runner's /etc (daemon.json) stays.
+        let keep = [layout.runner_root.join("etc")];
+        let outcome = headroom_disk::remove_tree(&layout.runner_root, &keep, &|_| {});
         if let Some(e) = outcome.errors.first() {
             bail!("clearing {}: {e}", layout.runner_root.display());
         }
@@ -844,6 +1043,17 @@ fn summarize(r: &Report) -> RunSummary {
             .map(|s| format!("{}: {}", s.name, s.status.as_str()))
             .collect(),
         error: r.errors.first().cloned(),
+        placement: r.placement.as_ref().map(|p| p.method.as_str().to_string()),
+        relocated_to: r
+            .placement
+            .as_ref()
+            .filter(|p| p.copied_bytes.is_some())
+            .and_then(|p| p.to.clone()),
+        relocation_seconds: r
+            .placement
+            .as_ref()
+            .filter(|p| p.copied_bytes.is_some())
+            .map(|p| p.seconds),
         ..RunSummary::default()
     }
 }
@@ -910,9 +1120,12 @@ fn teardown(layout: &Layout) -> Vec<String> {
             }
         }
     }
-    // 3. Loop devices still backed by the disk file, then the file.
-    if layout.disk_file.exists() {
-        let file = layout.disk_file.display().to_string();
+    // 3. Loop devices still backed by the disk files, then the files.
+    for disk_file in [&layout.disk_file, &layout.second_file] {
+        if !disk_file.exists() {
+            continue;
+        }
+        let file = disk_file.display().to_string();
         if let Ok(list) = cmd("losetup", &["-j", &file]) {
             for dev in list.lines().filter_map(|l| l.split(':').next()) {
                 if let Err(e) = cmd("losetup", &["-d", dev]) {
@@ -920,7 +1133,7 @@ fn teardown(layout: &Layout) -> Vec<String> {
                 }
             }
         }
-        if let Err(e) = std::fs::remove_file(&layout.disk_file) {
+        if let Err(e) = std::fs::remove_file(disk_file) {
             problems.push(format!("removing {file}: {e}"));
         }
     }
@@ -1008,9 +1221,25 @@ fn write_summary(summary: &Summary, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The side-by-side rows: naive, pipeline, background.
+/// The runs side by side: naive, pipeline and (single layout) background.
+fn runs(s: &Summary) -> Vec<(&'static str, &RunSummary)> {
+    let mut runs = vec![("naive", &s.naive), ("pipeline", &s.pipeline)];
+    if let Some(bg) = &s.background {
+        runs.push(("background", bg));
+    }
+    runs
+}
+
+/// The table's header: an empty corner, then the runs' names.
+fn header(s: &Summary) -> Vec<&'static str> {
+    let mut h = vec![""];
+    h.extend(runs(s).iter().map(|(name, _)| *name));
+    h
+}
+
+/// The side-by-side rows, one column per run.
 fn rows(s: &Summary) -> Vec<Vec<String>> {
-    let runs = [&s.naive, &s.pipeline, &s.background];
+    let runs: Vec<&RunSummary> = runs(s).into_iter().map(|(_, r)| r).collect();
     let size = |b: Option<u64>| b.map(format_size).unwrap_or_else(|| "—".into());
     let row = |label: &str, f: &dyn Fn(&RunSummary) -> String| {
         let mut r = vec![label.to_string()];
@@ -1021,6 +1250,15 @@ fn rows(s: &Summary) -> Vec<Vec<String>> {
         row("result", &|r| match &r.cause {
             Some(c) => format!("{} ({c})", r.result),
             None => r.result.clone(),
+        }),
+        row("placement", &|r| {
+            r.placement.clone().unwrap_or_else(|| "—".into())
+        }),
+        row("data root moved to", &|r| {
+            r.relocated_to
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "—".into())
         }),
         row("free before", &|r| size(r.available_before)),
         row("freed", &|r| size(r.freed_bytes)),
@@ -1063,10 +1301,17 @@ fn human(s: &Summary) -> String {
         format_size(s.disk.need_bytes),
         format_size(s.disk.floor_bytes)
     );
-    out.push_str(&ui::table(
-        &["", "naive", "pipeline", "background"],
-        &rows(s),
-    ));
+    if let Some(second) = s.disk.second_size_bytes {
+        out.push_str(&format!(
+            "second disk at the runner's /mnt: {}, {} available\n",
+            format_size(second),
+            s.disk
+                .second_available_bytes
+                .map(format_size)
+                .unwrap_or_else(|| "—".into())
+        ));
+    }
+    out.push_str(&ui::table(&header(s), &rows(s)));
     if let Some(saved) = s.background_saved_seconds {
         out.push_str(&format!(
             "\nfreeing in the background saved {saved:.1} s against free-then-build\n"
@@ -1091,7 +1336,19 @@ fn markdown(s: &Summary) -> String {
         format_size(s.disk.need_bytes),
         format_size(s.disk.floor_bytes)
     ));
-    md.push_str("| | naive | pipeline | background |\n|---|---|---|---|\n");
+    if let Some(second) = s.disk.second_size_bytes {
+        md.push_str(&format!(
+            "A second disk at the runner's `/mnt`: {}, {} available.\n\n",
+            format_size(second),
+            s.disk
+                .second_available_bytes
+                .map(format_size)
+                .unwrap_or_else(|| "—".into())
+        ));
+    }
+    let h = header(s);
+    md.push_str(&format!("| {} |\n", h.join(" | ")));
+    md.push_str(&format!("|{}\n", "---|".repeat(h.len())));
     for r in rows(s) {
         md.push_str(&format!("| {} |\n", r.join(" | ")));
     }

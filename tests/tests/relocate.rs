@@ -1,0 +1,165 @@
+//! Moving a real engine's data root to another filesystem (headroom_docker::relocate), with
+//! the engine stopped and started through a service program as a runner's systemd would:
+//! every other daemon.json key survives, and when the engine cannot start on the new root,
+//! daemon.json is put back byte for byte and the engine runs on its old root again.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
+
+use std::time::Duration;
+
+use headroom_docker::local::busybox_image_all_applets;
+use headroom_docker::relocate::{MoveError, MoveRequest, ServiceManager, move_data_root};
+use headroom_tests::engine::ServiceEngine;
+use headroom_tests::{require_docker, require_root};
+use serde_json::{Value, json};
+
+const IMAGE: &str = "headroom/relocate-test";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn request(engine: &ServiceEngine) -> MoveRequest {
+    MoveRequest {
+        config: engine.config.clone(),
+        from: engine.old_root(),
+        to: engine.new_root(),
+        service: ServiceManager::script(&engine.service),
+        endpoint: engine.endpoint(),
+        wait: Duration::from_secs(60),
+    }
+}
+
+fn import_image(engine: &ServiceEngine) {
+    busybox_image_all_applets(IMAGE, Some(&engine.host), &engine.socket_dir().join("base"))
+        .unwrap();
+    assert!(engine.docker(&["image", "inspect", IMAGE]).is_some());
+}
+
+#[test]
+fn a_move_keeps_every_other_daemon_json_key_the_images_and_the_old_root() {
+    let name = "a_move_keeps_every_other_daemon_json_key_the_images_and_the_old_root";
+    if !require_root(name) || !require_docker(name) {
+        return;
+    }
+    let config = json!({
+        "bridge": "none",
+        "iptables": false,
+        "log-level": "warn",
+        "labels": ["headroom-test=relocate"],
+        "max-concurrent-downloads": 7,
+        "log-opts": {"max-size": "10m", "max-file": "3"},
+    });
+    let engine = ServiceEngine::start(&config, false);
+    let mut with_root = config.clone();
+    with_root["data-root"] = json!(engine.old_root());
+    assert_eq!(engine.data_root(), Some(engine.old_root()));
+    import_image(&engine);
+    let original = std::fs::read(&engine.config).unwrap();
+
+    let moved = runtime()
+        .block_on(move_data_root(&request(&engine)))
+        .unwrap();
+
+    assert_eq!(moved.to, engine.new_root());
+    assert_eq!(engine.data_root(), Some(engine.new_root()), "docker info");
+    let now: Value = serde_json::from_slice(&std::fs::read(&engine.config).unwrap()).unwrap();
+    for (key, value) in config.as_object().unwrap() {
+        assert_eq!(&now[key], value, "{key} changed: {now:#}");
+    }
+    assert_eq!(now["data-root"], json!(engine.new_root()));
+    assert_eq!(
+        now.as_object().unwrap().len(),
+        with_root.as_object().unwrap().len()
+    );
+    let mut kept = moved.kept_keys.clone();
+    kept.sort();
+    let mut want: Vec<String> = config.as_object().unwrap().keys().cloned().collect();
+    want.sort();
+    assert_eq!(kept, want);
+    // The backup is the file as it was, byte for byte.
+    let backup = moved.backup.clone().unwrap();
+    assert_eq!(std::fs::read(&backup).unwrap(), original);
+    // The kept keys are live: the restarted engine has the label.
+    let labels = engine
+        .docker(&["info", "--format", "{{json .Labels}}"])
+        .unwrap();
+    assert!(labels.contains("headroom-test=relocate"), "{labels}");
+    // The image came along and runs; the old root is still there, untouched.
+    let out = engine
+        .docker(&["run", "--rm", "--network", "none", IMAGE, "echo", "moved"])
+        .unwrap();
+    assert_eq!(out, "moved");
+    assert!(engine.old_root().join("image").is_dir());
+    assert!(moved.copied_bytes > 0, "{moved:?}");
+}
+
+#[test]
+fn a_restart_that_fails_puts_daemon_json_back_and_the_engine_on_its_old_root() {
+    let name = "a_restart_that_fails_puts_daemon_json_back_and_the_engine_on_its_old_root";
+    if !require_root(name) || !require_docker(name) {
+        return;
+    }
+    // As on a machine whose unit file passes --data-root: dockerd refuses a daemon.json
+    // that sets it too, so the restart on the new root fails for real.
+    let config = json!({
+        "bridge": "none",
+        "iptables": false,
+        "labels": ["headroom-test=restore"],
+    });
+    let flagged = &ServiceEngine::start(&config, true);
+    assert_eq!(flagged.data_root(), Some(flagged.old_root()));
+    import_image(flagged);
+    let original = std::fs::read(&flagged.config).unwrap();
+
+    // dockerd exits at once; the wait for it on the new root is what the test spends.
+    let mut req = request(flagged);
+    req.wait = Duration::from_secs(15);
+    let err = runtime().block_on(move_data_root(&req)).unwrap_err();
+
+    let text = err.to_string();
+    assert!(
+        matches!(err, MoveError::Failed { step, .. } if step.contains("starting the engine")),
+        "{text}"
+    );
+    assert!(text.contains("restored"), "{text}");
+    assert!(text.contains("runs on") && text.contains("again"), "{text}");
+    // daemon.json is back byte for byte; the engine answers on its old root with its image.
+    assert_eq!(std::fs::read(&flagged.config).unwrap(), original);
+    assert_eq!(flagged.data_root(), Some(flagged.old_root()));
+    assert!(flagged.docker(&["image", "inspect", IMAGE]).is_some());
+    let log = std::fs::read_to_string(&flagged.log).unwrap();
+    assert!(
+        log.contains("specified both as a flag and in the configuration file"),
+        "the restart failed for another reason: {log}"
+    );
+}
+
+#[test]
+fn a_daemon_json_that_does_not_parse_stops_nothing() {
+    let name = "a_daemon_json_that_does_not_parse_stops_nothing";
+    if !require_root(name) || !require_docker(name) {
+        return;
+    }
+    let engine = ServiceEngine::start(&json!({"bridge": "none", "iptables": false}), false);
+    let pid = std::fs::read_to_string(&engine.pidfile).unwrap();
+    let broken = b"{\"bridge\": \"none\",\n \"iptables\": false,\n oops }\n";
+    std::fs::write(&engine.config, broken).unwrap();
+    let mut req = request(&engine);
+    req.from = engine.data_root().unwrap();
+    let err = runtime().block_on(move_data_root(&req)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("daemon.json") && text.contains("line 3"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was changed"), "{text}");
+    // The same engine process still answers; the file is as it was; no new root was made.
+    assert_eq!(std::fs::read_to_string(&engine.pidfile).unwrap(), pid);
+    assert!(engine.docker(&["version"]).is_some());
+    assert_eq!(std::fs::read(&engine.config).unwrap(), broken);
+    assert!(!engine.new_root().exists());
+}
