@@ -89,6 +89,7 @@ pub fn step_summary(r: &Report) -> String {
             None => "not pushed (no digest)".into(),
         },
     ));
+    md.push_str(&phases_table(&r.disk.phases));
     if let Some(t) = &r.disk.timeline
         && t.samples.len() > 1
     {
@@ -98,6 +99,46 @@ pub fn step_summary(r: &Report) -> String {
             format_size(t.low_water_bytes),
             xs.join(", "),
             ys.join(", ")
+        ));
+    }
+    md
+}
+
+/// The disk budget per phase: what each phase held at its peak and left taken, the phases
+/// that took the most first (at most 15; the rest summed in one row).
+fn phases_table(phases: &[crate::budget::Phase]) -> String {
+    if phases.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n**Disk budget per phase** (data root's filesystem)\n\n\
+         | phase | seconds | peak | left taken | lowest free |\n|---|---:|---:|---:|---:|\n",
+    );
+    let mut order: Vec<&crate::budget::Phase> = phases.iter().collect();
+    order.sort_by_key(|p| std::cmp::Reverse(p.peak_bytes.max(p.net_bytes.unsigned_abs())));
+    let signed = |n: i64| {
+        if n < 0 {
+            format!("−{}", format_size(n.unsigned_abs()))
+        } else {
+            format_size(n as u64)
+        }
+    };
+    for p in order.iter().take(15) {
+        md.push_str(&format!(
+            "| {} | {:.1} | {} | {} | {} |\n",
+            p.name.replace('|', "\\|"),
+            (p.end_ms - p.start_ms) as f64 / 1000.0,
+            format_size(p.peak_bytes),
+            signed(p.net_bytes),
+            format_size(p.low_bytes)
+        ));
+    }
+    if order.len() > 15 {
+        let rest = &order[15..];
+        md.push_str(&format!(
+            "| {} more phases | | | {} | |\n",
+            rest.len(),
+            signed(rest.iter().map(|p| p.net_bytes).sum())
         ));
     }
     md

@@ -32,6 +32,7 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod budget;
 pub mod gate;
 pub mod github;
 pub mod lint;

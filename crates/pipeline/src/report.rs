@@ -146,6 +146,9 @@ pub struct DiskReport {
     #[serde(default)]
     pub build_stops: u32,
     pub timeline: Option<Timeline>,
+    /// Where the bytes went: the free stage, each build step, inspect, smoke, push.
+    #[serde(default)]
+    pub phases: Vec<crate::budget::Phase>,
 }
 
 /// Why a report could not be read or written.

@@ -25,6 +25,7 @@ use headroom_docker::relocate;
 use headroom_docker::smoke::{self, GpuPolicy};
 use headroom_docker::tags;
 
+use crate::budget::{self, Phase};
 use crate::gate::InspectReport;
 use crate::place::{self, Method, PlacementReport};
 use crate::policy::{self, SmokeExpectations};
@@ -112,6 +113,38 @@ struct Run<'r> {
     current: Option<Stage>,
     /// The inspect stage's report, typed, for the step summary.
     inspect: Option<InspectReport>,
+    /// When the run started: phases are timed from here.
+    started: Instant,
+    /// The data root, when it is on this machine: each stage's bytes are read on it.
+    watch: Option<PathBuf>,
+}
+
+impl Run<'_> {
+    fn available(&self) -> Option<u64> {
+        headroom_disk::available_bytes(self.watch.as_deref()?).ok()
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    /// A stage's disk phase, read at its two ends (the build's come from its samples; the
+    /// lint takes no disk).
+    fn stage_phase(&mut self, name: Stage, start: Instant, before: Option<u64>) {
+        if matches!(name, Stage::Lint | Stage::Build) {
+            return;
+        }
+        if let (Some(before), Some(after)) = (before, self.available()) {
+            let phase = Phase::between(
+                &name.to_string(),
+                self.ms(start),
+                self.ms(Instant::now()),
+                before,
+                after,
+            );
+            self.report.disk.phases.push(phase);
+        }
+    }
 }
 
 /// Run a stage body unless `--skip` names it, then record it. Evaluates to the stage's
@@ -121,6 +154,7 @@ macro_rules! stage {
         let name = $name;
         $run.current = Some(name);
         let start = Instant::now();
+        let before = $run.available();
         let result = if $self.settings.skipped(name) {
             Ok(Outcome::Skipped("--skip".into()))
         } else {
@@ -128,6 +162,9 @@ macro_rules! stage {
             $body.await
         };
         record(&mut *$run, name, start.elapsed().as_secs_f64(), &result);
+        if !$self.settings.skipped(name) {
+            $run.stage_phase(name, start, before);
+        }
         result.map(|_| ())
     }};
 }
@@ -243,8 +280,10 @@ impl Pipeline {
             reporter,
             current: None,
             inspect: None,
+            started: Instant::now(),
+            watch: None,
         };
-        let start = Instant::now();
+        let start = run.started;
         let mut interrupted = false;
         // Ctrl-C drops the stages' future: the build request is cancelled, and the engine
         // removes the build's intermediate containers (forcerm). SIGTERM is how CI cancels a
@@ -356,6 +395,7 @@ impl Pipeline {
             mut spec,
         } = self.facts(run).await?;
         spec.registry_logins = logins;
+        run.watch = watch.clone();
         // Cheap checks before anything destructive: the engine has answered and the
         // credentials are resolved; a Dockerfile the lint stops must not cost a deleted byte.
         stage!(self, run, Stage::Lint, self.lint(run, &spec))?;
@@ -368,6 +408,7 @@ impl Pipeline {
             };
             if let Placed::Moved(to) = moved {
                 (engine, facts) = self.reconnect(run, &to).await?;
+                run.watch = Some(to.clone());
                 watch = Some(to);
                 record(run, Stage::Free, 0.0, &Ok(Outcome::Passed));
                 None
@@ -383,6 +424,7 @@ impl Pipeline {
             )?;
             if let Some(to) = self.moved_to(run) {
                 (engine, facts) = self.reconnect(run, &to).await?;
+                run.watch = Some(to.clone());
                 watch = Some(to);
             }
             None
@@ -500,7 +542,8 @@ impl Pipeline {
         report.service = Some(service.name.clone());
         if report.dry_run {
             let why = format!(
-                "not a GitHub-hosted runner: would move the data root {} to {} (about {:.0} s,                  {} copied; {} and the engine's restart through {}); pass --yes to move",
+                "not a GitHub-hosted runner: would move the data root {} to {} (about {:.0} s, \
+                 {} copied; {} and the engine's restart through {}); pass --yes to move",
                 root.display(),
                 to.display(),
                 choice.estimated_seconds,
@@ -514,7 +557,8 @@ impl Pipeline {
         run.reporter.note(
             Stage::Free,
             &format!(
-                "placement: {}; moving the data root {} to {} (about {:.0} s): stopping the                  engine through {}",
+                "placement: {}; moving the data root {} to {} (about {:.0} s): stopping the \
+                 engine through {}",
                 choice.reason,
                 root.display(),
                 to.display(),
@@ -546,7 +590,8 @@ impl Pipeline {
         run.reporter.note(
             Stage::Free,
             &format!(
-                "data root moved to {} in {:.1} s ({} copied, {} available there); {} keeps                  {} other key(s){}; nothing deleted",
+                "data root moved to {} in {:.1} s ({} copied, {} available there); {} keeps \
+                 {} other key(s){}; nothing deleted",
                 to.display(),
                 moved.seconds,
                 format_size(moved.copied_bytes),
@@ -593,10 +638,12 @@ impl Pipeline {
         }
         if s.engine_service.is_none() {
             return Some(if s.root.is_some() {
-                "under --root, the simulated engine's service must be given                  (--engine-service PROGRAM)"
+                "under --root, the simulated engine's service must be given \
+                 (--engine-service PROGRAM)"
                     .into()
             } else {
-                "no service manager to restart the engine with (this machine does not run                  systemd): pass --engine-service PROGRAM"
+                "no service manager to restart the engine with (this machine does not run \
+                 systemd): pass --engine-service PROGRAM"
                     .into()
             });
         }
@@ -857,6 +904,7 @@ impl Pipeline {
         let backend = tokio::task::spawn_blocking(move || build::choose_backend(choice, &owned))
             .await
             .context("choosing the backend")??;
+        let build_start = Instant::now();
         let dog = match watch {
             Some(p) => Some(Watchdog::start(
                 WatchConfig {
@@ -871,9 +919,16 @@ impl Pipeline {
         let reporter = run.reporter;
         reporter.build_started(&spec.references(), &format!("{backend:?}"));
         let step = Mutex::new(String::new());
+        // Each step's start, for the disk budget per phase.
+        let steps: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
         let on_event = |e: BuildEvent| {
             reporter.build_event(&e);
             if let BuildEvent::Step { name, .. } = e {
+                let ms = build_start.elapsed().as_millis() as u64;
+                steps
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((ms, name.clone()));
                 *step.lock().unwrap_or_else(|p| p.into_inner()) = name;
             }
         };
@@ -945,6 +1000,13 @@ impl Pipeline {
             reporter.disk(t);
             run.report.disk.low_water_bytes = Some(t.low_water_bytes);
             run.report.disk.timeline = Some(t.clone());
+            let steps = steps.into_inner().unwrap_or_else(|p| p.into_inner());
+            run.report.disk.phases.extend(budget::build_phases(
+                &t.samples,
+                &steps,
+                run.ms(build_start),
+                build_start.elapsed().as_millis() as u64,
+            ));
         }
         match result {
             Ok(outcome) => {
@@ -1020,7 +1082,8 @@ impl Pipeline {
             && let Some(best) = self.other_filesystems(&usage).first()
         {
             s.push_str(&format!(
-                " A second disk with {} free was not used: {} ({}); the free stage moves                  the data root there when the target (--need) does not fit here.",
+                " A second disk with {} free was not used: {} ({}); the free stage moves \
+                 the data root there when the target (--need) does not fit here.",
                 format_size(best.available_bytes),
                 best.mount_point.display(),
                 best.fs_type
