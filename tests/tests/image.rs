@@ -1076,3 +1076,42 @@ fn a_dockerfile_that_fails_lint_costs_no_deleted_byte() {
         "the free stage deleted"
     );
 }
+
+#[test]
+fn a_cache_export_the_docker_driver_cannot_do_fails_saying_why() {
+    if !require_docker("a_cache_export_the_docker_driver_cannot_do_fails_saying_why") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = context(tmp.path(), "FROM BASE\nRUN echo cache-export\n");
+    let report = tmp.path().join("r.json");
+    let dest = format!("type=local,dest={}", tmp.path().join("cache").display());
+    let run = xtask(
+        &[
+            "image",
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            "headroom-test/cache-export",
+            "--backend",
+            "buildx",
+            "--skip",
+            "free",
+            "--cache-to",
+            &dest,
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!run.success(), "{}", run.stderr);
+    // The classic image store cannot export a cache through the default driver: the error
+    // is buildx's own reason, not the hint printed after it.
+    let r = headroom_tests::check_report(&report);
+    let error = &r.errors[0];
+    let first = error.lines().next().unwrap();
+    assert!(
+        first.contains("Cache export is not supported for the docker driver"),
+        "{error}"
+    );
+}

@@ -713,7 +713,14 @@ fn read_buildx(
     // buildx's exit status decides; a vertex error alone (e.g. a cache that could not be
     // imported) does not fail a build that completed.
     if !status {
+        // buildx ends with its own `ERROR: …` line and hints after it: the error says why.
         let message = error
+            .or_else(|| {
+                tail.lines
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.trim().strip_prefix("ERROR: ").map(str::to_string))
+            })
             .or_else(|| tail.lines.back().cloned())
             .unwrap_or_else(|| "docker buildx build failed".into());
         return Err(BuildError::new(
