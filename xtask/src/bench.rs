@@ -29,6 +29,7 @@ pub(crate) enum Bench {
     Inspect(crate::bench_inspect::InspectBench),
     Lint(crate::bench_lint::LintBench),
     Build(crate::bench_build::BuildBench),
+    Store(crate::bench_store::StoreBench),
 }
 
 impl Bench {
@@ -40,6 +41,7 @@ impl Bench {
             Bench::Inspect(bench) => bench.run(),
             Bench::Lint(bench) => bench.run(),
             Bench::Build(bench) => bench.run(),
+            Bench::Store(bench) => bench.run(),
         }
     }
 }

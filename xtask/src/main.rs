@@ -14,6 +14,7 @@ mod bench_image;
 mod bench_inspect;
 mod bench_lint;
 mod bench_pipeline;
+mod bench_store;
 mod free;
 mod image;
 mod inspect;

@@ -75,7 +75,7 @@ const MAX_SIZE: u64 = 256 << 30;
 /// Short and fixed, so a killed run's leftovers are found by name (and the socket path stays
 /// under the 108-byte limit of unix sockets).
 const RUN_DIR: &str = "/run/headroom-simulate";
-const BRIDGE: &str = "hrsim0";
+pub(crate) const BRIDGE: &str = "hrsim0";
 const BASE_IMAGE: &str = "headroom/sim-base";
 const REGISTRY_USER: &str = "headroom";
 /// Processes a run may have started (dockerd starts containerd, which starts shims).
@@ -127,22 +127,22 @@ fn runner_layout() -> Result<RunnerLayout> {
 
 /// Every path a run uses.
 #[derive(Debug, Clone)]
-struct Layout {
-    work: PathBuf,
-    disk_file: PathBuf,
+pub(crate) struct Layout {
+    pub(crate) work: PathBuf,
+    pub(crate) disk_file: PathBuf,
     /// The second disk (dual layout), mounted at the runner's `/mnt`.
-    second_file: PathBuf,
-    mnt: PathBuf,
+    pub(crate) second_file: PathBuf,
+    pub(crate) mnt: PathBuf,
     /// The synthetic runner's `/` (on the simulated disk).
-    runner_root: PathBuf,
+    pub(crate) runner_root: PathBuf,
     /// The dedicated engine's data root (on the simulated disk).
-    data_root: PathBuf,
-    logs: PathBuf,
-    run_dir: PathBuf,
+    pub(crate) data_root: PathBuf,
+    pub(crate) logs: PathBuf,
+    pub(crate) run_dir: PathBuf,
 }
 
 impl Layout {
-    fn new(work: PathBuf) -> Layout {
+    pub(crate) fn new(work: PathBuf) -> Layout {
         let mnt = work.join("mnt");
         Layout {
             disk_file: work.join("disk.img"),
@@ -156,7 +156,7 @@ impl Layout {
         }
     }
 
-    fn docker_host(&self) -> String {
+    pub(crate) fn docker_host(&self) -> String {
         format!("unix://{}/docker.sock", self.run_dir.display())
     }
 
@@ -182,42 +182,42 @@ impl Layout {
 
 /// What one `cargo xtask image` run showed, from its report.
 #[derive(Debug, Default, Serialize)]
-struct RunSummary {
+pub(crate) struct RunSummary {
     /// `passed` or `failed`.
-    result: String,
+    pub(crate) result: String,
     /// `no_space` when the data root's filesystem filled up.
-    cause: Option<String>,
-    exit_code: Option<i32>,
+    pub(crate) cause: Option<String>,
+    pub(crate) exit_code: Option<i32>,
     /// Wall time of the whole `cargo xtask image` run.
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// From the start to a built image: the stages up to the build, less a free stage that
     /// ran alongside (the smoke test and push after it add the same to every run).
-    to_built_seconds: Option<f64>,
-    available_before: Option<u64>,
-    available_after: Option<u64>,
-    low_water_bytes: Option<u64>,
-    freed_bytes: Option<u64>,
-    freed_items: BTreeMap<String, u64>,
-    reclaimable_bytes: Option<u64>,
-    reclaimable_items: Vec<String>,
-    floor_bytes: Option<u64>,
+    pub(crate) to_built_seconds: Option<f64>,
+    pub(crate) available_before: Option<u64>,
+    pub(crate) available_after: Option<u64>,
+    pub(crate) low_water_bytes: Option<u64>,
+    pub(crate) freed_bytes: Option<u64>,
+    pub(crate) freed_items: BTreeMap<String, u64>,
+    pub(crate) reclaimable_bytes: Option<u64>,
+    pub(crate) reclaimable_items: Vec<String>,
+    pub(crate) floor_bytes: Option<u64>,
     /// Times the build stopped at a step boundary to keep the floor (background only).
-    build_stops: Option<u64>,
-    layers: Option<u64>,
-    size_bytes: Option<u64>,
-    digest: Option<String>,
+    pub(crate) build_stops: Option<u64>,
+    pub(crate) layers: Option<u64>,
+    pub(crate) size_bytes: Option<u64>,
+    pub(crate) digest: Option<String>,
     /// The digest the registry serves for the first tag, read back after the run.
-    registry_digest: Option<String>,
+    pub(crate) registry_digest: Option<String>,
     /// How the free stage made room: target_met, move_data_root or delete.
-    placement: Option<String>,
+    pub(crate) placement: Option<String>,
     /// The engine's data root after a move.
-    relocated_to: Option<PathBuf>,
+    pub(crate) relocated_to: Option<PathBuf>,
     /// Seconds the move took.
-    relocation_seconds: Option<f64>,
-    stages: Vec<String>,
-    error: Option<String>,
-    report: PathBuf,
-    log: PathBuf,
+    pub(crate) relocation_seconds: Option<f64>,
+    pub(crate) stages: Vec<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) report: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -374,7 +374,7 @@ impl Simulate {
             make_second_disk(&layout, second)?;
             summary.disk.second_size_bytes = Some(second);
         }
-        start_dockerd(&layout)?;
+        start_dockerd(&layout, &serde_json::json!({}))?;
         import_base(&layout)?;
         let password = random_password()?;
         let registry = Registry::start(&layout.work.join("registry"), REGISTRY_USER, &password)
@@ -548,7 +548,7 @@ impl Drop for Sandbox {
 }
 
 /// One line of progress (plain: it interleaves with the runs' own lines).
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     eprintln!("simulate: {line}");
 }
 
@@ -561,7 +561,7 @@ fn check_interrupted() -> Result<()> {
 
 /// Ctrl-C and SIGTERM (CI's cancel) set the flag and reach the running child, so every step
 /// ends soon and the sandbox is torn down on the way out.
-fn watch_signals() {
+pub(crate) fn watch_signals() {
     let spawned = std::thread::Builder::new()
         .name("simulate-signals".into())
         .spawn(|| {
@@ -604,14 +604,14 @@ fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
 }
 
 /// Run a command to completion; its stdout, or an error with its stderr.
-fn cmd(program: &str, args: &[&str]) -> Result<String> {
+pub(crate) fn cmd(program: &str, args: &[&str]) -> Result<String> {
     let mut c = Command::new(program);
     c.args(args);
     output(c, program, args)
 }
 
 /// The docker CLI against the dedicated engine.
-fn docker(layout: &Layout, args: &[&str]) -> Result<String> {
+pub(crate) fn docker(layout: &Layout, args: &[&str]) -> Result<String> {
     let mut c = Command::new("docker");
     c.args(args)
         .env("DOCKER_HOST", layout.docker_host())
@@ -634,7 +634,7 @@ fn output(mut c: Command, program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn make_disk(layout: &Layout, size: u64) -> Result<()> {
+pub(crate) fn make_disk(layout: &Layout, size: u64) -> Result<()> {
     let file = layout.disk_file.display().to_string();
     let mnt = layout.mnt.display().to_string();
     cmd("truncate", &["-s", &size.to_string(), &file])?;
@@ -656,7 +656,7 @@ fn free_subnet() -> Result<String> {
     bail!("no free subnet for the simulator's bridge among 10.213.213-217.0/24")
 }
 
-fn start_dockerd(layout: &Layout) -> Result<()> {
+pub(crate) fn start_dockerd(layout: &Layout, extra: &serde_json::Value) -> Result<()> {
     say("starting a dedicated dockerd with its data root on the runner's disk");
     std::fs::create_dir_all(&layout.run_dir)
         .with_context(|| layout.run_dir.display().to_string())?;
@@ -666,13 +666,16 @@ fn start_dockerd(layout: &Layout) -> Result<()> {
     cmd("ip", &["link", "set", BRIDGE, "up"])?;
     // daemon.json where the runner keeps it, with settings besides the data root that a
     // move must keep. No iptables: the host's firewall rules belong to the main engine.
-    let config = serde_json::json!({
+    let mut config = serde_json::json!({
         "data-root": layout.data_root,
         "bridge": BRIDGE,
         "iptables": false,
         "log-level": "warn",
         "labels": ["headroom-simulate=runner"],
     });
+    if let (Some(map), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        map.extend(extra.clone());
+    }
     let path = layout.daemon_json();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
@@ -818,7 +821,7 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// The workload's base: busybox with all its applets (httpd, wget, stat), nothing pulled.
-fn import_base(layout: &Layout) -> Result<()> {
+pub(crate) fn import_base(layout: &Layout) -> Result<()> {
     busybox_image_all_applets(
         BASE_IMAGE,
         Some(&layout.docker_host()),
@@ -919,7 +922,12 @@ fn random_password() -> Result<String> {
 
 /// Run the real `cargo xtask image` (this binary) against the dedicated engine; stream its
 /// lines with the run's name in front, keep them in a log, and read its report.
-fn run_image(layout: &Layout, name: &str, args: &[String], password: &str) -> Result<RunSummary> {
+pub(crate) fn run_image(
+    layout: &Layout,
+    name: &str,
+    args: &[String],
+    password: &str,
+) -> Result<RunSummary> {
     let report = layout.work.join(format!("{name}.json"));
     let log_path = layout.logs.join(format!("{name}.log"));
     let _ = std::fs::remove_file(&report);
@@ -1086,7 +1094,7 @@ fn registry_digest(sandbox: &Sandbox, run: &RunSummary) -> Option<String> {
 
 /// Stop and remove everything a run starts, found by its fixed names, so this also cleans
 /// up after a run that was killed. Returns what could not be undone.
-fn teardown(layout: &Layout) -> Vec<String> {
+pub(crate) fn teardown(layout: &Layout) -> Vec<String> {
     let mut problems = Vec::new();
     // 1. The engine, gracefully (it stops its containers and containerd), then anything of
     //    ours still running.
