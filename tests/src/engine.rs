@@ -1,13 +1,13 @@
 //! A second, throwaway `dockerd` managed like a runner's: a `daemon.json`, and a service
 //! program (`engine start` / `engine stop`) that the code under test restarts it through.
-//! Its data root is on a loop filesystem; it has no network (`bridge: none`), so it touches
-//! neither docker0 nor the host's firewall. Stopped and removed on drop.
+//! Its data root is on a loop filesystem; it has a bridge of its own and no iptables, so it
+//! touches neither docker0 nor the host's firewall. Stopped and removed on drop.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::LoopFs;
+use crate::{LoopFs, TestBridge};
 
 #[derive(Debug)]
 pub struct ServiceEngine {
@@ -20,6 +20,8 @@ pub struct ServiceEngine {
     pub pidfile: PathBuf,
     pub host: String,
     pub log: PathBuf,
+    /// Its network: a bridge of its own (never `bridge: none`, which deletes docker0).
+    pub bridge: TestBridge,
 }
 
 impl ServiceEngine {
@@ -35,7 +37,13 @@ impl ServiceEngine {
         let old_fs = LoopFs::new(400);
         let new_fs = LoopFs::new(400);
         let old_root = old_fs.mount.join("docker");
+        let bridge = TestBridge::new(
+            "hrsvc",
+            headroom_docker::local::free_port().expect("a free port"),
+        );
         let mut config = config.clone();
+        config["bridge"] = serde_json::json!(bridge.name);
+        config["iptables"] = serde_json::json!(false);
         let extra = if root_as_flag {
             format!("--data-root '{}'", old_root.display())
         } else {
@@ -77,6 +85,7 @@ impl ServiceEngine {
             pidfile,
             host,
             log,
+            bridge,
         };
         engine.service("start");
         engine.wait_answering();
@@ -146,19 +155,6 @@ impl Drop for ServiceEngine {
     fn drop(&mut self) {
         let _ = Command::new(&self.service).arg("stop").status();
         // Whatever dockerd left mounted below its directories (netns, overlay).
-        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut below: Vec<String> = table
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-            .filter(|m| {
-                [self.dir.path(), &self.old_fs.mount, &self.new_fs.mount]
-                    .iter()
-                    .any(|d| m.starts_with(&*d.to_string_lossy()) && Path::new(m) != *d)
-            })
-            .collect();
-        below.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in below {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
+        crate::unmount_below(&[self.dir.path(), &self.old_fs.mount, &self.new_fs.mount]);
     }
 }

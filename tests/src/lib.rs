@@ -6,6 +6,7 @@ pub mod attack;
 pub mod engine;
 pub mod equiv;
 pub mod registry;
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -341,4 +342,57 @@ pub fn check_report(path: &Path) -> headroom_pipeline::Report {
     }
     headroom_pipeline::Report::read(path)
         .unwrap_or_else(|e| panic!("{}: not a typed report: {e}", path.display()))
+}
+
+/// Unmount (lazily) whatever is mounted strictly below `dirs`, deepest first: what a test
+/// engine left (network namespaces, overlay mounts).
+pub fn unmount_below(dirs: &[&Path]) {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut below: Vec<String> = table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|m| {
+            dirs.iter()
+                .any(|d| m.starts_with(&*d.to_string_lossy()) && Path::new(m) != *d)
+        })
+        .collect();
+    below.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in below {
+        let _ = Command::new("umount").args(["-l", &m]).status();
+    }
+}
+
+/// A network bridge of a test's own engine, with a free 10.214.x.0/24; removed on drop.
+/// A test engine must never run with `bridge: none`: dockerd then deletes docker0, the main
+/// engine's bridge, and every later build on it loses its network.
+#[derive(Debug)]
+pub struct TestBridge {
+    pub name: String,
+}
+
+impl TestBridge {
+    /// `seed` spreads engines started at once over different subnets (a port, say).
+    pub fn new(prefix: &str, seed: u16) -> TestBridge {
+        let name = format!("{prefix}{}", seed % 10000);
+        sh("ip", &["link", "add", &name, "type", "bridge"]);
+        let routes = sh("ip", &["-4", "route"]);
+        let third = (0..150u16)
+            .map(|i| 100 + (seed + i) % 150)
+            .find(|t| !routes.contains(&format!("10.214.{t}.")))
+            .expect("a free 10.214.x.0/24");
+        sh(
+            "ip",
+            &["addr", "add", &format!("10.214.{third}.1/24"), "dev", &name],
+        );
+        sh("ip", &["link", "set", &name, "up"]);
+        TestBridge { name }
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .status();
+    }
 }

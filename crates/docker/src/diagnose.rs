@@ -41,12 +41,35 @@ pub async fn diagnose(engine: &Engine, facts: Option<&EngineFacts>) -> Diagnosti
             }
         }
     }
-    // The CLI's `system df` answers in every engine's schema; bollard's model follows the
-    // newest API and leaves older engines' fields empty.
-    let host = engine.endpoint.host.clone();
+    match system_df(engine).await {
+        Ok(rows) => d.docker_usage = rows,
+        Err(e) => d.notes.push(e),
+    }
+    d
+}
+
+/// Bytes the engine's images, containers, volumes and build cache take, as `docker system
+/// df` counts them: the disk of an engine that is not on this machine.
+pub async fn engine_used_bytes(engine: &Engine) -> Result<u64, String> {
+    let rows = system_df(engine).await?;
+    rows.iter()
+        .map(|r| {
+            headroom_disk::parse_size(&r.size)
+                .map_err(|e| format!("docker system df: {:?} size {:?}: {e}", r.kind, r.size))
+        })
+        .sum()
+}
+
+/// `docker system df`, one row per kind. The CLI answers in every engine's schema; bollard's
+/// model follows the newest API and leaves older engines' fields empty.
+pub async fn system_df(engine: &Engine) -> Result<Vec<UsageRow>, String> {
+    let env = engine.endpoint.cli_env();
     let out = tokio::task::spawn_blocking(move || {
-        duct::cmd("docker", ["system", "df", "--format", "{{json .}}"])
-            .env("DOCKER_HOST", host)
+        let mut cmd = duct::cmd("docker", ["system", "df", "--format", "{{json .}}"]);
+        for (k, v) in env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.env_remove("DOCKER_CONTEXT")
             .stdout_capture()
             .stderr_capture()
             .stdin_null()
@@ -54,32 +77,31 @@ pub async fn diagnose(engine: &Engine, facts: Option<&EngineFacts>) -> Diagnosti
             .run()
     })
     .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    match out {
-        Ok(o) if o.status.success() => {
-            for line in String::from_utf8_lossy(&o.stdout).lines() {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                    let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
-                    d.docker_usage.push(UsageRow {
-                        kind: s("Type"),
-                        total_count: s("TotalCount"),
-                        active: s("Active"),
-                        size: s("Size"),
-                        reclaimable: s("Reclaimable"),
-                    });
-                }
-            }
-        }
-        Ok(o) => d.notes.push(format!(
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    .map_err(|e| format!("docker system df: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
             "docker system df: {}",
-            String::from_utf8_lossy(&o.stderr)
+            String::from_utf8_lossy(&out.stderr)
                 .lines()
                 .next()
                 .unwrap_or("failed")
-        )),
-        Err(e) => d.notes.push(format!("docker system df: {e}")),
+        ));
     }
-    d
+    let mut rows = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+            rows.push(UsageRow {
+                kind: s("Type"),
+                total_count: s("TotalCount"),
+                active: s("Active"),
+                size: s("Size"),
+                reclaimable: s("Reclaimable"),
+            });
+        }
+    }
+    Ok(rows)
 }
 
 impl Diagnostics {

@@ -20,6 +20,25 @@ pub struct Endpoint {
     pub source: String,
 }
 
+impl Endpoint {
+    /// Whether the engine is on this machine (a unix socket): its data root is a local path.
+    pub fn is_local(&self) -> bool {
+        self.host.starts_with("unix://")
+    }
+
+    /// The environment a docker CLI child needs to reach the same engine: `DOCKER_HOST`,
+    /// and for TLS `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` (the CLI wants `ca.pem`,
+    /// `cert.pem` and `key.pem` in one directory, which is how both sources give them).
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("DOCKER_HOST".to_string(), self.host.clone())];
+        if let Some(dir) = self.tls.as_ref().and_then(|t| t.ca.parent()) {
+            env.push(("DOCKER_TLS_VERIFY".into(), "1".into()));
+            env.push(("DOCKER_CERT_PATH".into(), dir.display().to_string()));
+        }
+        env
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TlsFiles {
     pub ca: PathBuf,
@@ -228,7 +247,7 @@ impl Engine {
         Engine::connect(resolve_endpoint(&env)?, answer_within).await
     }
 
-    pub(crate) fn api_error(&self, source: bollard::errors::Error) -> EngineError {
+    pub fn api_error(&self, source: bollard::errors::Error) -> EngineError {
         EngineError::Api {
             host: self.endpoint.host.clone(),
             source,

@@ -46,8 +46,8 @@ pub mod settings;
 mod stage;
 
 pub use report::{
-    Cause, DiskReport, ImageReport, Report, ReportError, SCHEMA_VERSION, SmokeReport, StageReport,
-    StageStatus,
+    Cause, DiskReport, EndpointReport, EngineDisk, EngineSample, ImageReport, Report, ReportError,
+    SCHEMA_VERSION, SmokeReport, StageReport, StageStatus,
 };
 pub use reporter::{Reporter, Silent};
 pub use run::{Pipeline, PipelineError};

@@ -24,6 +24,9 @@ pub struct Report {
     #[serde(default)]
     pub image: ImageReport,
     pub engine: Option<EngineFacts>,
+    /// Where the engine is: this machine's socket, or a remote host.
+    #[serde(default)]
+    pub endpoint: Option<EndpointReport>,
     #[serde(default)]
     pub disk: DiskReport,
     pub build: Option<BuildOutcome>,
@@ -53,6 +56,7 @@ impl Default for Report {
             stages: Vec::new(),
             image: ImageReport::default(),
             engine: None,
+            endpoint: None,
             disk: DiskReport::default(),
             build: None,
             smoke: None,
@@ -149,6 +153,41 @@ pub struct DiskReport {
     /// Where the bytes went: the free stage, each build step, inspect, smoke, push.
     #[serde(default)]
     pub phases: Vec<crate::budget::Phase>,
+    /// A remote engine's disk, sampled through its API during the build.
+    #[serde(default)]
+    pub engine: Option<EngineDisk>,
+}
+
+/// The engine's address, and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    /// `unix:///var/run/docker.sock`, `tcp://build-host:2376`.
+    pub host: String,
+    /// `DOCKER_HOST`, `context NAME`, `default`.
+    pub source: String,
+    pub tls: bool,
+    /// Whether the engine is on this machine: its disk is the runner's.
+    pub local: bool,
+}
+
+/// A remote engine's disk over the build, as it reports it (`docker system df`: images,
+/// containers, volumes, build cache): its filesystem is not this machine's to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineDisk {
+    pub host: String,
+    pub samples: Vec<EngineSample>,
+    pub before_bytes: Option<u64>,
+    /// The most the engine held during the build: its high-water mark.
+    pub peak_bytes: Option<u64>,
+    pub after_bytes: Option<u64>,
+}
+
+/// One reading of a remote engine's usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineSample {
+    /// Milliseconds since the build started.
+    pub ms: u64,
+    pub used_bytes: u64,
 }
 
 /// Why a report could not be read or written.

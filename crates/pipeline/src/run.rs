@@ -31,7 +31,8 @@ use crate::place::{self, Method, PlacementReport};
 use crate::policy::{self, SmokeExpectations};
 use crate::settings::{ConfigError, NeedSource, Settings};
 use crate::{
-    Cause, Report, ReportError, Reporter, SmokeReport, Stage, StageReport, StageStatus, github,
+    Cause, EndpointReport, EngineDisk, EngineSample, Report, ReportError, Reporter, SmokeReport,
+    Stage, StageReport, StageStatus, github,
 };
 
 /// Why a pipeline run did not succeed.
@@ -79,6 +80,64 @@ impl PipelineError {
                 Some(report)
             }
             _ => None,
+        }
+    }
+}
+
+/// Samples a remote engine's usage (`docker system df`) while the build runs.
+struct EngineDog {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Vec<EngineSample>>,
+    host: String,
+}
+
+impl EngineDog {
+    fn start(engine: &Engine) -> EngineDog {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let sampled = engine.clone();
+        let task = tokio::spawn(async move {
+            let start = Instant::now();
+            let mut samples = Vec::new();
+            loop {
+                if let Ok(used) = headroom_docker::diagnose::engine_used_bytes(&sampled).await {
+                    samples.push(EngineSample {
+                        ms: start.elapsed().as_millis() as u64,
+                        used_bytes: used,
+                    });
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            samples
+        });
+        EngineDog {
+            stop,
+            task,
+            host: engine.endpoint.host.clone(),
+        }
+    }
+
+    /// End the sampling, with one last reading after the build.
+    async fn stop(self, engine: &Engine) -> EngineDisk {
+        let _ = self.stop.send(());
+        let mut samples = self.task.await.unwrap_or_default();
+        let after = headroom_docker::diagnose::engine_used_bytes(engine)
+            .await
+            .ok();
+        if let (Some(a), Some(last)) = (after, samples.last().map(|s| s.ms)) {
+            samples.push(EngineSample {
+                ms: last + 1,
+                used_bytes: a,
+            });
+        }
+        EngineDisk {
+            host: self.host,
+            before_bytes: samples.first().map(|s| s.used_bytes),
+            peak_bytes: samples.iter().map(|s| s.used_bytes).max(),
+            after_bytes: after,
+            samples,
         }
     }
 }
@@ -355,8 +414,14 @@ impl Pipeline {
         let facts = engine.facts().await.ok();
         let git = git_task.await.context("reading git facts")?;
         run.report.engine = facts.clone();
+        run.report.endpoint = Some(EndpointReport {
+            host: engine.endpoint.host.clone(),
+            source: engine.endpoint.source.clone(),
+            tls: engine.endpoint.tls.is_some(),
+            local: engine.endpoint.is_local(),
+        });
         let data_root = facts.as_ref().and_then(|f| f.data_root.clone());
-        let local = engine.endpoint.host.starts_with("unix://");
+        let local = engine.endpoint.is_local();
         let watch = data_root.filter(|p| local && p.exists());
 
         let mut spec = self.settings.spec.clone();
@@ -698,7 +763,14 @@ impl Pipeline {
     ) -> std::result::Result<FreeJob, String> {
         let s = &self.settings;
         let Some(path) = data_root else {
-            return Err("the engine's data root is not on this machine".into());
+            return Err(match run.report.endpoint.as_ref().filter(|e| !e.local) {
+                Some(e) => format!(
+                    "the engine is remote ({}, from {}): the build's disk is that host's, and \
+                     nothing on this machine is deleted for it",
+                    e.host, e.source
+                ),
+                None => "the engine's data root is not on this machine".into(),
+            });
         };
         let Some((need, source)) = s.need else {
             return Err(
@@ -916,6 +988,8 @@ impl Pipeline {
             )?),
             None => None,
         };
+        // A remote engine's disk cannot be read here: its own usage is sampled instead.
+        let remote_dog = (!engine.endpoint.is_local()).then(|| EngineDog::start(engine));
         let reporter = run.reporter;
         reporter.build_started(&spec.references(), &format!("{backend:?}"));
         let step = Mutex::new(String::new());
@@ -995,6 +1069,27 @@ impl Pipeline {
             }
         };
         let timeline = dog.map(Watchdog::stop);
+        if let Some(d) = remote_dog {
+            let disk = d.stop(engine).await;
+            if let Some(peak) = disk.peak_bytes {
+                reporter.note(
+                    Stage::Build,
+                    &format!(
+                        "the remote engine at {} held {} at most during the build ({} before, \
+                         {} after; its own count: images, containers, volumes, build cache)",
+                        disk.host,
+                        format_size(peak),
+                        disk.before_bytes
+                            .map(format_size)
+                            .unwrap_or_else(|| "?".into()),
+                        disk.after_bytes
+                            .map(format_size)
+                            .unwrap_or_else(|| "?".into()),
+                    ),
+                );
+            }
+            run.report.disk.engine = Some(disk);
+        }
         run.report.disk.build_stops = stops;
         if let Some(t) = &timeline {
             reporter.disk(t);
@@ -1055,6 +1150,15 @@ impl Pipeline {
         timeline: Option<&Timeline>,
     ) -> String {
         let mut s = String::from("\nThe build ran out of disk space");
+        if let Some(e) = run.report.endpoint.as_ref().filter(|e| !e.local) {
+            s.push_str(&format!(
+                " on the remote engine at {}: its disk, not this machine's, is full. Free \
+                 space on that host (docker system prune, a bigger disk for its data root); \
+                 the free stage here cannot.",
+                e.host
+            ));
+            return s;
+        }
         if let Some(p) = watch {
             s.push_str(&format!(
                 " on the filesystem of Docker's data root {}",

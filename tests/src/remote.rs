@@ -1,0 +1,251 @@
+//! A remote engine on this machine: a second `dockerd` listening on loopback TCP with TLS
+//! (a CA, server and client certificates made here with openssl), its data root on a loop
+//! filesystem of its own and its own bridge, so nothing it does touches the runner's disk
+//! or docker0. Stopped, unmounted and removed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{LoopFs, TestBridge};
+
+#[derive(Debug)]
+pub struct TlsEngine {
+    pub dir: tempfile::TempDir,
+    pub fs: LoopFs,
+    pub port: u16,
+    /// ca.pem, cert.pem, key.pem: what DOCKER_CERT_PATH points to.
+    pub certs: PathBuf,
+    pub bridge: TestBridge,
+    pub log: PathBuf,
+    pidfile: PathBuf,
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (run scripts/provision)"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, and a server (`127.0.0.1`, `localhost`) and client certificate it signed.
+pub fn make_certs(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("certs dir");
+    let p = |name: &str| dir.join(name).display().to_string();
+    run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=headroom test CA",
+            "-keyout",
+            &p("ca-key.pem"),
+            "-out",
+            &p("ca.pem"),
+        ],
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("server.ext");
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("client.ext");
+    for (who, key, cert, ext) in [
+        ("server", "server-key.pem", "server-cert.pem", "server.ext"),
+        ("client", "key.pem", "cert.pem", "client.ext"),
+    ] {
+        let csr = p(&format!("{who}.csr"));
+        run(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN=headroom test {who}"),
+                "-keyout",
+                &p(key),
+                "-out",
+                &csr,
+            ],
+        );
+        run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &p("ca.pem"),
+                "-CAkey",
+                &p("ca-key.pem"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &p(ext),
+                "-out",
+                &p(cert),
+            ],
+        );
+    }
+}
+
+impl TlsEngine {
+    /// Start it (root only); `fs_mib`: the size of its data root's filesystem.
+    pub fn start(fs_mib: u64) -> TlsEngine {
+        let dir = tempfile::Builder::new()
+            .prefix("hr-tls-")
+            .tempdir_in("/run")
+            .expect("tempdir in /run");
+        let certs = dir.path().join("certs");
+        make_certs(&certs);
+        let fs = LoopFs::new(fs_mib);
+        let port = headroom_docker::local::free_port().expect("a free port");
+        let bridge = TestBridge::new("hrtls", port);
+        let log = dir.path().join("dockerd.log");
+        let pidfile = dir.path().join("docker.pid");
+        let c = |name: &str| certs.join(name).display().to_string();
+        let logfile = std::fs::File::create(&log).expect("log");
+        Command::new("setsid")
+            .arg("dockerd")
+            .args([
+                "--data-root",
+                &fs.mount.join("docker").display().to_string(),
+            ])
+            .args([
+                "--exec-root",
+                &dir.path().join("exec").display().to_string(),
+            ])
+            .args(["--pidfile", &pidfile.display().to_string()])
+            .args(["-H", &format!("tcp://127.0.0.1:{port}")])
+            .args([
+                "--tlsverify",
+                "--tlscacert",
+                &c("ca.pem"),
+                "--tlscert",
+                &c("server-cert.pem"),
+                "--tlskey",
+                &c("server-key.pem"),
+            ])
+            .args([
+                "--bridge",
+                &bridge.name,
+                "--iptables=false",
+                "--log-level",
+                "warn",
+            ])
+            .stdin(Stdio::null())
+            .stdout(logfile.try_clone().expect("log"))
+            .stderr(logfile)
+            .spawn()
+            .expect("starting dockerd");
+        let engine = TlsEngine {
+            dir,
+            fs,
+            port,
+            certs,
+            bridge,
+            log,
+            pidfile,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while engine
+            .docker(&["version", "--format", "{{.Server.Version}}"])
+            .is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the TLS engine did not answer within 60 s:\n{}",
+                std::fs::read_to_string(&engine.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        engine
+    }
+
+    pub fn host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment a client needs: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("DOCKER_HOST".into(), self.host()),
+            ("DOCKER_TLS_VERIFY".into(), "1".into()),
+            ("DOCKER_CERT_PATH".into(), self.certs.display().to_string()),
+        ]
+    }
+
+    /// The docker CLI against this engine: its stdout, or `None` when it failed.
+    pub fn docker(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("docker")
+            .args(args)
+            .envs(self.env())
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Copy an image from the host's engine (nothing can be pulled here).
+    pub fn load_from_host(&self, image: &str) {
+        let env: Vec<String> = self
+            .env()
+            .iter()
+            .map(|(k, v)| format!("{k}='{v}'"))
+            .collect();
+        run(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "docker save '{image}' | env {} docker load -q",
+                    env.join(" ")
+                ),
+            ],
+        );
+    }
+
+    /// Bytes used on the engine's own filesystem.
+    pub fn used_bytes(&self) -> u64 {
+        let u = headroom_disk::usage(&self.fs.mount).expect("statvfs");
+        u.used_bytes
+    }
+}
+
+impl Drop for TlsEngine {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while self.pidfile.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        crate::unmount_below(&[self.dir.path(), &self.fs.mount]);
+    }
+}
