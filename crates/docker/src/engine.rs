@@ -56,6 +56,75 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// Plain words for a TLS failure, naming the file to look at: which of the CA, the client
+/// certificate or the key the handshake's complaint points to.
+fn tls_reason(tls: &TlsFiles, host: &str, reason: &str) -> String {
+    let r = reason.to_ascii_lowercase();
+    let ca = tls.ca.display();
+    if r.contains("notvalidforname") || r.contains("not valid for name") {
+        return format!(
+            "the engine's certificate is not valid for the name in {host} ({reason}): connect \
+             by a name or address the certificate lists, or reissue it"
+        );
+    }
+    if r.contains("expired") || r.contains("notvalidyet") {
+        return format!(
+            "the engine's certificate is outside its validity period ({reason}): renew it, or \
+             check this machine's clock"
+        );
+    }
+    if r.contains("badsignature") || r.contains("unknownissuer") || r.contains("invalid peer") {
+        return format!(
+            "the engine's certificate is not signed by the CA in {ca} ({reason}): \
+             DOCKER_CERT_PATH must hold that engine's ca.pem"
+        );
+    }
+    if r.contains("certificate required") || r.contains("bad certificate") || r.contains("alert") {
+        return format!(
+            "the engine refused the client certificate {} ({reason}): it must be signed by \
+             the CA the engine trusts (its --tlscacert)",
+            tls.cert.display()
+        );
+    }
+    format!(
+        "TLS with {ca}, {}, {}: {reason}",
+        tls.cert.display(),
+        tls.key.display()
+    )
+}
+
+fn looks_like_tls(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "alert",
+        "badsignature",
+        "unknownissuer",
+    ]
+    .iter()
+    .any(|w| r.contains(w))
+}
+
+/// The TLS files must be there and readable before a connection is tried: the error names
+/// the one that is not.
+fn check_tls_files(tls: &TlsFiles, source: &str) -> Result<(), EngineError> {
+    for (path, what) in [
+        (&tls.ca, "the CA certificate"),
+        (&tls.cert, "the client certificate"),
+        (&tls.key, "the client key"),
+    ] {
+        if let Err(e) = std::fs::File::open(path) {
+            return Err(EngineError::Config {
+                what: format!("{source}: {}", path.display()),
+                message: format!("{what} for TLS cannot be read: {e}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Why the engine could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -70,6 +139,13 @@ pub enum EngineError {
     },
     #[error("{what}: {message}")]
     Config { what: String, message: String },
+    /// The engine answered, but the TLS handshake failed.
+    #[error("TLS with the Docker engine at {host} ({source_desc}) failed: {reason}")]
+    Tls {
+        host: String,
+        source_desc: String,
+        reason: String,
+    },
     #[error("Docker engine at {host}: {source}")]
     Api {
         host: String,
@@ -207,14 +283,17 @@ impl Engine {
             || host.starts_with("https://")
         {
             match &endpoint.tls {
-                Some(tls) => Docker::connect_with_ssl(
-                    host,
-                    &tls.key,
-                    &tls.cert,
-                    &tls.ca,
-                    REQUEST_TIMEOUT_SECS,
-                    API_DEFAULT_VERSION,
-                ),
+                Some(tls) => {
+                    check_tls_files(tls, &endpoint.source)?;
+                    Docker::connect_with_ssl(
+                        host,
+                        &tls.key,
+                        &tls.cert,
+                        &tls.ca,
+                        REQUEST_TIMEOUT_SECS,
+                        API_DEFAULT_VERSION,
+                    )
+                }
                 None => Docker::connect_with_http(host, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION),
             }
         } else {
@@ -231,7 +310,17 @@ impl Engine {
                     answer_within.as_secs_f64()
                 )));
             }
-            Ok(Err(e)) => return Err(unreachable(innermost(&e))),
+            Ok(Err(e)) => {
+                let reason = innermost(&e);
+                return Err(match &endpoint.tls {
+                    Some(tls) if looks_like_tls(&reason) => EngineError::Tls {
+                        host: endpoint.host.clone(),
+                        source_desc: endpoint.source.clone(),
+                        reason: tls_reason(tls, &endpoint.host, &reason),
+                    },
+                    _ => unreachable(reason),
+                });
+            }
             Ok(Ok(_)) => {}
         }
         let docker = tokio::time::timeout(answer_within, docker.negotiate_version())
@@ -329,6 +418,54 @@ impl EngineFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn files() -> TlsFiles {
+        TlsFiles {
+            ca: "/certs/ca.pem".into(),
+            cert: "/certs/cert.pem".into(),
+            key: "/certs/key.pem".into(),
+        }
+    }
+
+    #[test]
+    fn a_tls_failure_names_the_file_it_points_to() {
+        let host = "tcp://10.0.0.5:2376";
+        let r = tls_reason(&files(), host, "invalid peer certificate: BadSignature");
+        assert!(
+            r.contains("/certs/ca.pem") && r.contains("not signed"),
+            "{r}"
+        );
+        let r = tls_reason(&files(), host, "invalid peer certificate: UnknownIssuer");
+        assert!(r.contains("/certs/ca.pem"), "{r}");
+        let r = tls_reason(&files(), host, "invalid peer certificate: NotValidForName");
+        assert!(
+            r.contains(host) && r.contains("not valid for the name"),
+            "{r}"
+        );
+        let r = tls_reason(&files(), host, "invalid peer certificate: Expired");
+        assert!(r.contains("validity") && r.contains("clock"), "{r}");
+        let r = tls_reason(&files(), host, "received fatal alert: CertificateRequired");
+        assert!(r.contains("/certs/cert.pem"), "{r}");
+        let r = tls_reason(&files(), host, "something else");
+        assert!(r.contains("/certs/key.pem"), "{r}");
+    }
+
+    #[test]
+    fn missing_tls_files_are_named_before_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = TlsFiles {
+            ca: dir.path().join("ca.pem"),
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        std::fs::write(&tls.ca, "x").unwrap();
+        std::fs::write(&tls.cert, "x").unwrap();
+        let e = check_tls_files(&tls, "DOCKER_CERT_PATH")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("key.pem") && e.contains("client key"), "{e}");
+    }
+
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
