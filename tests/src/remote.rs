@@ -18,7 +18,9 @@ pub struct TlsEngine {
     pub certs: PathBuf,
     pub bridge: TestBridge,
     pub log: PathBuf,
-    pidfile: PathBuf,
+    pub pidfile: PathBuf,
+    /// dockerd itself (setsid execs it): waited for on drop.
+    child: std::process::Child,
 }
 
 fn run(program: &str, args: &[&str]) {
@@ -122,7 +124,7 @@ impl TlsEngine {
         let pidfile = dir.path().join("docker.pid");
         let c = |name: &str| certs.join(name).display().to_string();
         let logfile = std::fs::File::create(&log).expect("log");
-        Command::new("setsid")
+        let child = Command::new("setsid")
             .arg("dockerd")
             .args([
                 "--data-root",
@@ -156,6 +158,7 @@ impl TlsEngine {
             .spawn()
             .expect("starting dockerd");
         let engine = TlsEngine {
+            child,
             dir,
             fs,
             port,
@@ -234,17 +237,15 @@ impl TlsEngine {
 
 impl Drop for TlsEngine {
     fn drop(&mut self) {
-        if let Some(pid) = std::fs::read_to_string(&self.pidfile)
-            .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok())
-        {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while self.pidfile.exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
         crate::unmount_below(&[self.dir.path(), &self.fs.mount]);
     }

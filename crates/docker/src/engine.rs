@@ -466,7 +466,6 @@ mod tests {
         assert!(e.contains("key.pem") && e.contains("client key"), "{e}");
     }
 
-
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
             .iter()
