@@ -86,6 +86,10 @@ impl Reporter for Terminal {
         eprintln!("image: {stage}: {text}");
     }
 
+    fn variant_started(&self, name: &str, index: usize, count: usize) {
+        eprintln!("image: variant {index}/{count}: {name}");
+    }
+
     fn warning(&self, stage: Stage, text: &str) {
         eprintln!("warning: {stage}: {text}");
     }

@@ -23,8 +23,11 @@ pub fn append_step_summary(markdown: &str) -> Result<(), EnvFileError> {
 }
 
 /// On GitHub Actions: set step outputs, if the runner provides the file.
-pub fn append_outputs(pairs: &[(&str, String)]) -> Result<(), EnvFileError> {
-    let text: String = pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+pub fn append_outputs<K: AsRef<str>>(pairs: &[(K, String)]) -> Result<(), EnvFileError> {
+    let text: String = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={v}\n", k.as_ref()))
+        .collect();
     append_to_env_file("GITHUB_OUTPUT", &text)
 }
 
@@ -56,6 +59,58 @@ pub fn outputs(r: &Report) -> Vec<(&'static str, String)> {
     out.push(("tags", r.image.references.join(",")));
     out.push(("image-size", r.image.size_bytes.unwrap_or(0).to_string()));
     out
+}
+
+/// A matrix run's outputs: every variant's tags, whether all were pushed, and one
+/// `digest-NAME` per pushed variant.
+pub fn matrix_outputs(r: &Report) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("tags".to_string(), r.image.references.join(",")),
+        (
+            "pushed".to_string(),
+            (!r.variants.is_empty() && r.variants.iter().all(|v| v.digest.is_some())).to_string(),
+        ),
+        (
+            "variants".to_string(),
+            r.variants
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ];
+    for v in &r.variants {
+        if let Some(d) = &v.digest {
+            out.push((format!("digest-{}", v.name), d.clone()));
+        }
+    }
+    out
+}
+
+/// A matrix run's step summary: one row per variant, then each variant's own summary.
+pub fn matrix_summary(r: &Report, reports: &[(String, Report)]) -> String {
+    let mut md = String::from(
+        "### headroom image matrix\n\n| variant | result | tags | digest | seconds |\n\
+         |---|---|---|---|---:|\n",
+    );
+    for v in &r.variants {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {:.1} |\n",
+            v.name,
+            if v.passed { "passed" } else { "failed" },
+            v.references.join(", "),
+            v.digest
+                .as_deref()
+                .map(|d| format!("`{d}`"))
+                .unwrap_or_else(|| "—".into()),
+            v.seconds
+        ));
+    }
+    for (name, report) in reports {
+        md.push_str(&format!("\n#### {name}\n\n"));
+        md.push_str(step_summary(report).trim_start_matches("### headroom image\n\n"));
+    }
+    md
 }
 
 /// The step summary: stages, the image, and free space over the build as a mermaid chart.

@@ -36,6 +36,7 @@ pub mod budget;
 pub mod gate;
 pub mod github;
 pub mod lint;
+mod matrix;
 pub mod place;
 pub mod policy;
 mod report;
@@ -47,7 +48,7 @@ mod stage;
 
 pub use report::{
     Cause, DiskReport, EndpointReport, EngineDisk, EngineSample, ImageReport, Report, ReportError,
-    SCHEMA_VERSION, SmokeReport, StageReport, StageStatus,
+    SCHEMA_VERSION, SmokeReport, StageReport, StageStatus, VariantOutcome,
 };
 pub use reporter::{Reporter, Silent};
 pub use run::{Pipeline, PipelineError};

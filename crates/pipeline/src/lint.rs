@@ -45,7 +45,7 @@ impl FailOn {
 }
 
 /// headroom.toml's `[lint]` table.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LintConfig {
     #[serde(default)]

@@ -41,6 +41,9 @@ pub struct Report {
     pub placement: Option<crate::place::PlacementReport>,
     /// The lint stage's findings and counts.
     pub lint: Option<serde_json::Value>,
+    /// A matrix run: each variant's outcome (its full report beside this one).
+    #[serde(default)]
+    pub variants: Vec<VariantOutcome>,
     /// Why the pipeline failed, when it is known.
     pub cause: Option<Cause>,
     #[serde(default)]
@@ -65,6 +68,7 @@ impl Default for Report {
             free: None,
             placement: None,
             lint: None,
+            variants: Vec::new(),
             cause: None,
             errors: Vec::new(),
             seconds: 0.0,
@@ -156,6 +160,21 @@ pub struct DiskReport {
     /// A remote engine's disk, sampled through its API during the build.
     #[serde(default)]
     pub engine: Option<EngineDisk>,
+}
+
+/// One variant of a matrix run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VariantOutcome {
+    pub name: String,
+    pub passed: bool,
+    /// Its own full report.
+    pub report: PathBuf,
+    pub references: Vec<String>,
+    pub digest: Option<String>,
+    pub seconds: f64,
+    pub cached_steps: Option<u32>,
+    pub low_water_bytes: Option<u64>,
+    pub error: Option<String>,
 }
 
 /// The engine's address, and how it was found.

@@ -21,6 +21,8 @@ pub trait Reporter: Sync {
     fn stage_finished(&self, _stage: &StageReport) {}
     /// A line of information from a stage.
     fn note(&self, _stage: Stage, _text: &str) {}
+    /// A matrix run starts its `index`-th (from 1) of `count` variants.
+    fn variant_started(&self, _name: &str, _index: usize, _count: usize) {}
     /// Something went wrong that does not stop the pipeline (or is outweighed by a worse
     /// failure).
     fn warning(&self, _stage: Stage, _text: &str) {}

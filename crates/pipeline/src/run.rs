@@ -334,6 +334,9 @@ impl Pipeline {
 
     /// Run the pipeline on the caller's tokio runtime (multi-threaded).
     pub async fn run_async(&self, reporter: &dyn Reporter) -> Result<Report, PipelineError> {
+        if !self.settings.variants.is_empty() {
+            return Box::pin(self.run_matrix(reporter)).await;
+        }
         let mut run = Run {
             report: Report::default(),
             reporter,
@@ -428,6 +431,18 @@ impl Pipeline {
         spec.tags = tags::compute_tags(&git, &self.settings.tag_rules)?;
         if spec.tags.is_empty() {
             spec.tags.push("latest".into());
+        }
+        if let Some(v) = &self.settings.variant {
+            spec.tags = spec
+                .tags
+                .iter()
+                .map(|t| format!("{t}-{}", v.name))
+                .collect();
+            for t in &v.tags {
+                if !spec.tags.contains(t) {
+                    spec.tags.push(t.clone());
+                }
+            }
         }
         spec.labels = tags::oci_labels(&git, None, &rfc3339_now());
         let r = &mut run.report;
@@ -1534,6 +1549,9 @@ impl Pipeline {
 
     /// On GitHub Actions: the step outputs and the step summary.
     fn outputs(&self, run: &Run<'_>) -> Result<()> {
+        if !self.settings.github_outputs {
+            return Ok(());
+        }
         github::append_outputs(&github::outputs(&run.report))?;
         let mut md = github::step_summary(&run.report);
         if let Some(i) = &run.inspect {

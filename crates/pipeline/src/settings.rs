@@ -184,6 +184,10 @@ pub struct ImageArgs {
     /// Analyse the built image's layers and waste, and gate on its thresholds.
     #[arg(long)]
     pub inspect: bool,
+    /// Build only these of the config's `[[variants]]` (repeatable or comma-separated)
+    /// [default: all of them].
+    #[arg(long = "variant", value_name = "NAME", value_delimiter = ',')]
+    pub variants: Vec<String>,
 }
 
 /// `docker/image.toml`.
@@ -218,6 +222,26 @@ pub struct ImageConfig {
     /// The inspect stage runs when this table is present (or --inspect is given): waste and
     /// size thresholds, on top of dive's `.dive-ci` rules.
     pub inspect: Option<Thresholds>,
+    /// A build matrix: each variant is the same build with its own build args (and target,
+    /// Dockerfile), tagged with its name as a suffix; all of them in one report.
+    #[serde(default)]
+    pub variants: Vec<VariantConfig>,
+}
+
+/// `[[variants]]` of the image config.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantConfig {
+    /// Lower-case letters, digits, `.`, `_`, `-`: it ends every tag (`latest-cuda12.1`).
+    pub name: String,
+    /// Over the config's build args.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// Extra tags for this variant alone, as written.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub target: Option<String>,
+    pub dockerfile: Option<PathBuf>,
 }
 
 /// `[smoke]`: what the smoke test checks in the built image.
@@ -285,8 +309,18 @@ pub enum NeedSource {
     LastReport,
 }
 
+/// One build of the matrix, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    pub name: String,
+    pub build_args: BTreeMap<String, String>,
+    pub tags: Vec<String>,
+    pub target: Option<String>,
+    pub dockerfile: Option<PathBuf>,
+}
+
 /// Everything a pipeline run needs, resolved and checked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// The build, without tags and labels (they come from git when the pipeline runs).
     pub spec: BuildSpec,
@@ -321,6 +355,13 @@ pub struct Settings {
     pub inspect: Option<Thresholds>,
     /// Whether deleting needs no `--yes` here (a GitHub-hosted runner).
     pub hosted_runner: bool,
+    /// The matrix; empty: one build.
+    pub variants: Vec<Variant>,
+    /// Within a matrix: the variant this run builds; its name ends every computed tag.
+    pub variant: Option<Variant>,
+    /// Whether the run writes `$GITHUB_OUTPUT` and the step summary (a matrix writes them
+    /// once for all its variants).
+    pub github_outputs: bool,
 }
 
 impl Settings {
@@ -438,6 +479,9 @@ impl Settings {
             gpu: args.gpu,
             inspect,
             hosted_runner: crate::Runner::detect().may_delete_unasked(),
+            variants: variants(&config, &args.variants, &base, &origin)?,
+            variant: None,
+            github_outputs: true,
             spec,
         })
     }
@@ -451,6 +495,96 @@ impl Settings {
     pub fn may_delete(&self) -> bool {
         self.hosted_runner || self.yes || self.root.is_some()
     }
+}
+
+/// The config's `[[variants]]`, checked, narrowed to `--variant`s when given.
+fn variants(
+    config: &ImageConfig,
+    wanted: &[String],
+    base: &Path,
+    origin: &str,
+) -> Result<Vec<Variant>, ConfigError> {
+    let mut out: Vec<Variant> = Vec::new();
+    for (i, v) in config.variants.iter().enumerate() {
+        let what = format!("{origin}: variants[{i}] (name {:?})", v.name);
+        let valid = !v.name.is_empty()
+            && v.name.len() <= 64
+            && v.name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            && !v.name.starts_with(['.', '-']);
+        if !valid {
+            return Err(ConfigError::new(
+                what,
+                "a name is 1 to 64 of a-z, 0-9, '.', '_', '-', not starting with '.' or '-' (it \
+                 ends every tag of the variant)",
+            ));
+        }
+        if out.iter().any(|o| o.name == v.name) {
+            return Err(ConfigError::new(what, "two variants have this name"));
+        }
+        out.push(Variant {
+            name: v.name.clone(),
+            build_args: v.build_args.clone(),
+            tags: v.tags.clone(),
+            target: v.target.clone(),
+            dockerfile: v.dockerfile.as_ref().map(|d| {
+                if d.is_absolute() {
+                    d.clone()
+                } else {
+                    base.join(d)
+                }
+            }),
+        });
+    }
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    for w in wanted {
+        if !out.iter().any(|v| &v.name == w) {
+            let known: Vec<&str> = out.iter().map(|v| v.name.as_str()).collect();
+            return Err(ConfigError::new(
+                format!("--variant {w}"),
+                if known.is_empty() {
+                    format!("{origin} has no [[variants]]")
+                } else {
+                    format!("not among {origin}'s variants: {}", known.join(", "))
+                },
+            ));
+        }
+    }
+    out.retain(|v| wanted.contains(&v.name));
+    Ok(out)
+}
+
+impl Settings {
+    /// The settings of one variant's run: its build args over the config's, its target and
+    /// Dockerfile, its report beside the matrix's (`report.NAME.json`), and no GitHub
+    /// outputs of its own.
+    pub fn for_variant(&self, v: &Variant) -> Settings {
+        let mut s = self.clone();
+        s.variants = Vec::new();
+        s.variant = Some(v.clone());
+        s.github_outputs = false;
+        s.spec.build_args.extend(v.build_args.clone());
+        if let Some(t) = &v.target {
+            s.spec.target = Some(t.clone());
+        }
+        if let Some(d) = &v.dockerfile {
+            s.spec.dockerfile = d.clone();
+        }
+        s.report_path = variant_report_path(&self.report_path, &v.name);
+        s
+    }
+}
+
+/// `target/headroom/report.json` → `target/headroom/report.NAME.json`.
+pub fn variant_report_path(report: &Path, name: &str) -> PathBuf {
+    let stem = report
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    report.with_file_name(format!("{stem}.{name}.json"))
 }
 
 /// `--engine-service PROGRAM`: it must be there and executable.
