@@ -50,7 +50,9 @@ impl ServiceEngine {
             config["data-root"] = serde_json::json!(old_root);
             String::new()
         };
-        let config_path = dir.path().join("daemon.json");
+        // Where a runner keeps it, below the directory a pipeline test passes as --root.
+        let config_path = dir.path().join("etc/docker/daemon.json");
+        std::fs::create_dir_all(config_path.parent().expect("etc/docker")).expect("mkdir");
         std::fs::write(
             &config_path,
             serde_json::to_string_pretty(&config).expect("json"),

@@ -27,6 +27,8 @@ fn request(engine: &ServiceEngine) -> MoveRequest {
         config: engine.config.clone(),
         from: engine.old_root(),
         to: engine.new_root(),
+        containerd_store: None,
+        carry_images: false,
         service: ServiceManager::script(&engine.service),
         endpoint: engine.endpoint(),
         wait: Duration::from_secs(60),
@@ -162,4 +164,106 @@ fn a_daemon_json_that_does_not_parse_stops_nothing() {
     assert!(engine.docker(&["version"]).is_some());
     assert_eq!(std::fs::read(&engine.config).unwrap(), broken);
     assert!(!engine.new_root().exists());
+}
+
+/// `--engine-store containerd` through the pipeline: planned only off a hosted runner without
+/// `--yes`; under `--root` (a simulated runner's daemon.json), the free stage restarts the engine on the containerd store, the base image is brought
+/// across, and the cache export the classic store refuses with the default driver works.
+#[test]
+fn the_pipeline_switches_to_the_containerd_store_and_cache_export_then_works() {
+    let name = "the_pipeline_switches_to_the_containerd_store_and_cache_export_then_works";
+    if !require_root(name) || !require_docker(name) {
+        return;
+    }
+    let engine = ServiceEngine::start(&json!({"labels": ["headroom-test=store"]}), false);
+    import_image(&engine);
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {IMAGE}\nRUN echo store > /store\n"),
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let report = tmp.path().join("r.json");
+    let cache_to = format!("type=local,dest={},mode=max", cache.display());
+    let root = engine.socket_dir().to_str().unwrap().to_string();
+    let service = engine.service.to_str().unwrap().to_string();
+    // Without --root (the real runner's daemon.json) and without --yes, only a plan: this is
+    // no hosted runner. With --root, the simulated runner's: done.
+    let args = |real: bool| {
+        let mut a = vec![
+            "image",
+            "--context",
+            ctx.to_str().unwrap(),
+            "--image",
+            "headroom-test/store",
+            "--backend",
+            "buildx",
+            "--cache-to",
+            &cache_to,
+            "--skip",
+            "smoke,push",
+            "--need",
+            "1",
+            "--engine-service",
+            &service,
+            "--engine-store",
+            "containerd",
+            "--report",
+            report.to_str().unwrap(),
+        ];
+        if real {
+            a.extend(["--root", &root]);
+        }
+        a
+    };
+    let env = [("DOCKER_HOST", engine.host.as_str())];
+    let original = std::fs::read(&engine.config).unwrap();
+    let pid = std::fs::read_to_string(&engine.pidfile).unwrap();
+
+    // The plan: nothing restarts, and the classic store's refusal of the cache export is
+    // what fails the build.
+    let run = headroom_tests::xtask(&args(false), &env);
+    assert!(!run.success(), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("would switch the engine to the containerd image store"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Cache export is not supported"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&engine.config).unwrap(), original);
+    assert_eq!(std::fs::read_to_string(&engine.pidfile).unwrap(), pid);
+
+    // Under --root: switched, the base brought across, the cache exported.
+    let run = headroom_tests::xtask(&args(true), &env);
+    assert!(run.success(), "{run:?}");
+    let r = headroom_tests::check_report(&report);
+    let p = r.placement.as_ref().unwrap();
+    assert!(p.restarted, "{p:?}");
+    let store = p.store.as_ref().unwrap();
+    assert_eq!(
+        (store.from.as_str(), store.to.as_str()),
+        ("classic", "containerd")
+    );
+    assert!(
+        store.carried.iter().any(|i| i.starts_with(IMAGE)),
+        "{store:?}"
+    );
+    assert!(
+        r.engine.as_ref().unwrap().containerd_store,
+        "{:?}",
+        r.engine
+    );
+    assert!(cache.join("index.json").exists(), "no cache was exported");
+    let now: Value = serde_json::from_slice(&std::fs::read(&engine.config).unwrap()).unwrap();
+    assert_eq!(now["features"]["containerd-snapshotter"], true);
+    assert_eq!(now["labels"], json!(["headroom-test=store"]));
+    assert_eq!(now["data-root"], json!(engine.old_root()));
 }

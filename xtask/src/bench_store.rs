@@ -300,19 +300,20 @@ impl StoreBench {
     }
 
     fn markdown(&self, results: &[StoreResult]) -> String {
-        let profile = match self.profile {
-            Profile::Sim => format!("the simulator's workload at --unit-mb {}", self.unit_mb),
-            Profile::Full => "the full profile (docker/Dockerfile on the local Debian base)".into(),
+        let (flags, profile) = match self.profile {
+            Profile::Sim => (
+                format!("--profile sim --unit-mb {}", self.unit_mb),
+                "the simulator's workload",
+            ),
+            Profile::Full => (
+                "--profile full".to_string(),
+                "docker/Dockerfile on the local Debian base",
+            ),
         };
         let mut md = format!(
             "{START}\n## Image stores: classic vs containerd (peak disk of one build)\n\n\
-             `cargo xtask bench store --profile {} --unit-mb {} --record` ({profile}; each store \
-             on its own fresh {} ext4, BuildKit through buildx's default `docker` driver):\n\n",
-            match self.profile {
-                Profile::Sim => "sim",
-                Profile::Full => "full",
-            },
-            self.unit_mb,
+             `cargo xtask bench store {flags} --record` ({profile}; each store on its own fresh \
+             {} ext4, BuildKit through buildx's default `docker` driver):\n\n",
             format_size(self.size)
         );
         md.push_str(&format!("| {} |\n", Self::HEADER.join(" | ")));
@@ -324,8 +325,22 @@ impl StoreBench {
             md,
             "\nPeak disk: available at the start minus the watchdog's low-water mark. Kept after: \
              available at the start minus at the end. Data root: its blocks measured after the \
-             build (the containerd store's content and snapshots live under it too).\n{END}"
+             build (the containerd store's content and snapshots live under it too)."
         );
+        if let [classic, containerd] = results
+            && let (Some(a), Some(b)) = (classic.peak_bytes, containerd.peak_bytes)
+            && a > 0
+        {
+            let _ = writeln!(
+                md,
+                "\nThe containerd store's peak is {:.2}× the classic store's: it keeps the \
+                 compressed layers beside the unpacked snapshots, so it is no way to fit a build \
+                 on a small disk. What it gives is cache export with the default driver; \
+                 `--engine-store containerd` switches to it for that.",
+                b as f64 / a as f64
+            );
+        }
+        let _ = writeln!(md, "{END}");
         md
     }
 }

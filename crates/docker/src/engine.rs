@@ -343,6 +343,15 @@ impl Engine {
         }
     }
 
+    /// How many images the engine lists (tagged or not, not intermediate).
+    pub async fn image_count(&self) -> Result<usize, EngineError> {
+        self.docker
+            .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+            .await
+            .map(|l| l.len())
+            .map_err(|e| self.api_error(e))
+    }
+
     /// What the pipeline needs to know about the engine.
     pub async fn facts(&self) -> Result<EngineFacts, EngineError> {
         let version = self.docker.version().await.map_err(|e| self.api_error(e))?;
@@ -370,12 +379,20 @@ impl Engine {
             .unwrap_or_default();
         let api_version = version.api_version.clone().unwrap_or_default();
         let os = version.os.clone().unwrap_or_default();
+        let containerd_store = info.driver_status.iter().flatten().any(|pair| {
+            pair.first().is_some_and(|k| k == "driver-type")
+                && pair
+                    .get(1)
+                    .is_some_and(|v| v.starts_with("io.containerd.snapshotter"))
+        });
         Ok(EngineFacts {
             version: version.version.unwrap_or_default(),
             api_version: api_version.clone(),
             os: os.clone(),
             arch: version.arch.unwrap_or_default(),
             data_root: info.docker_root_dir.map(PathBuf::from),
+            storage_driver: info.driver.clone().unwrap_or_default(),
+            containerd_store,
             // BuildKit is in every Linux engine since API 1.39 (18.09).
             buildkit: os == "linux" && api_at_least(&api_version, 1, 39),
             nvidia_runtime: runtimes.iter().any(|r| r == "nvidia"),
@@ -400,6 +417,12 @@ pub struct EngineFacts {
     pub os: String,
     pub arch: String,
     pub data_root: Option<PathBuf>,
+    /// `overlay2` (the classic image store), `overlayfs` (containerd's snapshotter)…
+    #[serde(default)]
+    pub storage_driver: String,
+    /// Whether images live in containerd's image store (`features.containerd-snapshotter`).
+    #[serde(default)]
+    pub containerd_store: bool,
     pub buildkit: bool,
     pub runtimes: Vec<String>,
     pub nvidia_runtime: bool,

@@ -1,4 +1,5 @@
-//! Moving the engine's data root to another filesystem, instead of deleting to make room.
+//! Moving the engine's data root to another filesystem, instead of deleting to make room,
+//! and switching its image store (classic or containerd's), in one restart.
 //!
 //! The engine is stopped through its service manager, the old root is copied (never moved:
 //! it stays where it was until the user removes it), `daemon.json` is merged — only
@@ -61,8 +62,15 @@ pub struct MoveRequest {
     pub config: PathBuf,
     /// The engine's data root now (`docker info`'s `DockerRootDir`).
     pub from: PathBuf,
-    /// The new data root: absent or an empty directory, on another filesystem.
+    /// The new data root: absent or an empty directory, on another filesystem; `from` to
+    /// keep the root (a store switch alone).
     pub to: PathBuf,
+    /// Switch the image store: `Some(true)` containerd's, `Some(false)` the classic one.
+    pub containerd_store: Option<bool>,
+    /// On a store switch, bring the tagged images across (`docker save` before, `docker
+    /// load` after, through a file beside the data root that is removed after): the new store
+    /// does not see the old one's.
+    pub carry_images: bool,
     pub service: ServiceManager,
     /// The engine to ask, before and after.
     pub endpoint: Endpoint,
@@ -82,6 +90,10 @@ pub struct Moved {
     pub kept_keys: Vec<String>,
     /// Bytes the copy of the old root allocated on the new filesystem.
     pub copied_bytes: u64,
+    /// The image store after the restart, when it was switched.
+    pub containerd_store: Option<bool>,
+    /// Tagged images brought across a store switch.
+    pub carried_images: Vec<String>,
     pub seconds: f64,
     pub service: String,
 }
@@ -143,15 +155,33 @@ pub fn read_config(path: &Path) -> Result<Option<(Vec<u8>, JsonObject)>, MoveErr
     }
 }
 
-/// `config` with `data-root` set to `to`; every other key and value as it was.
-pub fn merged(config: Option<&JsonObject>, to: &Path) -> JsonObject {
+/// `config` with `data-root` set to `to` and, given a store, `features.containerd-snapshotter`
+/// set (the other features kept); every other key and value as it was.
+pub fn merged(
+    config: Option<&JsonObject>,
+    to: &Path,
+    containerd_store: Option<bool>,
+) -> JsonObject {
     let mut map = config.cloned().unwrap_or_default();
     map.insert(
         DATA_ROOT_KEY.into(),
         serde_json::Value::String(to.display().to_string()),
     );
+    if let Some(on) = containerd_store {
+        let features = map
+            .entry("features")
+            .or_insert_with(|| serde_json::Value::Object(JsonObject::new()));
+        if !features.is_object() {
+            *features = serde_json::Value::Object(JsonObject::new());
+        }
+        if let Some(f) = features.as_object_mut() {
+            f.insert(STORE_FEATURE.into(), serde_json::Value::Bool(on));
+        }
+    }
     map
 }
+
+const STORE_FEATURE: &str = "containerd-snapshotter";
 
 fn backup_path(config: &Path) -> PathBuf {
     let mut name = config.file_name().unwrap_or_default().to_os_string();
@@ -229,9 +259,14 @@ async fn run_argv(argv: &[String]) -> Result<(), String> {
     ))
 }
 
-/// Wait until the engine answers with its data root at `root`; the root it last gave, or why
-/// it did not answer, on timeout.
-async fn wait_for_root(endpoint: &Endpoint, root: &Path, wait: Duration) -> Result<(), String> {
+/// Wait until the engine answers with its data root at `root` (and the image store `store`,
+/// when given); what it last gave, or why it did not answer, on timeout.
+async fn wait_for_root(
+    endpoint: &Endpoint,
+    root: &Path,
+    store: Option<bool>,
+    wait: Duration,
+) -> Result<(), String> {
     let deadline = Instant::now() + wait;
     let want = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let same = |p: &Path| p == root || p.canonicalize().is_ok_and(|c| c == want);
@@ -239,7 +274,23 @@ async fn wait_for_root(endpoint: &Endpoint, root: &Path, wait: Duration) -> Resu
         let last;
         match Engine::connect(endpoint.clone(), Duration::from_secs(2)).await {
             Ok(engine) => match engine.facts().await {
-                Ok(f) if f.data_root.as_deref().is_some_and(same) => return Ok(()),
+                Ok(f)
+                    if f.data_root.as_deref().is_some_and(same)
+                        && store.is_none_or(|s| s == f.containerd_store) =>
+                {
+                    return Ok(());
+                }
+                Ok(f) if f.data_root.as_deref().is_some_and(same) => {
+                    last = format!(
+                        "it answered with the {} image store (storage driver {})",
+                        if f.containerd_store {
+                            "containerd"
+                        } else {
+                            "classic"
+                        },
+                        f.storage_driver
+                    );
+                }
                 Ok(f) => {
                     last = format!(
                         "it answered with its data root at {}",
@@ -296,8 +347,15 @@ async fn copy_root(from: &Path, to: &Path) -> Result<(), String> {
 pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
     let start = Instant::now();
     let original = read_config(&req.config)?;
-    check_target(&req.from, &req.to)?;
-    let config = merged(original.as_ref().map(|(_, m)| m), &req.to);
+    let moving = req.to != req.from;
+    if moving {
+        check_target(&req.from, &req.to)?;
+    }
+    let config = merged(
+        original.as_ref().map(|(_, m)| m),
+        &req.to,
+        req.containerd_store,
+    );
     let kept_keys: Vec<String> = config
         .keys()
         .filter(|k| *k != DATA_ROOT_KEY)
@@ -321,6 +379,13 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
         }
         None => None,
     };
+    let carry = match (req.containerd_store, req.carry_images) {
+        (Some(_), true) => Some(save_images(req).await.map_err(|message| MoveError::Stop {
+            service: req.service.name.clone(),
+            message: format!("saving the images to bring across: {message}"),
+        })?),
+        _ => None,
+    };
     let stopped = match run_argv(&req.service.stop).await {
         Ok(()) => wait_stopped(&req.endpoint, req.wait).await,
         Err(e) => Err(e),
@@ -335,9 +400,11 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
     }
     let before = headroom_disk::available_bytes(req.to.parent().unwrap_or(&req.to)).ok();
     let moved = async {
-        copy_root(&req.from, &req.to)
-            .await
-            .map_err(|m| ("copying the old data root", m))?;
+        if moving {
+            copy_root(&req.from, &req.to)
+                .await
+                .map_err(|m| ("copying the old data root", m))?;
+        }
         write_atomically(&req.config, &text).map_err(|e| {
             (
                 "writing daemon.json",
@@ -347,11 +414,20 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
         run_argv(&req.service.start)
             .await
             .map_err(|m| ("starting the engine on the new data root", m))?;
-        wait_for_root(&req.endpoint, &req.to, req.wait)
+        wait_for_root(&req.endpoint, &req.to, req.containerd_store, req.wait)
             .await
             .map_err(|m| ("starting the engine on the new data root", m))
     }
     .await;
+    let moved = match (moved, &carry) {
+        (Ok(()), Some((tar, images))) if !images.is_empty() => load_images(req, tar)
+            .await
+            .map_err(|m| ("loading the images into the new store", m)),
+        (other, _) => other,
+    };
+    if let Some((tar, _)) = &carry {
+        let _ = std::fs::remove_file(tar);
+    }
     if let Err((step, message)) = moved {
         let restored = restore(req, original.as_ref().map(|(b, _)| b.as_slice())).await;
         return Err(MoveError::Failed {
@@ -367,13 +443,86 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
         config: req.config.clone(),
         backup,
         kept_keys,
-        copied_bytes: before
-            .zip(after)
-            .map(|(b, a)| b.saturating_sub(a))
-            .unwrap_or(0),
+        copied_bytes: if moving {
+            before
+                .zip(after)
+                .map(|(b, a)| b.saturating_sub(a))
+                .unwrap_or(0)
+        } else {
+            0
+        },
+        containerd_store: req.containerd_store,
+        carried_images: carry.map(|(_, images)| images).unwrap_or_default(),
         seconds: start.elapsed().as_secs_f64(),
         service: req.service.name.clone(),
     })
+}
+
+/// The docker CLI against the request's engine.
+async fn docker_cli(req: &MoveRequest, args: Vec<String>) -> Result<String, String> {
+    let env = req.endpoint.cli_env();
+    let shown = format!("docker {}", args.join(" "));
+    let out = tokio::task::spawn_blocking(move || {
+        let mut c = std::process::Command::new("docker");
+        c.args(&args)
+            .envs(env)
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(std::process::Stdio::null());
+        c.output()
+    })
+    .await
+    .map_err(|e| format!("{shown}: {e}"))?
+    .map_err(|e| format!("{shown}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{shown}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Save the engine's tagged images to a file beside the data root; the file and the names.
+async fn save_images(req: &MoveRequest) -> Result<(PathBuf, Vec<String>), String> {
+    let listed = docker_cli(
+        req,
+        vec![
+            "images".into(),
+            "--format".into(),
+            "{{.Repository}}:{{.Tag}}".into(),
+        ],
+    )
+    .await?;
+    let mut images: Vec<String> = listed
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains("<none>"))
+        .map(str::to_string)
+        .collect();
+    images.sort();
+    images.dedup();
+    let dir = req.from.parent().unwrap_or(&req.from);
+    let tar = dir.join(format!(".headroom-carry-{}.tar", std::process::id()));
+    if !images.is_empty() {
+        let mut args = vec!["save".to_string(), "-o".into(), tar.display().to_string()];
+        args.extend(images.iter().cloned());
+        docker_cli(req, args).await?;
+    }
+    Ok((tar, images))
+}
+
+async fn load_images(req: &MoveRequest, tar: &Path) -> Result<(), String> {
+    docker_cli(
+        req,
+        vec![
+            "load".into(),
+            "-q".into(),
+            "-i".into(),
+            tar.display().to_string(),
+        ],
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Put `daemon.json` back as it was and start the engine on its old root; says what it did.
@@ -402,7 +551,7 @@ async fn restore(req: &MoveRequest, original: Option<&[u8]>) -> String {
         }
     };
     let engine = match run_argv(&req.service.start).await {
-        Ok(()) => match wait_for_root(&req.endpoint, &req.from, req.wait).await {
+        Ok(()) => match wait_for_root(&req.endpoint, &req.from, None, req.wait).await {
             Ok(()) => format!("the engine runs on {} again", req.from.display()),
             Err(e) => format!(
                 "the engine was started but is not back on {} ({e})",
@@ -430,7 +579,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let (bytes, map) = read_config(&path).unwrap().unwrap();
         assert_eq!(bytes, text);
-        let out = merged(Some(&map), Path::new("/mnt/docker"));
+        let out = merged(Some(&map), Path::new("/mnt/docker"), None);
         let mut keys: Vec<&String> = out.keys().collect();
         keys.sort();
         assert_eq!(
@@ -440,6 +589,23 @@ mod tests {
         assert_eq!(out["data-root"], "/mnt/docker");
         assert_eq!(out["log-opts"]["max-size"], "10m");
         assert_eq!(out["exec-opts"][0], "native.cgroupdriver=cgroupfs");
+    }
+
+    #[test]
+    fn a_store_switch_sets_one_feature_and_keeps_the_others() {
+        let map: JsonObject = serde_json::from_str(
+            r#"{"features": {"buildkit": true}, "data-root": "/var/lib/docker"}"#,
+        )
+        .unwrap();
+        let out = merged(Some(&map), Path::new("/var/lib/docker"), Some(true));
+        assert_eq!(out["features"]["buildkit"], true);
+        assert_eq!(out["features"]["containerd-snapshotter"], true);
+        assert_eq!(out["data-root"], "/var/lib/docker");
+        let out = merged(None, Path::new("/d"), Some(false));
+        assert_eq!(out["features"]["containerd-snapshotter"], false);
+        let odd: JsonObject = serde_json::from_str(r#"{"features": 3}"#).unwrap();
+        let out = merged(Some(&odd), Path::new("/d"), Some(true));
+        assert_eq!(out["features"]["containerd-snapshotter"], true);
     }
 
     #[test]

@@ -67,6 +67,30 @@ pub struct PlacementReport {
     /// The filesystems considered, most room first.
     #[serde(default)]
     pub candidates: Vec<Candidate>,
+    /// Whether the engine was restarted (a move, a store switch, or both).
+    #[serde(default)]
+    pub restarted: bool,
+    /// `--engine-store`: the image store switched in the same restart.
+    #[serde(default)]
+    pub store: Option<StoreSwitch>,
+}
+
+/// An image store switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreSwitch {
+    pub from: String,
+    pub to: String,
+    /// Tagged images brought across (saved from the old store, loaded into the new one).
+    #[serde(default)]
+    pub carried: Vec<String>,
+    /// Images of the old store the new one does not see (untagged ones; their bytes stay on
+    /// disk, back when the store is switched back).
+    pub images_left_behind: u64,
+}
+
+/// `containerd` or `classic`.
+pub fn store_name(containerd: bool) -> &'static str {
+    if containerd { "containerd" } else { "classic" }
 }
 
 /// The choice, before anything is done.

@@ -27,9 +27,9 @@ use headroom_docker::tags;
 
 use crate::budget::{self, Phase};
 use crate::gate::InspectReport;
-use crate::place::{self, Method, PlacementReport};
+use crate::place::{self, Method, PlacementReport, StoreSwitch, store_name};
 use crate::policy::{self, SmokeExpectations};
-use crate::settings::{ConfigError, NeedSource, Settings};
+use crate::settings::{ConfigError, EngineStore, NeedSource, Settings};
 use crate::{
     Cause, EndpointReport, EngineDisk, EngineSample, Report, ReportError, Reporter, SmokeReport,
     Stage, StageReport, StageStatus, github,
@@ -563,14 +563,22 @@ impl Pipeline {
 
     /// The free stage's first choice (place.rs): nothing, when the target is met; a move of
     /// the data root to another filesystem, when one has room and the engine may restart;
-    /// else the deleting that follows. The choice and its reason go to the report.
+    /// else the deleting that follows. A store switch (`--engine-store`) rides on the same
+    /// restart, or has one of its own. The choice and its reason go to the report.
     async fn place(&self, run: &mut Run<'_>, engine: &Engine, root: &Path) -> Result<Placed> {
         let s = &self.settings;
-        let Some((need, _)) = s.need else {
+        let current_store = engine.facts().await.ok().map(|f| f.containerd_store);
+        let switch = s
+            .engine_store
+            .map(|w| w == EngineStore::Containerd)
+            .filter(|want| current_store != Some(*want));
+        let need = s.need.map(|(n, _)| n);
+        if need.is_none() && switch.is_none() {
             return Ok(Placed::Stay);
-        };
+        }
         let usage = headroom_disk::usage(root)
             .with_context(|| format!("free: the data root {}", root.display()))?;
+        let need = need.unwrap_or(0);
         let candidates = self.other_filesystems(&usage);
         let data_root_bytes = if usage.available_bytes < need && !candidates.is_empty() {
             let root = root.to_path_buf();
@@ -580,13 +588,18 @@ impl Pipeline {
         } else {
             0
         };
-        let blocked = self.move_blocked(engine).await;
+        let restart_blocked = self.restart_blocked(engine).await;
+        let move_blocked = if s.move_data_root {
+            restart_blocked.clone()
+        } else {
+            Some("moving is off (--no-move, or free.move_data_root = false)".into())
+        };
         let choice = place::choose(
             need,
             usage.available_bytes,
             data_root_bytes,
             &candidates,
-            blocked.as_deref(),
+            move_blocked.as_deref(),
         );
         let mut report = PlacementReport {
             method: choice.method,
@@ -599,34 +612,68 @@ impl Pipeline {
             estimated_seconds: choice.estimated_seconds,
             seconds: 0.0,
             dry_run: !s.may_delete(),
+            restarted: false,
             copied_bytes: None,
             available_after: None,
             config: None,
             backup: None,
             kept_keys: Vec::new(),
             service: None,
+            store: None,
             candidates,
         };
-        let (Method::MoveDataRoot, Some(to), Some(service)) =
-            (choice.method, choice.to, s.engine_service.clone())
-        else {
+        let moving = choice.method == Method::MoveDataRoot;
+        if !moving && switch.is_none() {
             if choice.method == Method::Delete {
                 run.reporter
                     .note(Stage::Free, &format!("placement: {}", choice.reason));
             }
             run.report.placement = Some(report);
             return Ok(Placed::Stay);
+        }
+        if let (Some(on), Some(why)) = (switch, &restart_blocked) {
+            run.report.placement = Some(report);
+            bail!(
+                "free: --engine-store {}: the engine cannot be restarted to switch its image \
+                 store: {why}",
+                store_name(on)
+            );
+        }
+        let Some(service) = s.engine_service.clone() else {
+            // choose() saw the block: a move is only chosen with a service manager.
+            bail!("free: no service manager to restart the engine with");
         };
+        let to = choice.to.clone().unwrap_or_else(|| root.to_path_buf());
         let config = place::daemon_config(s.root.as_deref());
         report.config = Some(config.clone());
         report.service = Some(service.name.clone());
-        if report.dry_run {
-            let why = format!(
-                "not a GitHub-hosted runner: would move the data root {} to {} (about {:.0} s, \
-                 {} copied; {} and the engine's restart through {}); pass --yes to move",
+        let images = if switch.is_some() {
+            engine.image_count().await.ok()
+        } else {
+            None
+        };
+        report.store = switch.map(|on| StoreSwitch {
+            from: store_name(!on).into(),
+            to: store_name(on).into(),
+            carried: Vec::new(),
+            images_left_behind: images.unwrap_or(0) as u64,
+        });
+        let what = match (moving, switch) {
+            (true, Some(on)) => format!(
+                "move the data root {} to {} and switch to the {} image store",
                 root.display(),
                 to.display(),
-                choice.estimated_seconds,
+                store_name(on)
+            ),
+            (true, None) => format!("move the data root {} to {}", root.display(), to.display()),
+            (false, Some(on)) => format!("switch the engine to the {} image store", store_name(on)),
+            (false, None) => unreachable!("nothing to do was handled above"),
+        };
+        if report.dry_run {
+            let why = format!(
+                "not a GitHub-hosted runner: would {what} (about {:.0} s, {} copied; {} and the \
+                 engine's restart through {}); pass --yes to do it",
+                choice.estimated_seconds.max(place::RESTART_SECONDS),
                 format_size(data_root_bytes),
                 config.display(),
                 service.name
@@ -637,45 +684,68 @@ impl Pipeline {
         run.reporter.note(
             Stage::Free,
             &format!(
-                "placement: {}; moving the data root {} to {} (about {:.0} s): stopping the \
-                 engine through {}",
-                choice.reason,
-                root.display(),
-                to.display(),
-                choice.estimated_seconds,
-                service.name
+                "placement: {}; going to {what}: restarting the engine through {}",
+                choice.reason, service.name
             ),
         );
         let request = relocate::MoveRequest {
             config,
             from: root.to_path_buf(),
             to: to.clone(),
+            containerd_store: switch,
+            carry_images: true,
             service,
             endpoint: engine.endpoint.clone(),
             wait: Duration::from_secs(90),
         };
-        let moved = relocate::move_data_root(&request).await;
-        let moved = match moved {
+        let moved = match relocate::move_data_root(&request).await {
             Ok(m) => m,
             Err(e) => {
                 run.report.placement = Some(report);
-                bail!("free: moving the data root: {e}");
+                bail!("free: {what}: {e}");
             }
         };
+        report.restarted = true;
         report.seconds = moved.seconds;
-        report.copied_bytes = Some(moved.copied_bytes);
+        if let Some(st) = &mut report.store {
+            st.images_left_behind = st
+                .images_left_behind
+                .saturating_sub(moved.carried_images.len() as u64);
+            st.carried = moved.carried_images.clone();
+        }
         report.backup = moved.backup.clone();
         report.kept_keys = moved.kept_keys.clone();
-        report.available_after = headroom_disk::available_bytes(&to).ok();
+        if moving {
+            report.copied_bytes = Some(moved.copied_bytes);
+            report.available_after = headroom_disk::available_bytes(&to).ok();
+        }
+        let left = report
+            .store
+            .as_ref()
+            .filter(|st| st.images_left_behind > 0)
+            .map(|st| {
+                format!(
+                    "; {} untagged image(s) of the {} store are not in the {} one (still on \
+                     disk, back when the store is switched back)",
+                    st.images_left_behind, st.from, st.to
+                )
+            })
+            .unwrap_or_default();
         run.reporter.note(
             Stage::Free,
             &format!(
-                "data root moved to {} in {:.1} s ({} copied, {} available there); {} keeps \
-                 {} other key(s){}; nothing deleted",
-                to.display(),
+                "done in {:.1} s{}; {} keeps {} other key(s){}; nothing deleted{left}",
                 moved.seconds,
-                format_size(moved.copied_bytes),
-                format_size(report.available_after.unwrap_or(0)),
+                if moving {
+                    format!(
+                        " ({} copied, {} available on {})",
+                        format_size(moved.copied_bytes),
+                        format_size(report.available_after.unwrap_or(0)),
+                        to.display()
+                    )
+                } else {
+                    String::new()
+                },
                 moved.config.display(),
                 moved.kept_keys.len(),
                 moved
@@ -710,12 +780,10 @@ impl Pipeline {
         )
     }
 
-    /// Why the data root may not move here, when it may not.
-    async fn move_blocked(&self, engine: &Engine) -> Option<String> {
+    /// Why the engine may not be restarted here (for a move or a store switch), when it may
+    /// not.
+    async fn restart_blocked(&self, engine: &Engine) -> Option<String> {
         let s = &self.settings;
-        if !s.move_data_root {
-            return Some("moving is off (--no-move, or free.move_data_root = false)".into());
-        }
         if s.engine_service.is_none() {
             return Some(if s.root.is_some() {
                 "under --root, the simulated engine's service must be given \
@@ -750,8 +818,8 @@ impl Pipeline {
         run.report
             .placement
             .as_ref()
-            .filter(|p| p.method == Method::MoveDataRoot && p.copied_bytes.is_some())
-            .and_then(|p| p.to.clone())
+            .filter(|p| p.restarted)
+            .map(|p| p.to.clone().unwrap_or_else(|| p.from.clone()))
     }
 
     /// After a move: a new connection to the restarted engine, and its facts.

@@ -162,6 +162,12 @@ pub struct ImageArgs {
     /// else systemd where the machine runs it].
     #[arg(long, value_name = "PROGRAM")]
     pub engine_service: Option<PathBuf>,
+    /// The engine's image store to build with: classic, or containerd (which makes
+    /// `--cache-to` work with the default docker driver, and takes about twice the disk); the
+    /// free stage switches it by restarting the engine [default: `free.engine_store`, else
+    /// as it is].
+    #[arg(long, value_name = "STORE")]
+    pub engine_store: Option<EngineStore>,
     /// Run the free stage alongside lint and build instead of before them. While it is
     /// still deleting, the build keeps the floor (--free-floor): under it, the build waits
     /// at a step boundary for the free stage to finish.
@@ -279,6 +285,18 @@ pub struct FreeConfig {
     pub move_data_root: Option<bool>,
     /// `--engine-service`.
     pub engine_service: Option<PathBuf>,
+    /// `--engine-store`.
+    pub engine_store: Option<EngineStore>,
+}
+
+/// The engine's image store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineStore {
+    /// The graph driver's store (overlay2).
+    Classic,
+    /// containerd's image store (`features.containerd-snapshotter`).
+    Containerd,
 }
 
 impl ImageConfig {
@@ -343,6 +361,8 @@ pub struct Settings {
     pub move_data_root: bool,
     /// How the engine is stopped and started for a move; `None`: no move is possible.
     pub engine_service: Option<ServiceManager>,
+    /// The image store the build must have (`--engine-store`); `None`: as it is.
+    pub engine_store: Option<EngineStore>,
     pub free_in_background: bool,
     pub free_floor: Option<u64>,
     pub catalog: Catalog,
@@ -470,6 +490,7 @@ impl Settings {
             root: args.root.clone(),
             move_data_root: !args.no_move && config.free.move_data_root.unwrap_or(true),
             engine_service,
+            engine_store: args.engine_store.or(config.free.engine_store),
             free_in_background: args.free_in_background,
             free_floor,
             catalog,
