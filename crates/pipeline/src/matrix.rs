@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use crate::run::{Pipeline, PipelineError};
+use crate::run::{Pipeline, PipelineError, write_report};
 use crate::{Report, Reporter, VariantOutcome, github};
 
 impl Pipeline {
@@ -72,16 +72,8 @@ impl Pipeline {
             }
         }
         report.seconds = start.elapsed().as_secs_f64();
-        let path = &settings.report_path;
         let failure = (!report.errors.is_empty()).then(|| report.errors.join("\n"));
-        if let Err(source) = report.write(path) {
-            return Err(PipelineError::Report {
-                path: path.clone(),
-                source,
-                failure,
-            });
-        }
-        reporter.report_written(path);
+        let failure = write_report(&report, &settings.report_path, failure, reporter)?;
         if settings.github_outputs {
             let written = github::append_outputs(&github::matrix_outputs(&report)).and_then(|()| {
                 github::append_step_summary(&github::matrix_summary(&report, &reports))

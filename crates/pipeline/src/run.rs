@@ -228,6 +228,25 @@ macro_rules! stage {
     }};
 }
 
+/// Write the run's report and say where; one that cannot be written is the run's error (with
+/// the run's own `failure` kept in it). Gives `failure` back.
+pub(crate) fn write_report(
+    report: &Report,
+    path: &Path,
+    failure: Option<String>,
+    reporter: &dyn Reporter,
+) -> Result<Option<String>, PipelineError> {
+    if let Err(source) = report.write(path) {
+        return Err(PipelineError::Report {
+            path: path.to_path_buf(),
+            source,
+            failure,
+        });
+    }
+    reporter.report_written(path);
+    Ok(failure)
+}
+
 /// Add a stage's outcome to the report and tell the reporter.
 fn record(run: &mut Run<'_>, name: Stage, seconds: f64, result: &Result<Outcome>) {
     let (status, reason) = match result {
@@ -375,15 +394,7 @@ impl Pipeline {
         if interrupted {
             report.cause = Some(Cause::Interrupted);
         }
-        let path = &self.settings.report_path;
-        if let Err(source) = report.write(path) {
-            return Err(PipelineError::Report {
-                path: path.clone(),
-                source,
-                failure,
-            });
-        }
-        reporter.report_written(path);
+        let failure = write_report(&report, &self.settings.report_path, failure, reporter)?;
         match failure {
             None => Ok(report),
             Some(message) if interrupted => Err(PipelineError::Interrupted {
