@@ -250,3 +250,119 @@ impl Drop for TlsEngine {
         crate::unmount_below(&[self.dir.path(), &self.fs.mount]);
     }
 }
+
+/// An sshd on loopback, with a host key and a client key made here, and a `Host` alias for it
+/// in root's `~/.ssh/config` (which is where ssh, and the Docker CLI through it, look): the
+/// config is put back as it was on drop. Through it, `ssh://ALIAS` reaches this machine's
+/// engine as a remote one.
+#[derive(Debug)]
+pub struct SshServer {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub alias: String,
+    child: std::process::Child,
+    user_config: PathBuf,
+    user_config_before: Option<Vec<u8>>,
+}
+
+impl SshServer {
+    pub fn start() -> SshServer {
+        let dir = tempfile::Builder::new()
+            .prefix("hr-ssh-")
+            .tempdir()
+            .expect("tempdir");
+        let d = |name: &str| dir.path().join(name).display().to_string();
+        for key in ["host_key", "id"] {
+            run(
+                "ssh-keygen",
+                &["-q", "-t", "ed25519", "-N", "", "-f", &d(key)],
+            );
+        }
+        std::fs::copy(
+            dir.path().join("id.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .expect("authorized_keys");
+        let port = headroom_docker::local::free_port().expect("a free port");
+        std::fs::write(
+            dir.path().join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {}\n",
+                d("host_key"),
+                d("authorized_keys"),
+                d("sshd.pid")
+            ),
+        )
+        .expect("sshd_config");
+        // Privilege separation wants its empty directory.
+        std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f", &d("sshd_config")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("sshd.log")).expect("log"))
+            .spawn()
+            .expect("starting sshd (run scripts/provision)");
+        let alias = format!("headroom-ssh-test-{port}");
+        let home = PathBuf::from("/root/.ssh");
+        std::fs::create_dir_all(&home).expect("/root/.ssh");
+        let user_config = home.join("config");
+        let user_config_before = std::fs::read(&user_config).ok();
+        let block = format!(
+            "Host {alias}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {}\n  \
+             IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  \
+             LogLevel ERROR\n\n",
+            d("id")
+        );
+        let mut text = block.into_bytes();
+        text.extend(user_config_before.clone().unwrap_or_default());
+        std::fs::write(&user_config, text).expect("~/.ssh/config");
+        let server = SshServer {
+            dir,
+            port,
+            alias,
+            child,
+            user_config,
+            user_config_before,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = Command::new("ssh")
+                .args(["-o", "BatchMode=yes", &server.alias, "true"])
+                .stdin(Stdio::null())
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not let us in within 20 s:\n{}",
+                std::fs::read_to_string(server.dir.path().join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
+    }
+
+    pub fn docker_host(&self) -> String {
+        format!("ssh://{}", self.alias)
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        match &self.user_config_before {
+            Some(bytes) => {
+                let _ = std::fs::write(&self.user_config, bytes);
+            }
+            None => {
+                let _ = std::fs::remove_file(&self.user_config);
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use headroom_tests::registry::{Registry, base_image};
-use headroom_tests::remote::{TlsEngine, make_certs};
+use headroom_tests::remote::{SshServer, TlsEngine, make_certs};
 use headroom_tests::{Run, check_report, repo_root, require_docker, require_root, sh, xtask};
 
 const SIM_BASE: &str = "headroom/sim-base";
@@ -264,4 +264,93 @@ fn a_second_engine_rebuilds_from_the_first_ones_registry_cache() {
         !run.stderr.contains(&registry.password),
         "the password was printed"
     );
+}
+
+/// `ssh://` as the Docker CLI does it: the system's ssh runs `docker system dial-stdio` on the
+/// host (here an sshd on loopback with a key made by the test, reaching this machine's own
+/// engine as a remote one). Build, push and the disk sampling all go through it; a refused
+/// login fails with ssh's own reason.
+#[test]
+fn the_pipeline_runs_over_ssh_as_the_docker_cli_does() {
+    let name = "the_pipeline_runs_over_ssh_as_the_docker_cli_does";
+    if !require_root(name) || !require_docker(name) {
+        return;
+    }
+    let ssh = SshServer::start();
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nRUN echo over-ssh > /ssh\n", base_image()),
+    )
+    .unwrap();
+    let root = tmp.path().join("runner");
+    std::fs::create_dir(&root).unwrap();
+    let report = tmp.path().join("r.json");
+    let repo = format!("{}/headroom/ssh", registry.host());
+    let args = [
+        "--context",
+        ctx.to_str().unwrap(),
+        "--image",
+        &repo,
+        "--backend",
+        "engine",
+        "--push",
+        "--skip",
+        "smoke",
+        "--need",
+        "100G",
+        "--yes",
+        "--root",
+        root.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ];
+    let env = vec![
+        ("DOCKER_HOST".to_string(), ssh.docker_host()),
+        ("REGISTRY_USERNAME".to_string(), registry.user.clone()),
+        ("REGISTRY_PASSWORD".to_string(), registry.password.clone()),
+    ];
+    let run = image(&args, &env);
+    assert!(run.success(), "{run:?}");
+    let r = check_report(&report);
+    let endpoint = r.endpoint.as_ref().unwrap();
+    assert_eq!(endpoint.host, ssh.docker_host());
+    assert!(!endpoint.local && !endpoint.tls, "{endpoint:?}");
+    let free = r
+        .stages
+        .iter()
+        .find(|s| s.name == headroom_pipeline::Stage::Free)
+        .unwrap();
+    assert!(
+        free.reason.as_deref().unwrap().contains("remote"),
+        "{free:?}"
+    );
+    let digest = r.image.digest.clone().unwrap();
+    let tag = r.image.tags.first().unwrap();
+    assert_eq!(
+        registry.manifest_digest("headroom/ssh", tag).as_deref(),
+        Some(digest.as_str())
+    );
+    // The CLI children (docker system df) reached the engine over ssh too.
+    let disk = r.disk.engine.as_ref().unwrap();
+    assert!(!disk.samples.is_empty(), "{disk:?}");
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
+
+    // A user the server refuses: ssh's reason, in seconds, and no advice to start a daemon.
+    let mut env = env.clone();
+    env[0].1 = format!("ssh://headroom-no-such-user@{}", ssh.alias);
+    let started = Instant::now();
+    let run = image(&args, &env);
+    assert!(!run.success(), "{run:?}");
+    assert!(run.stderr.contains("Permission denied"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ssh to the Docker engine"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Start the daemon"), "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30));
 }

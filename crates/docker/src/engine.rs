@@ -139,6 +139,17 @@ pub enum EngineError {
     },
     #[error("{what}: {message}")]
     Config { what: String, message: String },
+    /// ssh could not reach the engine (`ssh://`).
+    #[error(
+        "ssh to the Docker engine at {host} ({source_desc}) failed: {reason}. Check that `ssh \
+         {target} docker version` works here: keys or agent, known hosts, docker on that host"
+    )]
+    Ssh {
+        host: String,
+        source_desc: String,
+        target: String,
+        reason: String,
+    },
     /// The engine answered, but the TLS handshake failed.
     #[error("TLS with the Docker engine at {host} ({source_desc}) failed: {reason}")]
     Tls {
@@ -255,6 +266,9 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Engine {
     pub docker: Docker,
     pub endpoint: Endpoint,
+    /// For an `ssh://` engine: the proxy the client talks through, alive as long as any
+    /// clone of the engine.
+    _ssh_proxy: Option<std::sync::Arc<crate::ssh::SshProxy>>,
 }
 
 /// How long one long request (a build, a push) may wait for the engine's first answer.
@@ -273,7 +287,17 @@ impl Engine {
             reason,
         };
         let host = endpoint.host.as_str();
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
+        let mut ssh = None;
+        let docker = if let Some(rest) = host.strip_prefix("ssh://") {
+            let target = crate::ssh::SshTarget::parse(rest).map_err(|m| EngineError::Config {
+                what: format!("{} ({host})", endpoint.source),
+                message: m,
+            })?;
+            let proxy = crate::ssh::SshProxy::start(&target).map_err(unreachable)?;
+            let uri = format!("unix://{}", proxy.socket().display());
+            ssh = Some(std::sync::Arc::new(proxy));
+            Docker::connect_with_unix(&uri, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+        } else if let Some(path) = host.strip_prefix("unix://") {
             if !Path::new(path).exists() {
                 return Err(unreachable("the socket does not exist".into()));
             }
@@ -299,19 +323,41 @@ impl Engine {
         } else {
             return Err(EngineError::Config {
                 what: format!("{} ({host})", endpoint.source),
-                message: "unsupported scheme; use unix:// or tcp://".into(),
+                message: "unsupported scheme; use unix://, tcp:// or ssh://".into(),
             });
         }
         .map_err(|e| unreachable(e.to_string()))?;
+        // An ssh session starts (and authenticates) before the engine can answer.
+        let answer_within = if ssh.is_some() {
+            answer_within + Duration::from_secs(10)
+        } else {
+            answer_within
+        };
+        // What ssh said, when it said something: then the failure is ssh's, not the engine's.
+        let ssh_error = |reason: String| {
+            let said = ssh.as_ref().map(|s| s.last_error()).unwrap_or_default();
+            match host.strip_prefix("ssh://") {
+                Some(target) if !said.is_empty() => EngineError::Ssh {
+                    host: endpoint.host.clone(),
+                    source_desc: endpoint.source.clone(),
+                    target: target.to_string(),
+                    reason: said,
+                },
+                _ => unreachable(reason),
+            }
+        };
         match tokio::time::timeout(answer_within, docker.ping()).await {
             Err(_) => {
-                return Err(unreachable(format!(
+                return Err(ssh_error(format!(
                     "no answer within {} s",
                     answer_within.as_secs_f64()
                 )));
             }
             Ok(Err(e)) => {
                 let reason = innermost(&e);
+                if ssh.is_some() {
+                    return Err(ssh_error(reason));
+                }
                 return Err(match &endpoint.tls {
                     Some(tls) if looks_like_tls(&reason) => EngineError::Tls {
                         host: endpoint.host.clone(),
@@ -327,7 +373,11 @@ impl Engine {
             .await
             .map_err(|_| unreachable("version negotiation timed out".into()))?
             .map_err(|e| unreachable(innermost(&e)))?;
-        Ok(Engine { docker, endpoint })
+        Ok(Engine {
+            docker,
+            endpoint,
+            _ssh_proxy: ssh,
+        })
     }
 
     /// Connect to the engine the environment names.

@@ -18,6 +18,7 @@ pub mod local;
 pub mod push;
 pub mod relocate;
 pub mod smoke;
+pub mod ssh;
 pub mod tags;
 
 /// A number unlikely to repeat: for names of temporary containers and directories and for
