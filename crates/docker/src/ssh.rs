@@ -203,7 +203,7 @@ fn serve(conn: UnixStream, argv: &[String], last: &Mutex<String>) {
     };
     let mut to_client = conn;
     std::thread::scope(|s| {
-        s.spawn(|| {
+        let said = s.spawn(|| {
             let mut text = String::new();
             let _ = stderr.read_to_string(&mut text);
             if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty())
@@ -217,6 +217,9 @@ fn serve(conn: UnixStream, argv: &[String], last: &Mutex<String>) {
             drop(stdin);
         });
         pump(&mut stdout, &mut to_client);
+        // ssh is done: what it said is recorded before the client sees the connection close,
+        // so the client's error can quote it.
+        let _ = said.join();
         let _ = to_client.shutdown(std::net::Shutdown::Both);
     });
     let _ = child.kill();
