@@ -22,6 +22,18 @@ fn image(args: &[&str], envs: &[(String, String)]) -> Run {
     xtask(&all, &envs)
 }
 
+/// A build context in `dir/ctx` with this Dockerfile on the local busybox base.
+fn context_on_base(dir: &Path, body: &str) -> std::path::PathBuf {
+    let ctx = dir.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\n{body}", base_image()),
+    )
+    .unwrap();
+    ctx
+}
+
 #[test]
 fn the_pipeline_builds_smokes_and_pushes_on_a_tls_engine_and_leaves_this_machine_alone() {
     let name =
@@ -146,9 +158,7 @@ fn a_wrong_ca_or_a_missing_key_fails_in_seconds_naming_the_file() {
     for f in ["ca.pem", "cert.pem"] {
         std::fs::copy(engine.certs.join(f), no_key.join(f)).unwrap();
     }
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::write(ctx.join("Dockerfile"), format!("FROM {}\n", base_image())).unwrap();
+    let ctx = context_on_base(tmp.path(), "");
     for (dir, wanted) in [(&wrong_ca, "ca.pem"), (&no_key, "key.pem")] {
         let env = vec![
             ("DOCKER_HOST".to_string(), engine.host()),
@@ -191,16 +201,10 @@ fn a_second_engine_rebuilds_from_the_first_ones_registry_cache() {
     }
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!(
-            "FROM {}\nRUN head -c 3000000 /dev/urandom > /one\nRUN echo two > /two\n",
-            base_image()
-        ),
-    )
-    .unwrap();
+    let ctx = context_on_base(
+        tmp.path(),
+        "RUN head -c 3000000 /dev/urandom > /one\nRUN echo two > /two\n",
+    );
     let repo = format!("{}/headroom/shared-cache", registry.host());
     let creds = vec![
         ("REGISTRY_USERNAME".to_string(), registry.user.clone()),
@@ -279,13 +283,7 @@ fn the_pipeline_runs_over_ssh_as_the_docker_cli_does() {
     let ssh = SshServer::start();
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {}\nRUN echo over-ssh > /ssh\n", base_image()),
-    )
-    .unwrap();
+    let ctx = context_on_base(tmp.path(), "RUN echo over-ssh > /ssh\n");
     let root = tmp.path().join("runner");
     std::fs::create_dir(&root).unwrap();
     let report = tmp.path().join("r.json");
@@ -388,13 +386,7 @@ fn a_docker_context_with_tls_reaches_the_remote_engine() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM {}\nRUN echo via-context > /c\n", base_image()),
-    )
-    .unwrap();
+    let ctx = context_on_base(tmp.path(), "RUN echo via-context > /c\n");
     let report = tmp.path().join("r.json");
     let run = image(
         &[
