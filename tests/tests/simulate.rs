@@ -258,6 +258,27 @@ fn simulate_shows_the_failure_and_its_cure_and_always_tears_down() {
     assert!(pipeline["freed_items"].as_object().unwrap().is_empty());
     assert_eq!(pipeline["registry_digest"], pipeline["digest"]);
     assert!(d["background"].is_null(), "{d:#}");
+    // Before that, a move whose restart fails for real (the runner's unit passes --data-root
+    // itself): daemon.json back byte for byte, the engine on its old root with its images.
+    let restore = &d["restore"];
+    assert_eq!(restore["result"], "failed", "{restore:#}");
+    assert_eq!(restore["daemon_json_restored"], true, "{restore:#}");
+    assert_eq!(restore["base_image_kept"], true, "{restore:#}");
+    assert!(
+        restore["data_root_after"]
+            .as_str()
+            .unwrap()
+            .ends_with("/mnt/docker"),
+        "{restore:#}"
+    );
+    assert!(
+        restore["error"].as_str().unwrap().contains("restored"),
+        "{restore:#}"
+    );
+    assert!(
+        restore["problems"].as_array().unwrap().is_empty(),
+        "{restore:#}"
+    );
     let keys = d["daemon_json_keys_before"].as_array().unwrap();
     assert!(keys.len() >= 4, "{d:#}");
     assert_eq!(d["daemon_json_keys_after"], d["daemon_json_keys_before"]);

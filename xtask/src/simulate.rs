@@ -178,6 +178,12 @@ impl Layout {
     fn engine_service(&self) -> PathBuf {
         self.run_dir.join("engine")
     }
+
+    /// While it exists, the service passes `--data-root` (its contents) on dockerd's command
+    /// line, as some unit files do.
+    fn unit_data_root(&self) -> PathBuf {
+        self.run_dir.join("unit-data-root")
+    }
 }
 
 /// What one `cargo xtask image` run showed, from its report.
@@ -259,6 +265,8 @@ struct Summary {
     /// which must be the ones it had before.
     daemon_json_keys_before: Vec<String>,
     daemon_json_keys_after: Vec<String>,
+    /// Dual layout: a move whose restart fails, and what was put back.
+    restore: Option<RestoreCheck>,
     /// Free-then-build minus free-in-background time to a built image (positive: the
     /// background run was faster).
     background_saved_seconds: Option<f64>,
@@ -488,6 +496,13 @@ impl Simulate {
                 layout.engine_service().display().to_string(),
             ]);
             summary.daemon_json_keys_before = daemon_json_keys(&layout, false)?;
+            // b0. A move whose restart fails puts everything back.
+            let restore = check_restore(&layout, &|| run("restore", &freeing))?;
+            summary
+                .problems
+                .extend(restore.problems.iter().map(|p| format!("restore: {p}")));
+            summary.restore = Some(restore);
+            check_interrupted()?;
         }
         summary.pipeline = run("pipeline", &freeing)?;
         check_interrupted()?;
@@ -684,23 +699,7 @@ pub(crate) fn start_dockerd(layout: &Layout, extra: &serde_json::Value) -> Resul
         .with_context(|| path.display().to_string())?;
     write_engine_service(layout)?;
     cmd(&layout.engine_service().display().to_string(), &["start"])?;
-    let log_path = layout.logs.join("dockerd.log");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        check_interrupted()?;
-        if docker(layout, &["version", "--format", "{{.Server.Version}}"]).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the simulator's dockerd did not answer on {} within 60 s; its log {} ends with:\n{}",
-                layout.docker_host(),
-                log_path.display(),
-                tail(&log_path, 15)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_answering(layout)
 }
 
 /// The runner's service manager for the dedicated engine, as a script: `start` runs dockerd
@@ -716,8 +715,20 @@ fn write_engine_service(layout: &Layout) -> Result<()> {
          pidfile={pid}\n\
          case \"${{1:-}}\" in\n\
          start)\n\
+         \x20 # A unit file that passes --data-root itself (the restore check sets it).\n\
+         \x20 if [ -f {unit} ]; then set -- --data-root \"$(cat {unit})\"; else set --; fi\n\
          \x20 setsid dockerd --config-file {config} --exec-root {exec} --pidfile \"$pidfile\" \\\n\
-         \x20   -H {host} </dev/null >>{log} 2>&1 &\n\
+         \x20   -H {host} \"$@\" </dev/null >>{log} 2>&1 &\n\
+         \x20 child=$!\n\
+         \x20 # Like systemd's start job: done when the engine answers, failed if it exits.\n\
+         \x20 i=0\n\
+         \x20 while [ \"$i\" -lt 600 ]; do\n\
+         \x20   state=$(cut -d' ' -f3 /proc/$child/stat 2>/dev/null || echo gone)\n\
+         \x20   case \"$state\" in Z|gone) echo \"dockerd exited at start; see {log}\" >&2; exit 1 ;; esac\n\
+         \x20   DOCKER_HOST={host} docker version >/dev/null 2>&1 && exit 0\n\
+         \x20   sleep 0.1; i=$((i + 1))\n\
+         \x20 done\n\
+         \x20 echo \"dockerd did not answer in 60 s; see {log}\" >&2; exit 1\n\
          \x20 ;;\n\
          stop)\n\
          \x20 pid=$(cat \"$pidfile\" 2>/dev/null) || exit 0\n\
@@ -729,6 +740,7 @@ fn write_engine_service(layout: &Layout) -> Result<()> {
          *) echo \"usage: $0 start|stop\" >&2; exit 2 ;;\n\
          esac\n",
         pid = q(&layout.pidfile()),
+        unit = q(&layout.unit_data_root()),
         config = q(&layout.daemon_json()),
         exec = q(&layout.run_dir.join("exec")),
         host = layout.docker_host(),
@@ -776,6 +788,123 @@ fn daemon_json_keys(layout: &Layout, after: bool) -> Result<Vec<String>> {
         }
     }
     Ok(map.keys().filter(|k| *k != "data-root").cloned().collect())
+}
+
+/// A move whose restart fails, for real: the runner's unit passes `--data-root` itself, so
+/// dockerd refuses the merged daemon.json that sets it too.
+#[derive(Debug, Default, Serialize)]
+struct RestoreCheck {
+    result: String,
+    error: Option<String>,
+    /// daemon.json byte for byte as it was before the run.
+    daemon_json_restored: bool,
+    /// The engine's data root after the run: the old one again.
+    data_root_after: Option<PathBuf>,
+    base_image_kept: bool,
+    /// The partial copy headroom left on the second disk (removed by the simulator after).
+    partial_copy_left: bool,
+    problems: Vec<String>,
+}
+
+fn check_restore(layout: &Layout, run: &dyn Fn() -> Result<RunSummary>) -> Result<RestoreCheck> {
+    let service = layout.engine_service().display().to_string();
+    let config = layout.daemon_json();
+    let original = std::fs::read(&config).with_context(|| config.display().to_string())?;
+    let mut unit_config: serde_json::Value = serde_json::from_slice(&original)?;
+    if let Some(map) = unit_config.as_object_mut() {
+        map.remove("data-root");
+    }
+    say("restore check: the engine's unit now passes --data-root itself");
+    cmd(&service, &["stop"])?;
+    std::fs::write(
+        layout.unit_data_root(),
+        layout.data_root.display().to_string(),
+    )?;
+    let unit_text = serde_json::to_string_pretty(&unit_config)? + "\n";
+    std::fs::write(&config, &unit_text)?;
+    cmd(&service, &["start"])?;
+    wait_answering(layout)?;
+    let run = run();
+    let after = std::fs::read(&config).unwrap_or_default();
+    let root = docker(layout, &["info", "--format", "{{.DockerRootDir}}"])
+        .ok()
+        .map(|r| PathBuf::from(r.trim()));
+    let base = docker(layout, &["image", "inspect", BASE_IMAGE]).is_ok();
+    let copy = layout.second_mnt().join("docker");
+    let mut check = RestoreCheck {
+        daemon_json_restored: after == unit_text.as_bytes(),
+        data_root_after: root.clone(),
+        base_image_kept: base,
+        partial_copy_left: copy.exists(),
+        ..RestoreCheck::default()
+    };
+    match run {
+        Ok(r) => {
+            check.result = r.result.clone();
+            check.error = r.error.clone();
+        }
+        Err(e) => check.problems.push(format!("{e:#}")),
+    }
+    if check.result != "failed" {
+        check
+            .problems
+            .push(format!("expected a failed move, got {:?}", check.result));
+    }
+    if !check
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("restored"))
+    {
+        check.problems.push(format!(
+            "the error does not say what was restored: {:?}",
+            check.error
+        ));
+    }
+    if !check.daemon_json_restored {
+        check.problems.push("daemon.json is not as it was".into());
+    }
+    if root.as_deref() != Some(layout.data_root.as_path()) {
+        check
+            .problems
+            .push(format!("the engine is not back on its old root: {root:?}"));
+    }
+    if !base {
+        check.problems.push(format!("{BASE_IMAGE} is gone"));
+    }
+    // Back to the runner as it was; the partial copy is the simulator's to clear.
+    cmd(&service, &["stop"])?;
+    std::fs::remove_file(layout.unit_data_root())?;
+    std::fs::write(&config, &original)?;
+    if copy.exists() {
+        let outcome = headroom_disk::remove_tree(&copy, &[], &|_| {});
+        if let Some(e) = outcome.errors.first() {
+            bail!("clearing {}: {e}", copy.display());
+        }
+    }
+    cmd(&service, &["start"])?;
+    wait_answering(layout)?;
+    Ok(check)
+}
+
+/// Wait up to 60 s for the simulator's engine to answer.
+fn wait_answering(layout: &Layout) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        check_interrupted()?;
+        if docker(layout, &["version", "--format", "{{.Server.Version}}"]).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let log = layout.logs.join("dockerd.log");
+            bail!(
+                "the simulator's dockerd did not answer on {} within 60 s; its log {} ends with:\n{}",
+                layout.docker_host(),
+                log.display(),
+                tail(&log, 15)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Dual layout: the pipeline passed by placement alone.
