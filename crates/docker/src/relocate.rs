@@ -123,6 +123,28 @@ pub type JsonObject = serde_json::Map<String, serde_json::Value>;
 /// Read `daemon.json`: `None` when there is none. Anything but a JSON object is refused, with
 /// the line and column of the first error.
 pub fn read_config(path: &Path) -> Result<Option<(Vec<u8>, JsonObject)>, MoveError> {
+    // Rewriting it would replace the link with a file: the user's setup changed behind them.
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if m.file_type().is_symlink() {
+            let target = std::fs::read_link(path)
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            return Err(MoveError::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "a symbolic link (to {target}): headroom does not rewrite it; set data-root \
+                     in the file it points to, or replace the link with a file; nothing was \
+                     changed"
+                ),
+            });
+        }
+        if !m.is_file() {
+            return Err(MoveError::Config {
+                path: path.to_path_buf(),
+                message: "not a regular file; nothing was changed".into(),
+            });
+        }
+    }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -187,6 +209,24 @@ fn backup_path(config: &Path) -> PathBuf {
     let mut name = config.file_name().unwrap_or_default().to_os_string();
     name.push(".headroom-backup");
     config.with_file_name(name)
+}
+
+/// The backup's path for this move: `daemon.json.headroom-backup`, or, when an earlier move
+/// left one (the original, before any move), the first free `….headroom-backup.N`: a backup is
+/// never overwritten.
+fn free_backup_path(config: &Path) -> PathBuf {
+    let first = backup_path(config);
+    if std::fs::symlink_metadata(&first).is_err() {
+        return first;
+    }
+    (1..)
+        .map(|n| {
+            let mut name = first.file_name().unwrap_or_default().to_os_string();
+            name.push(format!(".{n}"));
+            first.with_file_name(name)
+        })
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .unwrap_or(first)
 }
 
 /// Write `bytes` to `path` through a temporary file beside it and a rename: a reader sees the
@@ -370,7 +410,7 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
     text.push(b'\n');
     let backup = match &original {
         Some((bytes, _)) => {
-            let b = backup_path(&req.config);
+            let b = free_backup_path(&req.config);
             write_atomically(&b, bytes).map_err(|e| MoveError::Config {
                 path: b.clone(),
                 message: format!("writing the backup: {e}; nothing was changed"),
@@ -429,7 +469,12 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
         let _ = std::fs::remove_file(tar);
     }
     if let Err((step, message)) = moved {
-        let restored = restore(req, original.as_ref().map(|(b, _)| b.as_slice())).await;
+        let restored = restore(
+            req,
+            original.as_ref().map(|(b, _)| b.as_slice()),
+            backup.as_deref(),
+        )
+        .await;
         return Err(MoveError::Failed {
             step,
             message,
@@ -526,7 +571,7 @@ async fn load_images(req: &MoveRequest, tar: &Path) -> Result<(), String> {
 }
 
 /// Put `daemon.json` back as it was and start the engine on its old root; says what it did.
-async fn restore(req: &MoveRequest, original: Option<&[u8]>) -> String {
+async fn restore(req: &MoveRequest, original: Option<&[u8]>, backup: Option<&Path>) -> String {
     let _ = run_argv(&req.service.stop).await;
     let _ = wait_stopped(&req.endpoint, req.wait).await;
     let config = match original {
@@ -544,9 +589,12 @@ async fn restore(req: &MoveRequest, original: Option<&[u8]>) -> String {
         Ok(done) => done,
         Err(e) => {
             return format!(
-                "restoring {} FAILED ({e}): put its backup {} back by hand",
+                "restoring {} FAILED ({e}): {}",
                 req.config.display(),
-                backup_path(&req.config).display()
+                match backup {
+                    Some(b) => format!("put its backup {} back by hand", b.display()),
+                    None => "remove it by hand (there was none before)".into(),
+                }
             );
         }
     };
@@ -606,6 +654,44 @@ mod tests {
         let odd: JsonObject = serde_json::from_str(r#"{"features": 3}"#).unwrap();
         let out = merged(Some(&odd), Path::new("/d"), Some(true));
         assert_eq!(out["features"]["containerd-snapshotter"], true);
+    }
+
+    #[test]
+    fn a_linked_or_odd_config_is_refused_and_backups_are_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.json");
+        std::fs::write(&real, "{}").unwrap();
+        let link = dir.path().join("daemon.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = read_config(&link).unwrap_err().to_string();
+        assert!(
+            e.contains("symbolic link") && e.contains("real.json"),
+            "{e}"
+        );
+        let as_dir = dir.path().join("dir.json");
+        std::fs::create_dir(&as_dir).unwrap();
+        assert!(
+            read_config(&as_dir)
+                .unwrap_err()
+                .to_string()
+                .contains("regular file")
+        );
+
+        let config = dir.path().join("etc.json");
+        assert_eq!(
+            free_backup_path(&config),
+            dir.path().join("etc.json.headroom-backup")
+        );
+        std::fs::write(dir.path().join("etc.json.headroom-backup"), "original").unwrap();
+        assert_eq!(
+            free_backup_path(&config),
+            dir.path().join("etc.json.headroom-backup.1")
+        );
+        std::fs::write(dir.path().join("etc.json.headroom-backup.1"), "second").unwrap();
+        assert_eq!(
+            free_backup_path(&config),
+            dir.path().join("etc.json.headroom-backup.2")
+        );
     }
 
     #[test]
