@@ -116,15 +116,7 @@ impl ServiceEngine {
 
     /// The docker CLI against this engine: its stdout, or `None` when it failed.
     pub fn docker(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("docker")
-            .args(args)
-            .env("DOCKER_HOST", &self.host)
-            .env_remove("DOCKER_CONTEXT")
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        crate::docker_with(&[("DOCKER_HOST".into(), self.host.clone())], args)
     }
 
     pub fn data_root(&self) -> Option<PathBuf> {

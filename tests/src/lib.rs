@@ -396,3 +396,18 @@ impl Drop for TestBridge {
             .status();
     }
 }
+
+/// The docker CLI with this engine environment (no context): its trimmed stdout, or `None`
+/// when it failed.
+pub fn docker_with(env: &[(String, String)], args: &[&str]) -> Option<String> {
+    let out = Command::new("docker")
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{LoopFs, TestBridge};
+use crate::{LoopFs, TestBridge, docker_with, sh};
 
 #[derive(Debug)]
 pub struct TlsEngine {
@@ -23,25 +23,11 @@ pub struct TlsEngine {
     child: std::process::Child,
 }
 
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e} (run scripts/provision)"));
-    assert!(
-        out.status.success(),
-        "{program} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A CA, and a server (`127.0.0.1`, `localhost`) and client certificate it signed.
 pub fn make_certs(dir: &Path) {
     std::fs::create_dir_all(dir).expect("certs dir");
     let p = |name: &str| dir.join(name).display().to_string();
-    run(
+    sh(
         "openssl",
         &[
             "req",
@@ -70,7 +56,7 @@ pub fn make_certs(dir: &Path) {
         ("client", "key.pem", "cert.pem", "client.ext"),
     ] {
         let csr = p(&format!("{who}.csr"));
-        run(
+        sh(
             "openssl",
             &[
                 "req",
@@ -85,7 +71,7 @@ pub fn make_certs(dir: &Path) {
                 &csr,
             ],
         );
-        run(
+        sh(
             "openssl",
             &[
                 "x509",
@@ -197,16 +183,7 @@ impl TlsEngine {
 
     /// The docker CLI against this engine: its stdout, or `None` when it failed.
     pub fn docker(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("docker")
-            .args(args)
-            .envs(self.env())
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        docker_with(&self.env(), args)
     }
 
     /// Copy an image from the host's engine (nothing can be pulled here).
@@ -216,7 +193,7 @@ impl TlsEngine {
             .iter()
             .map(|(k, v)| format!("{k}='{v}'"))
             .collect();
-        run(
+        sh(
             "sh",
             &[
                 "-c",
@@ -273,7 +250,7 @@ impl SshServer {
             .expect("tempdir");
         let d = |name: &str| dir.path().join(name).display().to_string();
         for key in ["host_key", "id"] {
-            run(
+            sh(
                 "ssh-keygen",
                 &["-q", "-t", "ed25519", "-N", "", "-f", &d(key)],
             );

@@ -63,33 +63,16 @@ pub async fn engine_used_bytes(engine: &Engine) -> Result<u64, String> {
 /// `docker system df`, one row per kind. The CLI answers in every engine's schema; bollard's
 /// model follows the newest API and leaves older engines' fields empty.
 pub async fn system_df(engine: &Engine) -> Result<Vec<UsageRow>, String> {
-    let env = engine.endpoint.cli_env();
-    let out = tokio::task::spawn_blocking(move || {
-        let mut cmd = duct::cmd("docker", ["system", "df", "--format", "{{json .}}"]);
-        for (k, v) in env {
-            cmd = cmd.env(k, v);
-        }
-        cmd.env_remove("DOCKER_CONTEXT")
-            .stdout_capture()
-            .stderr_capture()
-            .stdin_null()
-            .unchecked()
-            .run()
-    })
-    .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-    .map_err(|e| format!("docker system df: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "docker system df: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .next()
-                .unwrap_or("failed")
-        ));
-    }
+    let args = ["system", "df", "--format", "{{json .}}"]
+        .map(String::from)
+        .to_vec();
+    let stdout = engine
+        .endpoint
+        .cli("docker system df", args)
+        .await
+        .map_err(|e| e.lines().next().unwrap_or_default().to_string())?;
     let mut rows = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
             let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
             rows.push(UsageRow {

@@ -37,6 +37,32 @@ impl Endpoint {
         }
         env
     }
+
+    /// Run the docker CLI against this engine (on a blocking thread, stdin closed): its
+    /// stdout, or `what: ` and its stderr.
+    pub async fn cli(&self, what: &str, args: Vec<String>) -> Result<String, String> {
+        let env = self.cli_env();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("docker")
+                .args(&args)
+                .envs(env)
+                .env_remove("DOCKER_CONTEXT")
+                .stdin(std::process::Stdio::null())
+                .output()
+        })
+        .await
+        .map_err(|e| format!("{what}: {e}"))?
+        .map_err(|e| format!("{what}: {e}"))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let said = stderr.trim();
+            return Err(format!(
+                "{what}: {}",
+                if said.is_empty() { "failed" } else { said }
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

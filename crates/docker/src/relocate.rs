@@ -505,26 +505,8 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
 
 /// The docker CLI against the request's engine.
 async fn docker_cli(req: &MoveRequest, args: Vec<String>) -> Result<String, String> {
-    let env = req.endpoint.cli_env();
-    let shown = format!("docker {}", args.join(" "));
-    let out = tokio::task::spawn_blocking(move || {
-        let mut c = std::process::Command::new("docker");
-        c.args(&args)
-            .envs(env)
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(std::process::Stdio::null());
-        c.output()
-    })
-    .await
-    .map_err(|e| format!("{shown}: {e}"))?
-    .map_err(|e| format!("{shown}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{shown}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let what = format!("docker {}", args.join(" "));
+    req.endpoint.cli(&what, args).await
 }
 
 /// Save the engine's tagged images to a file beside the data root; the file and the names.
