@@ -270,21 +270,8 @@ impl Lint {
 /// Write beside the target and rename over it: an interrupted write never leaves half a
 /// Dockerfile, and the original's permissions are kept.
 fn write_atomically(path: &Path, text: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "Dockerfile".into());
-    let tmp = dir.join(format!(".{name}.headroom-fix.tmp"));
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    headroom_disk::write_atomically(path, text)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn dump(files: &[PathBuf]) -> Result<ExitCode> {

@@ -42,6 +42,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod accounting;
+mod atomic;
 mod catalog;
 mod error;
 mod fsio;
@@ -61,6 +62,7 @@ mod usage;
 mod watch;
 
 pub use accounting::Accounting;
+pub use atomic::write_atomically;
 pub use catalog::{Catalog, CostModel, ItemSpec, ReclaimKind, UserConfig};
 pub use error::{Error, Result};
 pub use host::docker_data_root;

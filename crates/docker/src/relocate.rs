@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use headroom_disk::write_atomically;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Endpoint, Engine};
@@ -229,27 +230,6 @@ fn free_backup_path(config: &Path) -> PathBuf {
         .unwrap_or(first)
 }
 
-/// Write `bytes` to `path` through a temporary file beside it and a rename: a reader sees the
-/// old file or the new one, never half of one. The old file's mode is kept.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".headroom-tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mode = std::fs::metadata(path).ok().map(|m| m.permissions());
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    if let Some(mode) = mode {
-        std::fs::set_permissions(&tmp, mode)?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 /// Check the new root can be used: absent or empty, not inside the old one (nor the old one
 /// inside it).
 pub fn check_target(from: &Path, to: &Path) -> Result<(), MoveError> {
@@ -445,12 +425,16 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
                 .await
                 .map_err(|m| ("copying the old data root", m))?;
         }
-        write_atomically(&req.config, &text).map_err(|e| {
-            (
-                "writing daemon.json",
-                format!("{}: {e}", req.config.display()),
-            )
-        })?;
+        req.config
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| write_atomically(&req.config, &text))
+            .map_err(|e| {
+                (
+                    "writing daemon.json",
+                    format!("{}: {e}", req.config.display()),
+                )
+            })?;
         run_argv(&req.service.start)
             .await
             .map_err(|m| ("starting the engine on the new data root", m))?;
