@@ -2,21 +2,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use serde::Serialize;
-
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::catalog::{Catalog, ItemSpec, ReclaimKind};
+use crate::error::{Error, Result};
 use crate::host;
 use crate::measure::{Size, measure_excluding};
 use crate::mounts::MountTable;
 use crate::progress::{Event, Progress};
-use crate::report::Protected;
 use crate::resolve::{self, Anchor, Identity, Resolve};
 use crate::size::format_size;
 use crate::usage::{FsUsage, device_of, usage};
-use crate::{Error, Result};
 
 /// Where the catalog's paths are and what the reclaim may touch.
 #[derive(Debug, Clone, Default)]
@@ -190,6 +188,18 @@ impl Plan {
     pub fn is_rooted(&self) -> bool {
         self.root.is_some()
     }
+}
+
+/// One protect entry as resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protected {
+    /// As written in the configuration.
+    pub entry: String,
+    /// The path it resolved to (under `--root` when one is given).
+    pub path: String,
+    /// Present (before a reclaim), or still present (after one).
+    pub kept: bool,
+    pub note: Option<String>,
 }
 
 /// Plan a reclaim. Measures each candidate (in parallel inside each item); never deletes.
@@ -739,3 +749,4 @@ fn resolves_within(path: &Path, root: &Path) -> bool {
 pub(crate) fn within(path: &Path, root: &Path) -> bool {
     path.starts_with(root)
 }
+
