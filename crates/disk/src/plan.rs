@@ -682,8 +682,9 @@ fn resolve_protect(
     let mut paths = Vec::new();
     let mut report = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
-        let bad = |message: String| Error::Config {
-            origin: format!("free.protect[{i}] {entry:?}"),
+        let bad = |message: String| Error::Protect {
+            index: i,
+            entry: entry.clone(),
             message,
         };
         if !entry.starts_with('/') {
@@ -750,3 +751,39 @@ pub(crate) fn within(path: &Path, root: &Path) -> bool {
     path.starts_with(root)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    #[test]
+    fn a_protect_entry_that_cannot_be_honoured_is_a_protect_error_naming_it() {
+        let root = tempfile::tempdir().unwrap();
+        let request = |protect: &str| PlanRequest {
+            target_path: root.path().to_path_buf(),
+            need: None,
+            selection: Selection::default(),
+            protect: vec!["/opt/hostedtoolcache".into(), protect.into()],
+        };
+        let env = Environment::under_root(root.path());
+        for (entry, why) in [
+            ("relative/path", "is not an absolute path"),
+            ("/opt/../etc", "contains '..'"),
+            ("/srv/nothing-here", "protects nothing"),
+        ] {
+            let err = plan(&Catalog::builtin(), &env, &request(entry), &NoProgress).unwrap_err();
+            match &err {
+                Error::Protect {
+                    index, entry: e, ..
+                } => assert_eq!((*index, e.as_str()), (1, entry)),
+                other => panic!("{entry}: not a protect error: {other}"),
+            }
+            // The text callers show after the configuration file's name.
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("free.protect[1] {entry:?}: {why}")),
+                "{text}"
+            );
+        }
+    }
+}
