@@ -99,9 +99,7 @@ impl Free {
         let plan = match headroom_disk::plan(&catalog, &env, &request, &reporter) {
             Ok(plan) => plan,
             // A protect entry that protects nothing: name the file it came from.
-            Err(e @ headroom_disk::Error::Config { .. })
-                if e.to_string().starts_with("free.protect") =>
-            {
+            Err(e @ headroom_disk::Error::Protect { .. }) => {
                 let file = headroom_pipeline::settings::tool_config_path(self.config.as_deref())
                     .unwrap_or_default();
                 bail!("{}: {e}; nothing deleted", file.display());

@@ -19,6 +19,14 @@ pub enum Error {
     },
     #[error("{origin}: {message}")]
     Config { origin: String, message: String },
+    /// A `protect` entry of the configuration's `[free]` table that cannot be honoured
+    /// (entry `index`, from 0). It does not name the file: the caller that read it does.
+    #[error("free.protect[{index}] {entry:?}: {message}")]
+    Protect {
+        index: usize,
+        entry: String,
+        message: String,
+    },
     #[error("{what} {}: does not exist", path.display())]
     Missing { what: &'static str, path: PathBuf },
 }

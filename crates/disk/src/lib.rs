@@ -15,6 +15,20 @@
 //! follows a symbolic link, never enters another filesystem, and never touches a path that
 //! the plan did not name. The library never prints; progress arrives through [`Progress`].
 //!
+//! Code map, from the entry points down (imports run one way: no module imports, directly or
+//! through others, a module that imports it):
+//! - `reclaim`: carry a plan out ([`reclaim()`], [`spawn`], [`free_until`]) through `remove`
+//!   (descriptor-relative deletion), `lock` (one deleter per tree), `host` (Docker, apt, swap)
+//!   and `accounting` (freed bytes checked against the filesystem's own figure);
+//! - `report`: what a reclaim did or would do ([`FreeReport`]), as serde types and Markdown;
+//! - `plan`: which items to reclaim ([`plan()`], [`Plan`], the [`Protected`] entries), from the
+//!   `catalog`, sized by `measure`, each path pinned through `resolve` beneath an anchor;
+//! - `progress`: [`Progress`] and its [`Event`]s; `action`: the [`Action`] that names an item's
+//!   outcome, in events and in reports alike;
+//! - `watch` ([`Watchdog`]), `place` (where else a data root could go), `usage` and `mounts`
+//!   (which filesystem holds a path, how full it is);
+//! - the ground: `fsio` (directory access, the I/O pool), `size`, `atomic`, `error`.
+//!
 //! ```no_run
 //! use headroom_disk::{Catalog, Environment, NoProgress, PlanRequest, ReclaimOptions, Selection};
 //!
@@ -42,6 +56,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod accounting;
+mod action;
 mod atomic;
 mod catalog;
 mod error;
@@ -62,6 +77,7 @@ mod usage;
 mod watch;
 
 pub use accounting::Accounting;
+pub use action::Action;
 pub use atomic::write_atomically;
 pub use catalog::{Catalog, CostModel, ItemSpec, ReclaimKind, UserConfig};
 pub use error::{Error, Result};
@@ -69,11 +85,13 @@ pub use host::docker_data_root;
 pub use measure::{Measurement, Size, measure, measure_excluding};
 pub use mounts::{Mount, MountTable};
 pub use place::{Candidate, DATA_ROOT_FS_TYPES, candidates, statvfs_probe};
-pub use plan::{Decision, Environment, Pin, Plan, PlanRequest, PlannedItem, Selection, plan};
+pub use plan::{
+    Decision, Environment, Pin, Plan, PlanRequest, PlannedItem, Protected, Selection, plan,
+};
 pub use progress::{Event, NoProgress, Progress};
 pub use reclaim::{ReclaimHandle, ReclaimOptions, free_until, reclaim, spawn};
 pub use remove::{RemoveOutcome, remove_tree};
-pub use report::{Action, FilesystemReport, FreeReport, ItemReport, Protected};
+pub use report::{FilesystemReport, FreeReport, ItemReport};
 pub use resolve::Identity;
 pub use size::{format_size, parse_size};
 pub use usage::{FsUsage, available_bytes, usage};

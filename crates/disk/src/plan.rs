@@ -2,21 +2,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-use serde::Serialize;
-
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::catalog::{Catalog, ItemSpec, ReclaimKind};
+use crate::error::{Error, Result};
 use crate::host;
 use crate::measure::{Size, measure_excluding};
 use crate::mounts::MountTable;
 use crate::progress::{Event, Progress};
-use crate::report::Protected;
 use crate::resolve::{self, Anchor, Identity, Resolve};
 use crate::size::format_size;
 use crate::usage::{FsUsage, device_of, usage};
-use crate::{Error, Result};
 
 /// Where the catalog's paths are and what the reclaim may touch.
 #[derive(Debug, Clone, Default)]
@@ -190,6 +188,18 @@ impl Plan {
     pub fn is_rooted(&self) -> bool {
         self.root.is_some()
     }
+}
+
+/// One protect entry as resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protected {
+    /// As written in the configuration.
+    pub entry: String,
+    /// The path it resolved to (under `--root` when one is given).
+    pub path: String,
+    /// Present (before a reclaim), or still present (after one).
+    pub kept: bool,
+    pub note: Option<String>,
 }
 
 /// Plan a reclaim. Measures each candidate (in parallel inside each item); never deletes.
@@ -672,8 +682,9 @@ fn resolve_protect(
     let mut paths = Vec::new();
     let mut report = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
-        let bad = |message: String| Error::Config {
-            origin: format!("free.protect[{i}] {entry:?}"),
+        let bad = |message: String| Error::Protect {
+            index: i,
+            entry: entry.clone(),
             message,
         };
         if !entry.starts_with('/') {
@@ -738,4 +749,41 @@ fn resolves_within(path: &Path, root: &Path) -> bool {
 /// True when `path` is `root` or inside it, lexically.
 pub(crate) fn within(path: &Path, root: &Path) -> bool {
     path.starts_with(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::NoProgress;
+
+    #[test]
+    fn a_protect_entry_that_cannot_be_honoured_is_a_protect_error_naming_it() {
+        let root = tempfile::tempdir().unwrap();
+        let request = |protect: &str| PlanRequest {
+            target_path: root.path().to_path_buf(),
+            need: None,
+            selection: Selection::default(),
+            protect: vec!["/opt/hostedtoolcache".into(), protect.into()],
+        };
+        let env = Environment::under_root(root.path());
+        for (entry, why) in [
+            ("relative/path", "is not an absolute path"),
+            ("/opt/../etc", "contains '..'"),
+            ("/srv/nothing-here", "protects nothing"),
+        ] {
+            let err = plan(&Catalog::builtin(), &env, &request(entry), &NoProgress).unwrap_err();
+            match &err {
+                Error::Protect {
+                    index, entry: e, ..
+                } => assert_eq!((*index, e.as_str()), (1, entry)),
+                other => panic!("{entry}: not a protect error: {other}"),
+            }
+            // The text callers show after the configuration file's name.
+            let text = err.to_string();
+            assert!(
+                text.starts_with(&format!("free.protect[1] {entry:?}: {why}")),
+                "{text}"
+            );
+        }
+    }
 }

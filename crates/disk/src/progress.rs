@@ -1,7 +1,7 @@
 //! Progress reporting: the library never prints; it tells a [`Progress`] what it is doing.
 
+use crate::action::Action;
 use crate::measure::Size;
-use crate::report::Action;
 
 /// Something happening during planning or reclaiming.
 #[derive(Debug, Clone, Copy)]

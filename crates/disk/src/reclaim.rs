@@ -9,15 +9,19 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::accounting;
-use crate::catalog::ReclaimKind;
+use crate::action::Action;
+use crate::catalog::{Catalog, ReclaimKind};
+use crate::error::Result;
 use crate::fsio;
 use crate::host;
 use crate::lock;
 use crate::measure::measure_excluding;
-use crate::plan::{Plan, PlannedItem, join_paths as join, within};
-use crate::progress::{Event, Progress};
+use crate::plan::{
+    self, Environment, Plan, PlanRequest, PlannedItem, Selection, join_paths as join, within,
+};
+use crate::progress::{Event, NoProgress, Progress};
 use crate::remove::{Links, remove_planned};
-use crate::report::{Action, FreeReport, ItemReport, lossy};
+use crate::report::{FreeReport, ItemReport, lossy};
 use crate::resolve::{self, Resolve};
 use crate::usage::{available_bytes, sync_filesystem};
 
@@ -420,21 +424,17 @@ pub fn free_until(
     path: impl AsRef<std::path::Path>,
     need: u64,
     dry_run: bool,
-) -> crate::Result<FreeReport> {
-    let plan = crate::plan(
-        &crate::Catalog::builtin(),
-        &crate::Environment::host(),
-        &crate::PlanRequest {
+) -> Result<FreeReport> {
+    let plan = plan::plan(
+        &Catalog::builtin(),
+        &Environment::host(),
+        &PlanRequest {
             target_path: path.as_ref().to_path_buf(),
             need: Some(need),
-            selection: crate::Selection::default(),
+            selection: Selection::default(),
             protect: Vec::new(),
         },
-        &crate::NoProgress,
+        &NoProgress,
     )?;
-    Ok(reclaim(
-        &plan,
-        ReclaimOptions { dry_run },
-        &crate::NoProgress,
-    ))
+    Ok(reclaim(&plan, ReclaimOptions { dry_run }, &NoProgress))
 }

@@ -6,29 +6,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::accounting::Accounting;
-use crate::plan::{Decision, Plan};
+use crate::action::Action;
+use crate::plan::{Decision, Plan, Protected};
 use crate::size::format_size;
-
-/// What happened to an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Removed,
-    Planned,
-    Skipped,
-    Failed,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Removed => "removed",
-            Action::Planned => "planned",
-            Action::Skipped => "skipped",
-            Action::Failed => "failed",
-        }
-    }
-}
 
 /// The filesystem that was freed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,18 +75,6 @@ pub struct FreeReport {
     /// whether it survived).
     #[serde(default)]
     pub protected: Vec<Protected>,
-}
-
-/// One protect entry as resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Protected {
-    /// As written in the configuration.
-    pub entry: String,
-    /// The path it resolved to (under `--root` when one is given).
-    pub path: String,
-    /// Present (before a reclaim), or still present (after one).
-    pub kept: bool,
-    pub note: Option<String>,
 }
 
 /// Paths as text for reports.

@@ -4,7 +4,7 @@
 //! its runners' "14 GB"; binary units (`Ki`, `Mi`, `Gi`, `Ti`, with or without `B`) are
 //! powers of 2. Output uses decimal units too, so what is printed parses back to the same scale.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 const UNITS: &[(&str, u64)] = &[
     ("", 1),

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::error::{Error, Result};
 use crate::mounts::MountTable;
-use crate::{Error, Result};
 
 /// The filesystem holding a path, and how full it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]

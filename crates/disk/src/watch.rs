@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::usage::available_bytes;
-use crate::{Error, Result};
 
 /// What to watch.
 #[derive(Debug, Clone)]

@@ -2,12 +2,36 @@
 //! (through the Engine API or `docker buildx`), tag, push with retries, and explain failures
 //! with the engine's own disk figures.
 //!
-//! The library is async on tokio, never prints, and reports progress through events; the
-//! `cargo xtask image` pipeline decides how to show them.
+//! The library is async on tokio and never prints: a build reports to a
+//! [`build::BuildProgress`] and a push to a [`push::PushProgress`] (each takes the module's
+//! event enum; a closure is one), and the `cargo xtask image` pipeline decides how to show
+//! them.
+//!
+//! Code map, roughly in the order a pipeline uses it:
+//! - [`engine`]: connect to an engine as the Docker CLI finds it (unix socket, TCP with TLS,
+//!   or [`ssh`] through `docker system dial-stdio`), and read its facts;
+//! - [`relocate`]: move the engine's data root to another filesystem, and switch its image
+//!   store, in one restart;
+//! - [`context`]: the build context as a tar made here (`context/plan`: which files, by the
+//!   [`ignore`] rules, whose one-pattern matcher is `ignore/pattern`; `context/write`: the
+//!   deterministic tar, streamed);
+//! - [`build`]: one interface, two backends (files in `image_build/`: `spec`, `outcome`,
+//!   `engine` for the Engine API, `buildx` for `docker buildx build`);
+//! - [`tags`]: tags and OCI labels from git;
+//! - [`auth`]: registry credentials as the Docker CLI finds them (`auth/`: `config`,
+//!   `helper`, `registry`, `credentials`, `error`, `secret`);
+//! - [`push`]: push with retries; [`smoke`]: run the smoke test and the health check;
+//! - [`export`]: an image's archive as a `Read`; [`diagnose`]: the engine's disk figures
+//!   when something fails;
+//! - [`local`]: local stand-ins for tests and benchmarks (a registry with authentication, a
+//!   busybox base image).
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod auth;
+// The files live in `image_build/`, not `build/`: tools and ignore files take a `build/`
+// folder for build output.
+#[path = "image_build/mod.rs"]
 pub mod build;
 pub mod context;
 pub mod diagnose;

@@ -65,6 +65,18 @@ pub enum PushEvent {
     },
 }
 
+/// Receives a push's [`PushEvent`]s. The library never prints: the caller decides how to show
+/// them. A closure `Fn(PushEvent)` is a `PushProgress`.
+pub trait PushProgress: Send + Sync {
+    fn event(&self, event: PushEvent);
+}
+
+impl<F: Fn(PushEvent) + Send + Sync> PushProgress for F {
+    fn event(&self, event: PushEvent) {
+        self(event)
+    }
+}
+
 /// Why a push failed.
 #[derive(Debug, Clone, thiserror::Error, Serialize)]
 #[error("pushing {reference} failed after {attempts} attempt(s): {message}{hint}")]
@@ -147,23 +159,24 @@ fn has_status(message: &str, codes: &[u16]) -> bool {
     false
 }
 
-/// Push every reference (`repo:tag`), each with retries; returns the digests.
+/// Push every reference (`repo:tag`), each with retries, reporting to `progress`; returns
+/// the digests.
 pub async fn push_all(
     engine: &Engine,
     references: &[String],
     credentials: Option<&Credentials>,
     policy: RetryPolicy,
-    on_event: &(dyn Fn(PushEvent) + Send + Sync),
+    progress: &dyn PushProgress,
 ) -> Result<Vec<Pushed>, PushError> {
     let Some((first, rest)) = references.split_first() else {
         return Ok(Vec::new());
     };
     // The first push uploads the layers; the other tags then only add manifests, so they
     // go together.
-    let mut pushed = vec![push_one(engine, first, credentials, policy, on_event).await?];
+    let mut pushed = vec![push_one(engine, first, credentials, policy, progress).await?];
     let others = futures_util::future::join_all(
         rest.iter()
-            .map(|r| push_one(engine, r, credentials, policy, on_event)),
+            .map(|r| push_one(engine, r, credentials, policy, progress)),
     )
     .await;
     for result in others {
@@ -177,13 +190,13 @@ async fn push_one(
     reference: &str,
     credentials: Option<&Credentials>,
     policy: RetryPolicy,
-    on_event: &(dyn Fn(PushEvent) + Send + Sync),
+    progress: &dyn PushProgress,
 ) -> Result<Pushed, PushError> {
     let start = std::time::Instant::now();
     let (repo, tag) = split_reference(reference);
     let mut attempt = 1;
     loop {
-        match push_attempt(engine, reference, &repo, &tag, credentials, on_event).await {
+        match push_attempt(engine, reference, &repo, &tag, credentials, progress).await {
             Ok(digest) => {
                 return Ok(Pushed {
                     reference: reference.to_string(),
@@ -224,7 +237,7 @@ async fn push_one(
                 }
                 attempt += 1;
                 let delay = policy.delay(attempt);
-                on_event(PushEvent::Retry {
+                progress.event(PushEvent::Retry {
                     reference: reference.to_string(),
                     attempt,
                     delay,
@@ -242,7 +255,7 @@ async fn push_attempt(
     repo: &str,
     tag: &str,
     credentials: Option<&Credentials>,
-    on_event: &(dyn Fn(PushEvent) + Send + Sync),
+    progress: &dyn PushProgress,
 ) -> Result<String, String> {
     let creds = credentials.map(|c| {
         if c.is_identity_token() {
@@ -271,7 +284,7 @@ async fn push_attempt(
                     if let Some(d) = parse_digest(&status) {
                         digest = Some(d);
                     }
-                    on_event(PushEvent::Status {
+                    progress.event(PushEvent::Status {
                         reference: reference.to_string(),
                         line: status,
                     });

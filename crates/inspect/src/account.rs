@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::rc::Rc;
 
 use super::layer::{Kind, LayerData};
-use super::{DIVE_EXPLANATION, DiveFigures, WastedPath};
+use super::report::{DIVE_EXPLANATION, DiveFigures, WastedPath};
 
 /// A path of the model, as a prefix of a path the archive holds: the ancestors of an entry
 /// share its one copy of the text, so a path `d` components deep costs `d` small keys, not

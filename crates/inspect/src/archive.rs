@@ -7,8 +7,10 @@ use std::io::{self, Cursor, Read};
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
+use super::error::{InspectError, truncated};
 use super::layer::{self, LayerData};
-use super::{Compression, InspectError, hex, normalize, short, truncated};
+use super::report::Compression;
+use super::text::{hex, normalize, short};
 
 /// The largest JSON document kept in memory.
 pub(super) const JSON_LIMIT: u64 = 64 << 20;

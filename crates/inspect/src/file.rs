@@ -11,8 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::archive::{self, Blob, Collected, Raw};
+use super::error::InspectError;
 use super::layer::{self, Kind, LayerData, Pending};
-use super::{Compression, InspectError, hex};
+use super::report::Compression;
+use super::text::hex;
 
 /// The buffer of a reader that walks headers: big enough to hold the headers of a run of
 /// small files, small enough that a header read after a seek reads little else.

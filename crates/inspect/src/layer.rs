@@ -9,7 +9,9 @@ use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
-use super::{Compression, hex, normalize};
+use super::error::truncated;
+use super::report::Compression;
+use super::text::{hex, normalize};
 
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -215,7 +217,7 @@ pub(super) fn index_layer<R: Read + io::Seek>(
             let path = records.get(last.record).map_or("", |r| r.path.as_str());
             return Err(format!(
                 "entry {path}: {}",
-                super::truncated(last.size, "layer", held)
+                truncated(last.size, "layer", held)
             ));
         }
     }
@@ -331,7 +333,7 @@ fn walk<R: Read>(
                 if read != declared && kind != EntryType::GNUSparse {
                     return Err(format!(
                         "entry {path}: {}",
-                        super::truncated(declared, "layer", read)
+                        truncated(declared, "layer", read)
                     ));
                 }
                 Kind::File {

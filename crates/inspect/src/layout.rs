@@ -4,7 +4,9 @@
 use serde_json::{Map, Value};
 
 use super::archive::Collected;
-use super::{AnalyzeOptions, InspectError, Layout, normalize, short};
+use super::error::InspectError;
+use super::report::Layout;
+use super::text::{normalize, short};
 
 /// How deep nested indexes are followed.
 const MAX_DEPTH: usize = 8;
@@ -54,25 +56,25 @@ impl From<InspectError> for DockerError {
     }
 }
 
-/// Pick the image and its parts.
-pub(super) fn resolve(c: &Collected, options: &AnalyzeOptions) -> Result<Plan, InspectError> {
+/// Pick the image (the one named `image`, else the first) and its parts.
+pub(super) fn resolve(c: &Collected, image: Option<&str>) -> Result<Plan, InspectError> {
     match (c.json("manifest.json"), c.json("index.json")) {
-        (Some(manifest), index) => match docker(c, manifest, options) {
+        (Some(manifest), index) => match docker(c, manifest, image) {
             // An empty manifest.json next to an index: the index knows better.
             Err(Empty) => match index {
-                Some(index) => oci(c, index, options),
+                Some(index) => oci(c, index, image),
                 None => Err(json_error("manifest.json", "the list of images is empty")),
             },
             Err(Fail(e)) => Err(e),
             Ok(plan) => Ok(plan),
         },
-        (None, Some(index)) => oci(c, index, options),
+        (None, Some(index)) => oci(c, index, image),
         (None, None) => Err(InspectError::NotAnImage),
     }
 }
 
 /// The legacy layout: `manifest.json` = `[{Config, RepoTags, Layers}]`.
-fn docker(c: &Collected, bytes: &[u8], options: &AnalyzeOptions) -> Result<Plan, DockerError> {
+fn docker(c: &Collected, bytes: &[u8], want: Option<&str>) -> Result<Plan, DockerError> {
     const NAME: &str = "manifest.json";
     let value = parse(NAME, bytes)?;
     let list = value
@@ -92,13 +94,13 @@ fn docker(c: &Collected, bytes: &[u8], options: &AnalyzeOptions) -> Result<Plan,
             })
             .unwrap_or_default()
     };
-    let (at, item) = match &options.image {
+    let (at, item) = match want {
         None => (0, &list[0]),
         Some(want) => list
             .iter()
             .enumerate()
             .find(|(_, item)| tags_of(item).iter().any(|t| same_name(t, want)))
-            .ok_or_else(|| InspectError::NoSuchImage(want.clone()))?,
+            .ok_or_else(|| InspectError::NoSuchImage(want.to_string()))?,
     };
     let object = item
         .as_object()
@@ -134,7 +136,7 @@ fn docker(c: &Collected, bytes: &[u8], options: &AnalyzeOptions) -> Result<Plan,
         }
     };
     let tags = tags_of(item);
-    let image = match &options.image {
+    let image = match want {
         Some(want) => tags.into_iter().find(|t| same_name(t, want)),
         None => tags.into_iter().next(),
     };
@@ -149,7 +151,7 @@ fn docker(c: &Collected, bytes: &[u8], options: &AnalyzeOptions) -> Result<Plan,
 }
 
 /// The OCI layout: `index.json` → (index →)* manifest → config and layers.
-fn oci(c: &Collected, bytes: &[u8], options: &AnalyzeOptions) -> Result<Plan, InspectError> {
+fn oci(c: &Collected, bytes: &[u8], want: Option<&str>) -> Result<Plan, InspectError> {
     const NAME: &str = "index.json";
     let value = parse(NAME, bytes)?;
     let index = value
@@ -161,7 +163,7 @@ fn oci(c: &Collected, bytes: &[u8], options: &AnalyzeOptions) -> Result<Plan, In
             continue;
         }
         let name = ref_name(descriptor);
-        if let Some(want) = &options.image {
+        if let Some(want) = want {
             if !name.as_deref().is_some_and(|n| same_name(n, want)) {
                 continue;
             }
@@ -170,12 +172,12 @@ fn oci(c: &Collected, bytes: &[u8], options: &AnalyzeOptions) -> Result<Plan, In
             return manifest_plan(c, &path, manifest, name);
         }
     }
-    Err(match (missing, &options.image) {
+    Err(match (missing, want) {
         (Some((referrer, path)), _) => InspectError::Missing {
             referrer: short(&referrer),
             path,
         },
-        (None, Some(want)) => InspectError::NoSuchImage(want.clone()),
+        (None, Some(want)) => InspectError::NoSuchImage(want.to_string()),
         (None, None) => json_error(NAME, "no image manifest in \"manifests\""),
     })
 }

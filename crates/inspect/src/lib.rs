@@ -32,20 +32,35 @@
 //! named by a digest must match it and layers must match the config's `rootfs.diff_ids`. A corrupt or truncated archive is an error,
 //! never a panic and never a silently different answer. The analyser is synchronous and never
 //! prints.
+//!
+//! Code map, from the entry points down: [`analyze`] and [`analyze_file`] (here) read the
+//! archive through `archive` (one pass over a stream) or `file` (headers first, then the
+//! layers in parallel); `layer` decompresses and walks one layer blob; `layout` picks the
+//! image and its layers from `manifest.json` or `index.json`; `account` applies the layers in
+//! order and counts what the final image shows; `report` holds the public figures, `error`
+//! [`InspectError`], `text` the path and digest helpers that all of them share.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod account;
 mod archive;
+mod error;
 mod file;
 mod layer;
 mod layout;
+mod report;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::io::Read;
 
-use serde::Serialize;
+pub use error::InspectError;
+pub use report::{
+    Analysis, Compression, DIVE_EXPLANATION, DiveFigures, LayerReport, Layout, WastedPath,
+};
+
+use text::short;
 
 /// What [`analyze`] should look at and how much it should report.
 #[derive(Debug, Clone)]
@@ -73,220 +88,6 @@ impl Default for AnalyzeOptions {
     }
 }
 
-/// Which layout the archive was read through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// `manifest.json` (written by every engine; engines ≥ 25 also write an OCI layout).
-    Docker,
-    /// `index.json` of an OCI image layout, used when there is no `manifest.json`.
-    Oci,
-}
-
-/// How a layer blob was stored in the archive (sniffed from its first bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// A plain tar.
-    None,
-    /// gzip (`1f 8b`), possibly several members.
-    Gzip,
-    /// zstd (`28 b5 2f fd`), possibly several frames.
-    Zstd,
-}
-
-/// The analysis of one image.
-#[derive(Debug, Clone, Serialize)]
-pub struct Analysis {
-    /// The image's first name (`RepoTags[0]`, or the name annotation of an OCI index).
-    pub image: Option<String>,
-    /// Which layout was read.
-    pub layout: Layout,
-    /// The layers, bottom first.
-    pub layers: Vec<LayerReport>,
-    /// Bytes of regular files stored across all layers (the sum of `layers[].size_bytes`).
-    pub total_bytes: u64,
-    /// Bytes of the stored copies that the final image shows (hard links counted once).
-    pub visible_bytes: u64,
-    /// `total_bytes - visible_bytes`: bytes stored in layers that the final image cannot see.
-    pub wasted_bytes: u64,
-    /// `visible_bytes / total_bytes`; 1.0 when nothing is stored.
-    pub efficiency: f64,
-    /// The largest wasted copies, largest first, at most [`AnalyzeOptions::top_n`].
-    pub top_wasted: Vec<WastedPath>,
-    /// Bytes of visible files whose content (size and XXH3-128) is also visible at another path: for
-    /// each content seen at `k` paths, `(k - 1) × size`. Hard links are one file, not
-    /// duplicates. Not part of `wasted_bytes`.
-    pub duplicate_bytes: u64,
-    /// The same image scored by dive's definitions.
-    pub dive: DiveFigures,
-}
-
-/// One layer of the image.
-#[derive(Debug, Clone, Serialize)]
-pub struct LayerReport {
-    /// Position in the image, 0 = the bottom layer.
-    pub index: usize,
-    /// `sha256:` digest of the uncompressed layer tar (its diff id).
-    pub digest: String,
-    /// Where the layer blob sits in the archive (`<id>/layer.tar` or `blobs/sha256/<hex>`).
-    pub blob: String,
-    /// How the blob was stored.
-    pub compression: Compression,
-    /// Bytes of the blob as stored in the archive.
-    pub blob_bytes: u64,
-    /// Sum of the sizes of the regular files in the layer (hard links, symlinks, directories
-    /// and whiteouts count 0) — the layer size dive shows.
-    pub size_bytes: u64,
-    /// Bytes of the uncompressed layer tar (headers and padding included).
-    pub tar_bytes: u64,
-    /// The `created_by` of the config's history entry for this layer (entries with
-    /// `empty_layer: true` are skipped when pairing them).
-    pub created_by: Option<String>,
-    /// True when the layer holds nothing but directories.
-    pub empty: bool,
-    /// Non-directory entries at paths that did not exist below.
-    pub files_added: u64,
-    /// Non-directory entries at paths that existed below (or were whited out by this layer).
-    pub files_modified: u64,
-    /// Non-directory paths of lower layers that this layer removed and did not write again:
-    /// whiteouts, opaque whiteouts, and directories replaced by a file.
-    pub files_removed: u64,
-    /// Bytes of the files counted in `files_removed` (a hard-linked file once).
-    pub bytes_removed: u64,
-    /// `.wh.<name>` entries.
-    pub whiteouts: u64,
-    /// `.wh..wh..opq` entries.
-    pub opaque_whiteouts: u64,
-    /// Hard-link entries.
-    pub hard_links: u64,
-    /// Symbolic-link entries.
-    pub symlinks: u64,
-    /// Bytes this layer stored that the final image cannot see.
-    pub wasted_bytes: u64,
-}
-
-/// A copy of a file that a layer stored and the final image cannot see.
-#[derive(Debug, Clone, Serialize)]
-pub struct WastedPath {
-    /// The path the copy was written at (no leading `/`).
-    pub path: String,
-    /// Its size.
-    pub bytes: u64,
-    /// The layer that wrote it.
-    pub written_in: usize,
-    /// The layer that deleted, hid or overwrote it.
-    pub removed_in: Option<usize>,
-}
-
-/// dive's figures (dive 0.13.1), by dive's definitions:
-/// - for every path seen as a leaf of a layer's tree: its cumulative size over the layers and
-///   the smallest size seen; a whiteout of a directory counts the size of the files it hides,
-///   a whiteout of a file counts 0, opaque whiteouts are ignored;
-/// - a whiteout of a path no lower layer has is dive's defect, followed: the path counts with
-///   a smallest size of -1 and the rest of that layer's leaves (in dive's order: depth first,
-///   children by name) are not visited;
-/// - `efficiency = Σ smallest / Σ cumulative` (1.0 when both are 0);
-/// - `wasted_bytes = Σ cumulative` of every path seen in two or more layers (the kept copy
-///   included);
-/// - `user_wasted_percent = wasted_bytes / (sum of layer sizes except layer 0)`, a fraction
-///   despite its name, divided as dive divides: `+Inf` when bytes are wasted but the layers
-///   above the first hold none (dive's gate fails it), `NaN` when neither (dive's gate passes
-///   it); JSON has no such numbers, so they are written as `null`.
-#[derive(Debug, Clone, Serialize)]
-pub struct DiveFigures {
-    /// `Σ smallest / Σ cumulative`.
-    pub efficiency: f64,
-    /// Σ cumulative size of the paths seen in two or more layers.
-    pub wasted_bytes: u64,
-    /// `wasted_bytes / user_size_bytes`.
-    pub user_wasted_percent: f64,
-    /// Sum of the layer sizes except layer 0.
-    pub user_size_bytes: u64,
-    /// Why these differ from headroom's figures, in one line.
-    pub explanation: String,
-}
-
-/// Why dive's figures differ from ours (shown next to them).
-pub const DIVE_EXPLANATION: &str = "dive adds up every copy of a path seen in two or more layers, \
-     the copy the image keeps included, and ignores opaque whiteouts; headroom counts only the \
-     bytes stored in layers that the final image cannot see";
-
-/// Why an archive could not be analysed. Messages name the entry, blob or document involved.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum InspectError {
-    /// The reader itself failed.
-    #[error("reading the archive at byte {offset}: {source}")]
-    Read {
-        /// Bytes read before the failure.
-        offset: u64,
-        /// What the reader said.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The input is not a tar stream at all (empty, or garbage from the first header).
-    #[error("not an image archive: {0}")]
-    NotATar(String),
-    /// The outer tar is damaged or cut short.
-    #[error("archive {context}: {message}")]
-    Archive {
-        /// Which entry (`entry manifest.json`, `after entry blobs/sha256/ab12…`).
-        context: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// Neither layout's top document is in the archive.
-    #[error("not an image archive: no manifest.json or index.json")]
-    NotAnImage,
-    /// A JSON document is malformed or not shaped as expected.
-    #[error("{name}: {message}")]
-    Json {
-        /// The document (`manifest.json`, `index.json`, `blobs/sha256/ab12…`).
-        name: String,
-        /// What is wrong, with serde's line and column when it failed to parse.
-        message: String,
-    },
-    /// A JSON document is larger than the analyser keeps in memory.
-    #[error("{name}: {size} bytes is too large for a JSON document (limit {limit})")]
-    TooLarge {
-        /// The document.
-        name: String,
-        /// Its declared size.
-        size: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// A document refers to a blob or layer that the archive does not hold.
-    #[error("{referrer} refers to {}, which is not in the archive", short(.path))]
-    Missing {
-        /// The referring document.
-        referrer: String,
-        /// The missing path.
-        path: String,
-    },
-    /// A blob named by its digest does not hold that content.
-    #[error("{}: its content is sha256:{} — not the digest it is named by", short(.path), short(.actual))]
-    Digest {
-        /// The blob.
-        path: String,
-        /// The SHA-256 of what it holds.
-        actual: String,
-    },
-    /// A layer blob could not be read (`truncated gzip stream`, `corrupt tar: …`), is not a
-    /// layer, or does not match the diff id of the config.
-    #[error("layer {}: {message}", short(.blob))]
-    Layer {
-        /// The blob's path in the archive.
-        blob: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// [`AnalyzeOptions::image`] names no image of the archive.
-    #[error("no image named {0} in the archive")]
-    NoSuchImage(String),
-}
-
 /// Analyse the saved image (`docker save` output, either layout) read from `reader`.
 ///
 /// The reader is read once, front to back, and not necessarily to its end (bytes after the
@@ -309,16 +110,11 @@ pub fn analyze_file(
     finish(&collected, options)
 }
 
-/// Why an entry is short: `held` of the `declared` bytes, in the `input` or the `layer`.
-fn truncated(declared: u64, place: &str, held: u64) -> String {
-    format!("truncated: its header declares {declared} bytes, the {place} holds {held}")
-}
-
 fn finish(
     collected: &archive::Collected,
     options: &AnalyzeOptions,
 ) -> Result<Analysis, InspectError> {
-    let plan = layout::resolve(collected, options)?;
+    let plan = layout::resolve(collected, options.image.as_deref())?;
 
     let mut layers = Vec::with_capacity(plan.layers.len());
     for (index, path) in plan.layers.iter().enumerate() {
@@ -397,58 +193,4 @@ fn finish(
         duplicate_bytes: acct.duplicate_bytes,
         dive: acct.dive,
     })
-}
-
-/// A path or digest for a message: runs of 64 hex digits are cut to 12 and `…`.
-fn short(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let run = bytes[i..]
-            .iter()
-            .take_while(|b| b.is_ascii_hexdigit())
-            .count();
-        let at_boundary = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
-        if run == 64 && at_boundary {
-            out.push_str(&text[i..i + 12]);
-            out.push('…');
-            i += 64;
-        } else if run > 0 {
-            out.push_str(&text[i..i + run]);
-            i += run;
-        } else {
-            let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
-            out.push(ch);
-            i += ch.len_utf8().max(1);
-        }
-    }
-    out
-}
-
-/// A path inside a tar, made canonical: no leading `/` or `./`, no empty or `.` components,
-/// `..` resolved lexically (never above the root), no trailing `/`.
-fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            part => parts.push(part),
-        }
-    }
-    parts.join("/")
-}
-
-/// Lower-case hex of a digest.
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    out
 }

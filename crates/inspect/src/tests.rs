@@ -6,6 +6,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::text::{hex, normalize};
 use super::*;
 
 // ---------------------------------------------------------------- building layers
