@@ -15,52 +15,16 @@ use headroom_docker::smoke::GpuPolicy;
 use headroom_docker::tags::TagRules;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ConfigError, read_config};
 use crate::gate::Thresholds;
 use crate::lint::LintConfig;
-use crate::{Report, Stage};
+use crate::report::Report;
+use crate::runner::Runner;
+use crate::stage::Stage;
 
-/// A configuration file or flag that cannot be used: where, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {message}")]
-pub struct ConfigError {
-    /// The file (with `:LINE` when known) or the flag.
-    pub origin: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn new(origin: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            origin: origin.into(),
-            message: message.into(),
-        }
-    }
-
-    /// A TOML error, located as `FILE:LINE:COLUMN`.
-    pub fn toml(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
-        let at = e.span().map(|span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("{origin}:{line}:{column}")
-        });
-        ConfigError::new(at.unwrap_or_else(|| origin.to_string()), e.message())
-    }
-}
-
-/// A configuration file's text; a missing or unreadable file names itself.
-pub(crate) fn read_config(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))
-}
-
-/// headroom.toml in use: the one given, else ./headroom.toml when there is one.
-pub fn tool_config_path(given: Option<&Path>) -> Option<PathBuf> {
-    match given {
-        Some(p) => Some(p.to_path_buf()),
-        None => Some(PathBuf::from("headroom.toml")).filter(|p| p.is_file()),
-    }
-}
+/// `headroom_pipeline::settings::tool_config_path` is the path callers have named it by; it
+/// lives in [`crate::config`].
+pub use crate::config::tool_config_path;
 
 /// The built-in catalog with headroom.toml's `[free]` table applied (extra items, protected
 /// paths).
@@ -499,7 +463,7 @@ impl Settings {
             smoke,
             gpu: args.gpu,
             inspect,
-            hosted_runner: crate::Runner::detect().may_delete_unasked(),
+            hosted_runner: Runner::detect().may_delete_unasked(),
             variants: variants(&config, &args.variants, &base, &origin)?,
             variant: None,
             github_outputs: true,
