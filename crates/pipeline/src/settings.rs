@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use headroom_disk::{Catalog, UserConfig, parse_size};
+use headroom_docker::auth::Secret;
 use headroom_docker::build::{BackendChoice, BuildSpec, SecretSpec};
 use headroom_docker::relocate::ServiceManager;
 use headroom_docker::smoke::GpuPolicy;
@@ -314,7 +315,8 @@ pub struct Settings {
     pub push: bool,
     pub skip: Vec<Stage>,
     pub report_path: PathBuf,
-    pub password: Option<String>,
+    /// `--password-stdin`'s password: `Debug` shows `***`.
+    pub password: Option<Secret>,
     pub username: Option<String>,
     /// The free stage's target, and where it came from.
     pub need: Option<(u64, NeedSource)>,
@@ -372,7 +374,7 @@ impl Settings {
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
                 ConfigError::new("--password-stdin", format!("reading standard input: {e}"))
             })?;
-            Some(text.trim_end_matches(['\n', '\r']).to_string())
+            Some(Secret::new(text.trim_end_matches(['\n', '\r'])))
         } else {
             None
         };
@@ -690,4 +692,28 @@ fn build_spec(
         no_cache: args.no_cache,
         registry_logins: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_never_shows_in_the_settings_debug_output() {
+        let workspace = tempfile::tempdir().expect("a temporary directory");
+        let args = ImageArgs {
+            config: "docker/image.toml".into(),
+            image: Some("registry.test/ns/app".into()),
+            ..ImageArgs::default()
+        };
+        let mut settings = Settings::resolve(&args, workspace.path()).expect("resolves");
+        let password = "hunter2-correct-horse";
+        settings.password = Some(Secret::new(password));
+        settings.username = Some("ci".into());
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains(password), "{shown}");
+        assert!(shown.contains("password: Some(***)"), "{shown}");
+        let shown = format!("{:#?}", settings.clone());
+        assert!(!shown.contains(password), "{shown}");
+    }
 }

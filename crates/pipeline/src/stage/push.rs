@@ -16,7 +16,7 @@ use crate::settings::Settings;
 /// and Docker's config.
 fn resolve_options(s: &Settings) -> ResolveOptions {
     ResolveOptions {
-        password_stdin: s.password.clone(),
+        password_stdin: s.password.as_ref().map(|p| p.expose().to_string()),
         username: s.username.clone(),
         env: std::env::vars().collect(),
         ..ResolveOptions::default()
