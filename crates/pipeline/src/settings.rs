@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use camino::{Utf8Path, Utf8PathBuf};
 use headroom_disk::{Catalog, UserConfig, parse_size};
 use headroom_docker::auth::Secret;
 use headroom_docker::build::{BackendChoice, BuildSpec, SecretSpec};
@@ -161,12 +162,13 @@ pub struct ImageArgs {
     pub variants: Vec<String>,
 }
 
-/// `docker/image.toml`.
+/// `docker/image.toml`. Its paths are UTF-8, as TOML's strings are, and relative to the
+/// file's directory unless absolute.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageConfig {
-    pub dockerfile: Option<PathBuf>,
-    pub context: Option<PathBuf>,
+    pub dockerfile: Option<Utf8PathBuf>,
+    pub context: Option<Utf8PathBuf>,
     pub image: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -212,7 +214,7 @@ pub struct VariantConfig {
     #[serde(default)]
     pub tags: Vec<String>,
     pub target: Option<String>,
-    pub dockerfile: Option<PathBuf>,
+    pub dockerfile: Option<Utf8PathBuf>,
 }
 
 /// `[smoke]`: what the smoke test checks in the built image.
@@ -249,7 +251,7 @@ pub struct FreeConfig {
     /// it deletes anything [default: true].
     pub move_data_root: Option<bool>,
     /// `--engine-service`.
-    pub engine_service: Option<PathBuf>,
+    pub engine_service: Option<Utf8PathBuf>,
     /// `--engine-store`.
     pub engine_store: Option<EngineStore>,
 }
@@ -405,11 +407,7 @@ impl Settings {
             (Some(p), _) => Some(service_program("--engine-service", p)?),
             (None, Some(p)) => Some(service_program(
                 &format!("{origin}: free.engine_service"),
-                &if p.is_absolute() {
-                    p.clone()
-                } else {
-                    base.join(p)
-                },
+                &in_config_dir(&base, p),
             )?),
             // Under --root the engine is not the machine's own: never restart that one.
             (None, None) if args.root.is_none() => ServiceManager::detect(),
@@ -515,13 +513,7 @@ fn variants(
             build_args: v.build_args.clone(),
             tags: v.tags.clone(),
             target: v.target.clone(),
-            dockerfile: v.dockerfile.as_ref().map(|d| {
-                if d.is_absolute() {
-                    d.clone()
-                } else {
-                    base.join(d)
-                }
-            }),
+            dockerfile: v.dockerfile.as_deref().map(|d| in_config_dir(base, d)),
         });
     }
     if wanted.is_empty() {
@@ -565,6 +557,15 @@ impl Settings {
     }
 }
 
+/// A path the config gives: relative to the config's directory `base`, unless absolute.
+fn in_config_dir(base: &Path, p: &Utf8Path) -> PathBuf {
+    if p.is_absolute() {
+        p.as_std_path().to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
 /// `target/headroom/report.json` → `target/headroom/report.NAME.json`.
 pub fn variant_report_path(report: &Path, name: &str) -> PathBuf {
     let stem = report
@@ -599,13 +600,7 @@ fn build_spec(
     base: &Path,
     origin: &str,
 ) -> Result<BuildSpec, ConfigError> {
-    let rel = |p: &PathBuf| {
-        if p.is_absolute() {
-            p.clone()
-        } else {
-            base.join(p)
-        }
-    };
+    let rel = |p: &Utf8PathBuf| in_config_dir(base, p);
     let context = match &args.context {
         Some(c) => c.clone(),
         None => config
@@ -715,5 +710,30 @@ mod tests {
         assert!(shown.contains("password: Some(***)"), "{shown}");
         let shown = format!("{:#?}", settings.clone());
         assert!(!shown.contains(password), "{shown}");
+    }
+
+    #[test]
+    fn config_paths_are_relative_to_the_config_unless_absolute() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = dir.path().join("docker/image.toml");
+        std::fs::create_dir_all(config.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(
+            &config,
+            "image = \"registry.test/ns/app\"\ndockerfile = \"Dockerfile.gpu\"\n\
+             context = \"..\"\n[[variants]]\nname = \"abs\"\ndockerfile = \"/srv/Dockerfile\"\n",
+        )
+        .expect("write the config");
+        let args = ImageArgs {
+            config: config.clone(),
+            ..ImageArgs::default()
+        };
+        let settings = Settings::resolve(&args, dir.path()).expect("resolves");
+        let base = dir.path().join("docker");
+        assert_eq!(settings.spec.dockerfile, base.join("Dockerfile.gpu"));
+        assert_eq!(settings.spec.context, base.join(".."));
+        assert_eq!(
+            settings.variants[0].dockerfile.as_deref(),
+            Some(Path::new("/srv/Dockerfile"))
+        );
     }
 }
