@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Args;
 use headroom_disk::{
-    Action, Catalog, Environment, FreeReport, PlanRequest, ReclaimOptions, Selection, UserConfig,
+    Catalog, Environment, FreeReport, PlanRequest, ReclaimOptions, Selection, UserConfig,
     format_size, parse_size,
 };
+use headroom_pipeline::render;
 
 use crate::ui;
 
@@ -175,16 +176,10 @@ impl Free {
         if self.json {
             println!("{}", serde_json::to_string_pretty(report)?);
         } else {
-            print!("{}", human(report));
+            print!("{}", render::human::free_report(report));
         }
-        ui::github_step_summary(&report.to_markdown())?;
-        ui::github_outputs(&[
-            ("freed_bytes", report.freed_bytes.to_string()),
-            (
-                "available_bytes",
-                report.filesystem.available_after.to_string(),
-            ),
-        ])?;
+        ui::github_step_summary(&render::markdown::free(report))?;
+        ui::github_outputs(&render::github::free_outputs(report))?;
         Ok(())
     }
 
@@ -221,95 +216,6 @@ impl Free {
         }
         ExitCode::SUCCESS
     }
-}
-
-/// The human report: the table, then available before/after.
-pub(crate) fn human(report: &FreeReport) -> String {
-    let rows: Vec<Vec<String>> = report
-        .items
-        .iter()
-        .map(|i| {
-            // An item skipped before it was measured has no size to show.
-            let unmeasured = i.action == Action::Skipped && i.size_bytes == 0 && i.files == 0;
-            vec![
-                i.name.clone(),
-                if unmeasured {
-                    "-".into()
-                } else {
-                    format_size(i.size_bytes)
-                },
-                if unmeasured {
-                    "-".into()
-                } else {
-                    i.files.to_string()
-                },
-                i.action.as_str().to_string(),
-                if i.action == Action::Skipped || i.action == Action::Planned {
-                    "-".to_string()
-                } else {
-                    format!("{:.1}", i.seconds)
-                },
-                i.reason.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let fs = &report.filesystem;
-    let mut out = ui::table(
-        &["item", "size", "files", "action", "seconds", "reason"],
-        &rows,
-    );
-    out.push('\n');
-    let verb = if report.dry_run {
-        "would free"
-    } else {
-        "freed"
-    };
-    out.push_str(&format!(
-        "{} ({} on {}): available {} before, {} after; {verb} {} in {:.1} s",
-        fs.mount_point,
-        fs.fs_type,
-        fs.path,
-        format_size(fs.available_before),
-        format_size(fs.available_after),
-        format_size(report.freed_bytes),
-        report.seconds,
-    ));
-    if let Some(need) = report.need_bytes {
-        out.push_str(&format!(
-            "; target {} {}",
-            format_size(need),
-            if report.target_met { "met" } else { "not met" }
-        ));
-    }
-    out.push('\n');
-    if !report.dry_run {
-        let a = &report.accounting;
-        out.push_str(&format!(
-            "freed counts {}; the filesystem's own figure: {} ({} apart)\n",
-            a.method,
-            format_size(a.filesystem_delta_bytes.unsigned_abs()),
-            format_size(a.difference_bytes.unsigned_abs()),
-        ));
-        if let Some(why) = &a.explanation {
-            out.push_str(&format!("note: {why}\n"));
-        }
-    }
-    for p in report
-        .protected
-        .iter()
-        .filter(|p| p.entry != p.path || !p.kept)
-    {
-        out.push_str(&format!(
-            "protect {}: {}{}\n",
-            p.entry,
-            if p.kept { "kept" } else { "not kept" },
-            p.note
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
-        ));
-    }
-    out
 }
 
 /// The built-in catalog with headroom.toml's `[free]` table applied (`--config`, else

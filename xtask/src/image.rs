@@ -7,12 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use headroom_disk::{FreeReport, Progress, Timeline, format_size};
+use headroom_disk::{FreeReport, Progress, Timeline};
 use headroom_docker::build::BuildEvent;
 use headroom_docker::push::PushEvent;
 use headroom_pipeline::lint::FileFindings;
+use headroom_pipeline::render::{self, human};
 use headroom_pipeline::{
-    ImageArgs, Pipeline, PipelineError, Reporter, Settings, Stage, StageReport, StageStatus,
+    ImageArgs, Pipeline, PipelineError, Reporter, Settings, Stage, StageReport,
 };
 
 use crate::ui;
@@ -51,7 +52,8 @@ impl Image {
 
 /// The pipeline's events as lines on stderr (`image: STAGE: …`), progress bars for the
 /// free stage on a terminal, `::group::` per stage and annotations on GitHub Actions.
-/// Markdown goes only to the step summary, which the pipeline writes.
+/// Markdown goes only to the step summary, which the pipeline writes. The lines are
+/// `headroom_pipeline::render`'s; this decides only where they go.
 struct Terminal {
     github: bool,
 }
@@ -59,53 +61,39 @@ struct Terminal {
 impl Reporter for Terminal {
     fn stage_started(&self, stage: Stage) {
         if self.github {
-            println!("::group::{stage}");
+            println!("{}", render::github::group(stage));
         }
     }
 
     fn stage_finished(&self, stage: &StageReport) {
         if self.github {
-            println!("::endgroup::");
+            println!("{}", render::github::end_group());
         }
-        // A failure's cause is printed once, as the command's error; the stage line says
-        // only that it failed.
-        let shown = stage
-            .reason
-            .as_ref()
-            .filter(|_| stage.status != StageStatus::Failed);
-        eprintln!(
-            "image: {}: {}{} ({:.1} s)",
-            stage.name,
-            stage.status.as_str(),
-            shown.map(|r| format!(": {r}")).unwrap_or_default(),
-            stage.seconds
-        );
+        eprintln!("{}", human::stage_finished(stage));
     }
 
     fn note(&self, stage: Stage, text: &str) {
-        eprintln!("image: {stage}: {text}");
+        eprintln!("{}", human::note(stage, text));
     }
 
     fn variant_started(&self, name: &str, index: usize, count: usize) {
-        eprintln!("image: variant {index}/{count}: {name}");
+        eprintln!("{}", human::variant_started(name, index, count));
     }
 
     fn warning(&self, stage: Stage, text: &str) {
-        eprintln!("warning: {stage}: {text}");
+        eprintln!("{}", human::warning(stage, text));
     }
 
     fn lint(&self, files: &[FileFindings]) {
-        for line in headroom_pipeline::lint::human(files).lines() {
-            eprintln!("image: lint: {line}");
-        }
+        eprint!("{}", human::lint_stage(files));
         if self.github {
-            print!("{}", headroom_pipeline::lint::github(files));
+            print!("{}", render::github::annotations(files));
         }
     }
 
     fn free_plan(&self, report: &FreeReport) {
         // The plan as a table for people; Markdown goes to the step summary only.
-        eprint!("{}", crate::free::human(report));
+        eprint!("{}", human::free_report(report));
     }
 
     fn free_progress(&self) -> Box<dyn Progress + Send> {
@@ -113,45 +101,24 @@ impl Reporter for Terminal {
     }
 
     fn build_started(&self, references: &[String], backend: &str) {
-        eprintln!("image: building {} with {backend}", references.join(", "));
+        eprintln!("{}", human::build_started(references, backend));
     }
 
     fn build_event(&self, event: &BuildEvent) {
-        match event {
-            BuildEvent::Step { name, cached } => {
-                eprintln!("build: {name}{}", if *cached { " (cached)" } else { "" })
-            }
-            BuildEvent::Line(l) => eprintln!("build: {l}"),
-        }
+        eprintln!("{}", human::build_event(event));
     }
 
     fn disk(&self, timeline: &Timeline) {
-        eprintln!(
-            "image: build: lowest free space on the data root's filesystem: {}",
-            format_size(timeline.low_water_bytes)
-        );
+        eprintln!("{}", human::low_water(timeline));
     }
 
     fn push_event(&self, event: &PushEvent) {
-        match event {
-            PushEvent::Status { reference, line } => {
-                if line.contains("digest:") || line.starts_with("Pushed") {
-                    eprintln!("push: {reference}: {line}");
-                }
-            }
-            PushEvent::Retry {
-                reference,
-                attempt,
-                delay,
-                error,
-            } => eprintln!(
-                "push: {reference}: attempt {attempt} in {:.1} s after: {error}",
-                delay.as_secs_f64()
-            ),
+        if let Some(line) = human::push_event(event) {
+            eprintln!("{line}");
         }
     }
 
     fn report_written(&self, path: &Path) {
-        eprintln!("image: report written to {}", path.display());
+        eprintln!("{}", human::report_written(path));
     }
 }

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use headroom_disk::format_size;
 use headroom_inspect::{Analysis, AnalyzeOptions, analyze, analyze_file};
-use headroom_pipeline::gate::{GateResult, InspectReport, finish, markdown, thresholds};
+use headroom_pipeline::gate::{GateResult, finish, thresholds};
+use headroom_pipeline::render;
 
 use crate::ui;
 
@@ -111,9 +111,9 @@ impl Inspect {
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            print!("{}", human(&report));
+            print!("{}", render::human::inspect_report(&report));
         }
-        ui::github_step_summary(&markdown(&report))?;
+        ui::github_step_summary(&render::markdown::inspect(&report))?;
         let failed: Vec<&GateResult> = report.gate.iter().filter(|g| !g.passed).collect();
         if self.ci && !failed.is_empty() {
             for g in &failed {
@@ -151,95 +151,6 @@ pub(crate) fn analyze_from_engine(image: &str, options: AnalyzeOptions) -> Resul
         .await
         .context("the analysis thread")?
     })
-}
-
-fn human(r: &InspectReport) -> String {
-    let a = &r.analysis;
-    let rows: Vec<Vec<String>> = a
-        .layers
-        .iter()
-        .map(|l| {
-            let created = l.created_by.clone().unwrap_or_default();
-            let created: String = created.chars().take(70).collect();
-            vec![
-                l.index.to_string(),
-                format_size(l.size_bytes),
-                format_size(l.wasted_bytes),
-                r.layer_lines
-                    .get(l.index)
-                    .copied()
-                    .flatten()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
-                created,
-            ]
-        })
-        .collect();
-    let mut out = ui::table(&["layer", "size", "wasted", "line", "created by"], &rows);
-    out.push_str(&format!(
-        "\n{}: {} in {} layers; wasted {} (efficiency {:.2}%); duplicate content {}\n",
-        a.image.as_deref().unwrap_or("image"),
-        format_size(a.total_bytes),
-        a.layers.iter().filter(|l| !l.empty).count(),
-        format_size(a.wasted_bytes),
-        a.efficiency * 100.0,
-        format_size(a.duplicate_bytes),
-    ));
-    out.push_str(&format!(
-        "dive's figures: efficiency {:.2}%, wasted {}, user wasted {} — {}\n",
-        a.dive.efficiency * 100.0,
-        format_size(a.dive.wasted_bytes),
-        percent(a.dive.user_wasted_percent),
-        a.dive.explanation
-    ));
-    if !a.top_wasted.is_empty() {
-        out.push('\n');
-        let rows: Vec<Vec<String>> = a
-            .top_wasted
-            .iter()
-            .map(|w| {
-                vec![
-                    format_size(w.bytes),
-                    w.written_in.to_string(),
-                    w.removed_in.map(|r| r.to_string()).unwrap_or_default(),
-                    w.path.clone(),
-                ]
-            })
-            .collect();
-        out.push_str(&ui::table(
-            &["wasted", "written in", "removed in", "path"],
-            &rows,
-        ));
-    }
-    for h in &r.hints {
-        out.push_str(&format!("hint: {h}\n"));
-    }
-    out.push_str(&format!(
-        "analysed in {:.2} s{}\n",
-        r.seconds,
-        r.peak_memory_bytes
-            .map(|b| format!(", peak memory {}", format_size(b)))
-            .unwrap_or_default()
-    ));
-    for g in &r.gate {
-        out.push_str(&format!(
-            "gate: {} {} (limit {}, actual {})\n",
-            g.rule,
-            if g.passed { "passed" } else { "FAILED" },
-            g.limit,
-            g.actual
-        ));
-    }
-    out
-}
-
-/// A fraction as a percentage, or `+Inf` / `NaN` as dive's division gives them.
-fn percent(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:.2}%", x * 100.0)
-    } else {
-        headroom_pipeline::gate::fraction(x)
-    }
 }
 
 /// This process's peak resident memory (`VmHWM` in `/proc/self/status`), where Linux says.

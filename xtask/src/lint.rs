@@ -15,6 +15,7 @@ use headroom_pipeline::lint::{
     self as lint_report, EXIT_IO, FailOn, FileFindings, LintConfig, lint_file, read_dockerfile,
     shown,
 };
+use headroom_pipeline::render;
 
 /// Lint Dockerfiles for layer and cache problems.
 ///
@@ -121,12 +122,12 @@ impl Lint {
                 serde_json::to_writer_pretty(&mut out, &lint_report::sarif(&results))?;
                 writeln!(out)?;
             }
-            Some(Format::Github) => write!(out, "{}", lint_report::github(&results))?,
-            Some(Format::Human) => write!(out, "{}", lint_report::human(&results))?,
+            Some(Format::Github) => write!(out, "{}", render::github::annotations(&results))?,
+            Some(Format::Human) => write!(out, "{}", render::human::findings(&results))?,
             None => {
-                write!(out, "{}", lint_report::human(&results))?;
+                write!(out, "{}", render::human::findings(&results))?;
                 if ui::on_github_actions() {
-                    write!(out, "{}", lint_report::github(&results))?;
+                    write!(out, "{}", render::github::annotations(&results))?;
                 }
             }
         }
@@ -210,35 +211,7 @@ impl Lint {
                 }
             };
             let to_stdout = self.output.as_deref() == Some(Path::new("-"));
-            let mut report = String::new();
-            if !to_stdout {
-                report.push_str(&fixed.diff);
-            }
-            for c in &fixed.changes {
-                report.push_str(&format!(
-                    "{}:{}: {} ({}{}): {}\n",
-                    file.display(),
-                    c.line,
-                    c.id.as_str(),
-                    c.rules.join(", "),
-                    match c.safety {
-                        headroom_dockerfile::fix::Safety::Safe => "",
-                        headroom_dockerfile::fix::Safety::Unsafe =>
-                            "; unsafe: changes what is installed",
-                    },
-                    c.description
-                ));
-            }
-            let (b, a) = (fixed.before.final_stage, fixed.after.final_stage);
-            report.push_str(&format!(
-                "{}: {} change(s); final stage: {} RUN / {} layers before, {} RUN / {} layers after\n",
-                file.display(),
-                fixed.changes.len(),
-                b.run,
-                b.layers,
-                a.run,
-                a.layers
-            ));
+            let report = render::human::fixes(&file.display().to_string(), &fixed, !to_stdout);
             std::io::stderr()
                 .lock()
                 .write_all(&headroom_dockerfile::encode_text(&report))?;

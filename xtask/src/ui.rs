@@ -1,13 +1,18 @@
-//! How the xtask shows things: progress (a bar on a terminal, plain lines elsewhere), human
-//! tables, and GitHub Actions' step summary and outputs.
+//! Where the xtask shows things: progress (a bar on a terminal, plain lines elsewhere) on
+//! stderr, and GitHub Actions' step summary and outputs. The text itself is made by
+//! `headroom_pipeline::render`.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
-use headroom_disk::{Event, Progress, format_size};
+use headroom_disk::{Event, Progress};
+use headroom_pipeline::render::human;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Tables are made by the library's renderer; the lab's commands name them by this path.
+pub(crate) use headroom_pipeline::render::human::table;
 
 /// True when running inside a GitHub Actions job.
 pub(crate) fn on_github_actions() -> bool {
@@ -86,81 +91,20 @@ impl Progress for Reporter {
                     bar.set_message(format!("measuring {item}"));
                 }
             }
-            Event::Measured { item, size } => {
-                if self.bar.is_none() {
-                    self.line(format!(
-                        "free: measured {item}: {} in {} files",
-                        format_size(size.disk_bytes),
-                        size.files
-                    ));
-                }
-            }
-            Event::Started { item, bytes, files } => self.line(format!(
-                "free: {item}: reclaiming {} ({files} files)",
-                format_size(bytes)
-            )),
             Event::Removed { files, .. } => {
                 if let Some(bar) = &self.bar {
                     bar.inc(files);
                 }
             }
-            Event::Finished {
-                item,
-                action,
-                freed_bytes,
-                seconds,
-            } => self.line(format!(
-                "free: {item}: {} {} in {seconds:.1} s",
-                action.as_str(),
-                format_size(freed_bytes)
-            )),
-        }
-    }
-}
-
-/// A plain text table with aligned columns; numeric-looking columns are right-aligned.
-pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let right: Vec<bool> = (0..headers.len())
-        .map(|c| {
-            rows.iter().all(|r| {
-                r.get(c).is_none_or(|v| {
-                    v.chars().next().is_none_or(|ch| ch.is_ascii_digit()) && !v.contains('/')
-                })
-            })
-        })
-        .collect();
-    let mut out = String::new();
-    let mut push_row = |cells: Vec<String>| {
-        let mut line = String::new();
-        for (c, cell) in cells.iter().enumerate() {
-            let pad = widths[c].saturating_sub(cell.chars().count());
-            if c > 0 {
-                line.push_str("  ");
-            }
-            if right[c] {
-                line.push_str(&" ".repeat(pad));
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                if c + 1 < cells.len() {
-                    line.push_str(&" ".repeat(pad));
+            // With a bar, what is being measured shows on it; a log gets a line per item.
+            Event::Measured { .. } if self.bar.is_some() => {}
+            other => {
+                if let Some(line) = human::free_event(&other) {
+                    self.line(line);
                 }
             }
         }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    push_row(headers.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        push_row(row.clone());
     }
-    out
 }
 
 /// On GitHub Actions: append Markdown to the step summary, if the runner provides one.
@@ -171,21 +115,4 @@ pub(crate) fn github_step_summary(markdown: &str) -> Result<()> {
 /// On GitHub Actions: set step outputs, if the runner provides the file.
 pub(crate) fn github_outputs(pairs: &[(&str, String)]) -> Result<()> {
     Ok(headroom_pipeline::github::append_outputs(pairs)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_align_columns() {
-        let t = table(
-            &["item", "size"],
-            &[
-                vec!["android".into(), "12 GB".into()],
-                vec!["x".into(), "1.5 MB".into()],
-            ],
-        );
-        assert_eq!(t, "item       size\nandroid   12 GB\nx        1.5 MB\n");
-    }
 }

@@ -1,6 +1,5 @@
-//! What a reclaim did (or would do), as serde types and Markdown.
+//! What a reclaim did (or would do), as serde types.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use crate::accounting::Accounting;
 use crate::action::Action;
 use crate::plan::{Decision, Plan, Protected};
-use crate::size::format_size;
 
 /// The filesystem that was freed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,55 +138,5 @@ impl FreeReport {
 
     pub fn failed(&self) -> impl Iterator<Item = &ItemReport> {
         self.items.iter().filter(|i| i.action == Action::Failed)
-    }
-
-    /// A Markdown summary (for `$GITHUB_STEP_SUMMARY` and reports).
-    pub fn to_markdown(&self) -> String {
-        let fs = &self.filesystem;
-        let mut md = String::new();
-        let title = if self.dry_run {
-            "headroom free: plan (dry run)"
-        } else {
-            "headroom free"
-        };
-        let _ = writeln!(md, "### {title}\n");
-        let _ = writeln!(
-            md,
-            "Filesystem `{}` ({}, {} total): **{}** available before, **{}** after; {} {}.\n",
-            fs.mount_point,
-            fs.fs_type,
-            format_size(fs.total_bytes),
-            format_size(fs.available_before),
-            format_size(fs.available_after),
-            if self.dry_run { "would free" } else { "freed" },
-            format_size(self.freed_bytes),
-        );
-        if let Some(need) = self.need_bytes {
-            let _ = writeln!(
-                md,
-                "Target: {} available — {}.\n",
-                format_size(need),
-                if self.target_met {
-                    "met"
-                } else {
-                    "**not met**"
-                }
-            );
-        }
-        let _ = writeln!(md, "| item | size | files | action | seconds | reason |");
-        let _ = writeln!(md, "|---|---:|---:|---|---:|---|");
-        for i in &self.items {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {:.1} | {} |",
-                i.name,
-                format_size(i.size_bytes),
-                i.files,
-                i.action.as_str(),
-                i.seconds,
-                i.reason.as_deref().unwrap_or("").replace('|', "\\|"),
-            );
-        }
-        md
     }
 }

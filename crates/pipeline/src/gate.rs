@@ -1,7 +1,8 @@
 //! The inspect stage's gate: thresholds on an image's analysis — dive's `.dive-ci` rules
 //! (`lowestEfficiency`, `highestWastedBytes`, `highestUserWastedPercent`) and headroom's
 //! `[inspect]` table (the same three, `max_image_size`, `max_layers`) — their evaluation,
-//! the layers linked back to Dockerfile lines, fix hints, and the step-summary section.
+//! the layers linked back to Dockerfile lines, and fix hints. How a person or the step
+//! summary sees the result is [`crate::render`]'s.
 
 use std::path::Path;
 
@@ -9,7 +10,7 @@ use headroom_disk::{format_size, parse_size};
 use headroom_inspect::Analysis;
 use serde::{Deserialize, Serialize};
 
-use crate::ConfigError;
+use crate::config::{ConfigError, read_config};
 
 /// Thresholds of the gate; `None` disables a rule.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -165,7 +166,7 @@ impl Thresholds {
         Ok(self)
     }
 
-    /// Our [inspect] table overrides what it sets.
+    /// Our `[inspect]` table overrides what it sets.
     pub fn with(mut self, ours: &Thresholds) -> Self {
         if ours.lowest_efficiency.is_some() {
             self.lowest_efficiency = ours.lowest_efficiency;
@@ -315,15 +316,15 @@ struct ImageToml {
     _rest: toml::Table,
 }
 
-/// The thresholds in force: dive's defaults, then `.dive-ci`, then [inspect] of the config.
+/// The thresholds in force: dive's defaults, then `.dive-ci`, then `[inspect]` of the config.
 pub fn thresholds(dive_ci: &Path, config: &Path) -> Result<Thresholds, ConfigError> {
     let mut t = Thresholds::dive_defaults();
     if dive_ci.is_file() {
-        let text = crate::settings::read_config(dive_ci)?;
+        let text = read_config(dive_ci)?;
         t = t.with_dive_ci(&text, &dive_ci.display().to_string())?;
     }
     if config.is_file() {
-        let text = crate::settings::read_config(config)?;
+        let text = read_config(config)?;
         let origin = config.display().to_string();
         let parsed: ImageToml =
             toml::from_str(&text).map_err(|e| ConfigError::toml(&origin, &text, &e))?;
@@ -471,38 +472,6 @@ pub fn finish(
         seconds,
         peak_memory_bytes: None,
     }
-}
-
-/// The step-summary section.
-pub fn markdown(r: &InspectReport) -> String {
-    let a = &r.analysis;
-    let mut md = format!(
-        "### headroom inspect: {}\n\n{} in {} layers; wasted **{}** (efficiency {:.2}%). dive would say {} wasted ({:.2}%).\n\n",
-        a.image.as_deref().unwrap_or("image"),
-        format_size(a.total_bytes),
-        a.layers.iter().filter(|l| !l.empty).count(),
-        format_size(a.wasted_bytes),
-        a.efficiency * 100.0,
-        format_size(a.dive.wasted_bytes),
-        a.dive.efficiency * 100.0,
-    );
-    if !r.gate.is_empty() {
-        md.push_str("| rule | limit | actual | result |\n|---|---|---|---|\n");
-        for g in &r.gate {
-            md.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                g.rule,
-                g.limit,
-                g.actual,
-                if g.passed { "passed" } else { "**failed**" }
-            ));
-        }
-    }
-    for h in &r.hints {
-        md.push_str(&format!("\n- {h}"));
-    }
-    md.push('\n');
-    md
 }
 
 #[cfg(test)]

@@ -2,19 +2,7 @@
 //!
 //! The pipeline is **lint → free → build → inspect → smoke → push**, cheap checks before
 //! anything destructive. This crate holds what every caller of it must agree on, so that
-//! headroom's own `cargo xtask image` and a sibling repository's xtask behave the same:
-//!
-//! - the declared stage list and its order ([`Stage`]);
-//! - who may delete without being asked ([`Runner`]: GitHub-hosted runners only);
-//! - the policy rules: smoke expectations, the base-image pull hint, the free-stage target
-//!   estimated from the last report ([`policy`]);
-//! - the one report type, versioned and `Serialize + Deserialize` ([`Report`]), its JSON
-//!   Schema (`report.schema.json`, [`REPORT_SCHEMA`]), and what GitHub Actions gets from it
-//!   (step summary and outputs, [`github`]).
-//!
-//! - the run itself: [`Settings`] resolved once from flags ([`ImageArgs`]) and files, then
-//!   [`Pipeline::run`] with a [`Reporter`] for what a person sees, returning the report;
-//! - the lint stage's file reading and formats ([`lint`]) and the inspect gate ([`gate`]).
+//! headroom's own `cargo xtask image` and a sibling repository's xtask behave the same.
 //!
 //! A sibling repository's xtask is a few lines:
 //!
@@ -28,24 +16,55 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The library never prints.
+//! The library never prints: it returns values and strings, and tells a [`Reporter`] (which
+//! the binary implements) what happens.
+//!
+//! # Code map
+//!
+//! From the entry point down; a module imports only those below it.
+//!
+//! - `run.rs` — the sequencer: [`Pipeline::run`] asks the credentials,
+//!   the engine and git, then runs the stages in their order, records each one, writes the
+//!   report and, on GitHub Actions, the step summary and outputs. `matrix.rs`: the same,
+//!   once per `[[variants]]` entry, into one report.
+//! - [`stage`] — the declared stage list ([`Stage`]) and one module per stage, each holding
+//!   its I/O, how it fills the report and what it tells the reporter: `lint`, `place`,
+//!   `free`, `build`, `inspect`, `smoke`, `push`. [`stage::place`] is **placement**, the free
+//!   stage's first choice (target met, move the data root to a bigger disk, or delete): its
+//!   decision, orchestration and report, over `headroom_disk::candidates` (where it may go)
+//!   and `headroom_docker::relocate` (how a data root moves).
+//! - [`settings`] — [`ImageArgs`] (the flags) and `docker/image.toml` resolved once into
+//!   [`Settings`]; [`config`] — [`ConfigError`] and reading a configuration file, which
+//!   `settings`, [`lint`] (the `[lint]` table, linting one Dockerfile) and [`gate`] (the
+//!   inspect stage's thresholds and evaluation) share.
+//! - [`policy`] — the rules as functions: smoke expectations, the base-image pull hint, the
+//!   free-stage target estimated from the last report; [`budget`] — the disk budget per
+//!   phase; [`Runner`] — who may delete unasked (GitHub-hosted runners only).
+//! - [`Report`] (`report.rs`) — the one report type, versioned, `Serialize + Deserialize`,
+//!   with its JSON Schema ([`REPORT_SCHEMA`]); [`Reporter`] (`reporter.rs`) — the events of a
+//!   run, for a binary to show.
+//! - [`render`] — every text made from those values: `human` (tables, reports, one line per
+//!   event), `markdown` (step summaries), `github` (annotations, groups, step outputs).
+//!   [`github`] appends to the files GitHub Actions gives a step.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod budget;
+pub mod config;
 pub mod gate;
 pub mod github;
 pub mod lint;
 mod matrix;
-pub mod place;
 pub mod policy;
+pub mod render;
 mod report;
 mod reporter;
 mod run;
 mod runner;
 pub mod settings;
-mod stage;
+pub mod stage;
 
+pub use config::ConfigError;
 pub use report::{
     Cause, DiskReport, EndpointReport, EngineDisk, EngineSample, ImageReport, Report, ReportError,
     SCHEMA_VERSION, SmokeReport, StageReport, StageStatus, VariantOutcome,
@@ -53,7 +72,7 @@ pub use report::{
 pub use reporter::{Reporter, Silent};
 pub use run::{Pipeline, PipelineError};
 pub use runner::Runner;
-pub use settings::{ConfigError, ImageArgs, Settings};
+pub use settings::{ImageArgs, Settings};
 pub use stage::{Stage, UnknownStage};
 
 /// The JSON Schema of [`Report`] (draft 2020-12), as checked in.

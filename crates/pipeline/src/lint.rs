@@ -1,17 +1,16 @@
-//! The pipeline's lint stage and `cargo xtask lint`'s reading of files: headroom.toml's
-//! `[lint]` table, one Dockerfile read as Docker reads it and linted, and how findings are
-//! shown — a human line per finding, JSON, SARIF 2.1.0 (code scanning) and GitHub workflow
-//! annotations.
+//! What the pipeline's lint stage and `cargo xtask lint` share: headroom.toml's `[lint]`
+//! table, one Dockerfile read as Docker reads it and linted, and the findings as the machine
+//! formats carry them — JSON and SARIF 2.1.0 (code scanning). A human line per finding and
+//! GitHub's workflow annotations are [`crate::render`]'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use headroom_dockerfile::fix::Applicability;
 use headroom_dockerfile::lint::{ContextFacts, Finding, LintOptions, RULES, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::ConfigError;
+use crate::config::{ConfigError, read_config, tool_config_path};
 
 /// The least severe finding that fails the run, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -69,10 +68,10 @@ impl LintConfig {
     /// `--config FILE`, else ./headroom.toml when there is one, else the defaults. Unknown
     /// keys and rule ids are errors naming the file.
     pub fn load(path: Option<&Path>) -> Result<LintConfig, ConfigError> {
-        let Some(path) = crate::settings::tool_config_path(path) else {
+        let Some(path) = tool_config_path(path) else {
             return Ok(LintConfig::default());
         };
-        let text = crate::settings::read_config(&path)?;
+        let text = read_config(&path)?;
         LintConfig::from_toml(&text, &path.display().to_string())
     }
 
@@ -320,44 +319,6 @@ pub fn counts(files: &[FileFindings]) -> BTreeMap<&'static str, usize> {
     c
 }
 
-/// `file:line: ID message (severity; hint)`, one line per finding.
-pub fn human(files: &[FileFindings]) -> String {
-    let mut out = String::new();
-    for f in files {
-        for (_, what, e) in f.refusals() {
-            out.push_str(&format!(
-                "{}:{}:{}: {} (error: {what})\n",
-                f.file, e.line, e.column, e.message
-            ));
-        }
-        for x in &f.findings {
-            out.push_str(&format!(
-                "{}:{}: {} {} ({}; {}){}\n",
-                f.file,
-                x.line,
-                x.id,
-                x.message,
-                x.severity.as_str(),
-                x.hint,
-                match x.applicability {
-                    Applicability::Safe => " [--fix]",
-                    Applicability::Unsafe => " [--fix-unsafe]",
-                    Applicability::None => "",
-                }
-            ));
-        }
-    }
-    let c = counts(files);
-    out.push_str(&format!(
-        "{} error(s), {} warning(s), {} info in {} file(s)\n",
-        c["error"],
-        c["warning"],
-        c["info"],
-        files.len()
-    ));
-    out
-}
-
 pub fn json(files: &[FileFindings]) -> serde_json::Value {
     json!({ "files": files, "counts": counts(files) })
 }
@@ -422,110 +383,4 @@ fn location(file: &str, line: usize, end_line: usize, column: usize) -> serde_js
         "artifactLocation": { "uri": file },
         "region": { "startLine": line.max(1), "endLine": end_line.max(line).max(1), "startColumn": column.max(1) },
     }})
-}
-
-/// GitHub workflow commands: `::warning file=…,line=…,endLine=…,col=…,title=ID::message`.
-pub fn github(files: &[FileFindings]) -> String {
-    let mut out = String::new();
-    for f in files {
-        for (kind, _, e) in f.refusals() {
-            out.push_str(&format!(
-                "::error file={},line={},col={},title={kind}::{}\n",
-                property(&f.file),
-                e.line,
-                e.column,
-                data(&e.message)
-            ));
-        }
-        for x in &f.findings {
-            let command = match x.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-                Severity::Info => "notice",
-            };
-            out.push_str(&format!(
-                "::{command} file={},line={},endLine={},col={},title={}::{}\n",
-                property(&f.file),
-                x.line,
-                x.end_line,
-                x.column,
-                x.id,
-                data(&format!("{} ({})", x.message, x.hint))
-            ));
-        }
-    }
-    out
-}
-
-/// Escaping for a workflow command's message.
-fn data(s: &str) -> String {
-    s.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
-}
-
-/// Escaping for a workflow command's property value.
-fn property(s: &str) -> String {
-    data(s).replace(':', "%3A").replace(',', "%2C")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample() -> Vec<FileFindings> {
-        let src = "FROM a\nRUN apt-get update\nRUN pip install x\n";
-        let df = headroom_dockerfile::parse(src).expect("parses");
-        let mut findings = headroom_dockerfile::lint::lint(&df, &Default::default());
-        let fixes = headroom_dockerfile::fix::annotate(src, &mut findings).expect("parses");
-        vec![FileFindings {
-            file: "dir,x/Dockerfile".into(),
-            findings,
-            error: None,
-            invalid: Vec::new(),
-            fixes,
-        }]
-    }
-
-    #[test]
-    fn every_format_carries_every_finding() {
-        let files = sample();
-        let n = files[0].findings.len();
-        assert!(n >= 3, "{:?}", files[0].findings);
-        let text = human(&files);
-        assert_eq!(
-            text.lines()
-                .filter(|l| l.starts_with("dir,x/Dockerfile:"))
-                .count(),
-            n
-        );
-        assert!(text.contains("dir,x/Dockerfile:2: HR002 "), "{text}");
-        let sarif = sarif(&files);
-        assert_eq!(sarif["version"], "2.1.0");
-        assert_eq!(
-            sarif["runs"][0]["results"].as_array().map(Vec::len),
-            Some(n)
-        );
-        assert_eq!(
-            sarif["runs"][0]["tool"]["driver"]["rules"]
-                .as_array()
-                .map(Vec::len),
-            Some(RULES.len())
-        );
-        let gh = github(&files);
-        assert_eq!(gh.lines().count(), n);
-        assert!(
-            gh.contains("::warning file=dir%2Cx/Dockerfile,line=3,"),
-            "{gh}"
-        );
-        assert!(gh.contains("::notice "), "{gh}");
-        let j = json(&files);
-        assert_eq!(j["files"][0]["findings"].as_array().map(Vec::len), Some(n));
-    }
-
-    #[test]
-    fn messages_cannot_break_out_of_a_workflow_command() {
-        assert_eq!(data("a\nb%"), "a%0Ab%25");
-        assert_eq!(property("a:b,c"), "a%3Ab%2Cc");
-    }
 }

@@ -5,8 +5,10 @@
 
 use std::time::Instant;
 
+use crate::report::{Report, VariantOutcome};
+use crate::reporter::Reporter;
 use crate::run::{Pipeline, PipelineError, write_report};
-use crate::{Report, Reporter, VariantOutcome, github};
+use crate::{github, render};
 
 impl Pipeline {
     pub(crate) async fn run_matrix(
@@ -75,9 +77,12 @@ impl Pipeline {
         let failure = (!report.errors.is_empty()).then(|| report.errors.join("\n"));
         let failure = write_report(&report, &settings.report_path, failure, reporter)?;
         if settings.github_outputs {
-            let written = github::append_outputs(&github::matrix_outputs(&report)).and_then(|()| {
-                github::append_step_summary(&github::matrix_summary(&report, &reports))
-            });
+            let written = github::append_outputs(&render::github::matrix_outputs(&report))
+                .and_then(|()| {
+                    github::append_step_summary(&render::markdown::matrix_summary(
+                        &report, &reports,
+                    ))
+                });
             if let Err(e) = written {
                 report.errors.push(e.to_string());
             }

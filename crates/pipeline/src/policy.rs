@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use headroom_docker::smoke::SmokeRun;
 
-use crate::Report;
+use crate::report::Report;
 
 /// What the configuration expects of the smoke run, on top of the script's own checks.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -131,7 +131,7 @@ pub fn smoke_mismatches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DiskReport;
+    use crate::report::DiskReport;
 
     fn fixture(name: &str) -> SmokeRun {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -10,7 +10,9 @@ use headroom_docker::engine::EngineFacts;
 use headroom_docker::smoke::{HealthRun, SmokeRun};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Phase;
 use crate::stage::Stage;
+use crate::stage::place::report::PlacementReport;
 
 /// The version of the report's shape; bumped when a field changes meaning or goes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -38,7 +40,7 @@ pub struct Report {
     pub free: Option<FreeReport>,
     /// How the build got its room: target met, data root moved, or deleting.
     #[serde(default)]
-    pub placement: Option<crate::place::PlacementReport>,
+    pub placement: Option<PlacementReport>,
     /// The lint stage's findings and counts.
     pub lint: Option<serde_json::Value>,
     /// A matrix run: each variant's outcome (its full report beside this one).
@@ -156,7 +158,7 @@ pub struct DiskReport {
     pub timeline: Option<Timeline>,
     /// Where the bytes went: the free stage, each build step, inspect, smoke, push.
     #[serde(default)]
-    pub phases: Vec<crate::budget::Phase>,
+    pub phases: Vec<Phase>,
     /// A remote engine's disk, sampled through its API during the build.
     #[serde(default)]
     pub engine: Option<EngineDisk>,

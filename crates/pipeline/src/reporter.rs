@@ -10,7 +10,8 @@ use headroom_docker::build::BuildEvent;
 use headroom_docker::push::PushEvent;
 
 use crate::lint::FileFindings;
-use crate::{Stage, StageReport};
+use crate::report::StageReport;
+use crate::stage::Stage;
 
 /// Receives a pipeline run's events, in order. Every method has a default that ignores the
 /// event.

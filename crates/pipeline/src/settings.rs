@@ -8,59 +8,25 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use camino::{Utf8Path, Utf8PathBuf};
 use headroom_disk::{Catalog, UserConfig, parse_size};
+use headroom_docker::auth::Secret;
 use headroom_docker::build::{BackendChoice, BuildSpec, SecretSpec};
 use headroom_docker::relocate::ServiceManager;
 use headroom_docker::smoke::GpuPolicy;
 use headroom_docker::tags::TagRules;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ConfigError, read_config};
 use crate::gate::Thresholds;
 use crate::lint::LintConfig;
-use crate::{Report, Stage};
+use crate::report::Report;
+use crate::runner::Runner;
+use crate::stage::Stage;
 
-/// A configuration file or flag that cannot be used: where, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}: {message}")]
-pub struct ConfigError {
-    /// The file (with `:LINE` when known) or the flag.
-    pub origin: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn new(origin: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            origin: origin.into(),
-            message: message.into(),
-        }
-    }
-
-    /// A TOML error, located as `FILE:LINE:COLUMN`.
-    pub fn toml(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
-        let at = e.span().map(|span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("{origin}:{line}:{column}")
-        });
-        ConfigError::new(at.unwrap_or_else(|| origin.to_string()), e.message())
-    }
-}
-
-/// A configuration file's text; a missing or unreadable file names itself.
-pub(crate) fn read_config(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))
-}
-
-/// headroom.toml in use: the one given, else ./headroom.toml when there is one.
-pub fn tool_config_path(given: Option<&Path>) -> Option<PathBuf> {
-    match given {
-        Some(p) => Some(p.to_path_buf()),
-        None => Some(PathBuf::from("headroom.toml")).filter(|p| p.is_file()),
-    }
-}
+/// `headroom_pipeline::settings::tool_config_path` is the path callers have named it by; it
+/// lives in [`crate::config`].
+pub use crate::config::tool_config_path;
 
 /// The built-in catalog with headroom.toml's `[free]` table applied (extra items, protected
 /// paths).
@@ -196,12 +162,13 @@ pub struct ImageArgs {
     pub variants: Vec<String>,
 }
 
-/// `docker/image.toml`.
+/// `docker/image.toml`. Its paths are UTF-8, as TOML's strings are, and relative to the
+/// file's directory unless absolute.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageConfig {
-    pub dockerfile: Option<PathBuf>,
-    pub context: Option<PathBuf>,
+    pub dockerfile: Option<Utf8PathBuf>,
+    pub context: Option<Utf8PathBuf>,
     pub image: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
@@ -247,7 +214,7 @@ pub struct VariantConfig {
     #[serde(default)]
     pub tags: Vec<String>,
     pub target: Option<String>,
-    pub dockerfile: Option<PathBuf>,
+    pub dockerfile: Option<Utf8PathBuf>,
 }
 
 /// `[smoke]`: what the smoke test checks in the built image.
@@ -284,7 +251,7 @@ pub struct FreeConfig {
     /// it deletes anything [default: true].
     pub move_data_root: Option<bool>,
     /// `--engine-service`.
-    pub engine_service: Option<PathBuf>,
+    pub engine_service: Option<Utf8PathBuf>,
     /// `--engine-store`.
     pub engine_store: Option<EngineStore>,
 }
@@ -350,7 +317,8 @@ pub struct Settings {
     pub push: bool,
     pub skip: Vec<Stage>,
     pub report_path: PathBuf,
-    pub password: Option<String>,
+    /// `--password-stdin`'s password: `Debug` shows `***`.
+    pub password: Option<Secret>,
     pub username: Option<String>,
     /// The free stage's target, and where it came from.
     pub need: Option<(u64, NeedSource)>,
@@ -408,7 +376,7 @@ impl Settings {
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
                 ConfigError::new("--password-stdin", format!("reading standard input: {e}"))
             })?;
-            Some(text.trim_end_matches(['\n', '\r']).to_string())
+            Some(Secret::new(text.trim_end_matches(['\n', '\r'])))
         } else {
             None
         };
@@ -439,11 +407,7 @@ impl Settings {
             (Some(p), _) => Some(service_program("--engine-service", p)?),
             (None, Some(p)) => Some(service_program(
                 &format!("{origin}: free.engine_service"),
-                &if p.is_absolute() {
-                    p.clone()
-                } else {
-                    base.join(p)
-                },
+                &in_config_dir(&base, p),
             )?),
             // Under --root the engine is not the machine's own: never restart that one.
             (None, None) if args.root.is_none() => ServiceManager::detect(),
@@ -499,7 +463,7 @@ impl Settings {
             smoke,
             gpu: args.gpu,
             inspect,
-            hosted_runner: crate::Runner::detect().may_delete_unasked(),
+            hosted_runner: Runner::detect().may_delete_unasked(),
             variants: variants(&config, &args.variants, &base, &origin)?,
             variant: None,
             github_outputs: true,
@@ -549,13 +513,7 @@ fn variants(
             build_args: v.build_args.clone(),
             tags: v.tags.clone(),
             target: v.target.clone(),
-            dockerfile: v.dockerfile.as_ref().map(|d| {
-                if d.is_absolute() {
-                    d.clone()
-                } else {
-                    base.join(d)
-                }
-            }),
+            dockerfile: v.dockerfile.as_deref().map(|d| in_config_dir(base, d)),
         });
     }
     if wanted.is_empty() {
@@ -599,6 +557,15 @@ impl Settings {
     }
 }
 
+/// A path the config gives: relative to the config's directory `base`, unless absolute.
+fn in_config_dir(base: &Path, p: &Utf8Path) -> PathBuf {
+    if p.is_absolute() {
+        p.as_std_path().to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
 /// `target/headroom/report.json` → `target/headroom/report.NAME.json`.
 pub fn variant_report_path(report: &Path, name: &str) -> PathBuf {
     let stem = report
@@ -633,13 +600,7 @@ fn build_spec(
     base: &Path,
     origin: &str,
 ) -> Result<BuildSpec, ConfigError> {
-    let rel = |p: &PathBuf| {
-        if p.is_absolute() {
-            p.clone()
-        } else {
-            base.join(p)
-        }
-    };
+    let rel = |p: &Utf8PathBuf| in_config_dir(base, p);
     let context = match &args.context {
         Some(c) => c.clone(),
         None => config
@@ -726,4 +687,53 @@ fn build_spec(
         no_cache: args.no_cache,
         registry_logins: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_never_shows_in_the_settings_debug_output() {
+        let workspace = tempfile::tempdir().expect("a temporary directory");
+        let args = ImageArgs {
+            config: "docker/image.toml".into(),
+            image: Some("registry.test/ns/app".into()),
+            ..ImageArgs::default()
+        };
+        let mut settings = Settings::resolve(&args, workspace.path()).expect("resolves");
+        let password = "hunter2-correct-horse";
+        settings.password = Some(Secret::new(password));
+        settings.username = Some("ci".into());
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains(password), "{shown}");
+        assert!(shown.contains("password: Some(***)"), "{shown}");
+        let shown = format!("{:#?}", settings.clone());
+        assert!(!shown.contains(password), "{shown}");
+    }
+
+    #[test]
+    fn config_paths_are_relative_to_the_config_unless_absolute() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = dir.path().join("docker/image.toml");
+        std::fs::create_dir_all(config.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(
+            &config,
+            "image = \"registry.test/ns/app\"\ndockerfile = \"Dockerfile.gpu\"\n\
+             context = \"..\"\n[[variants]]\nname = \"abs\"\ndockerfile = \"/srv/Dockerfile\"\n",
+        )
+        .expect("write the config");
+        let args = ImageArgs {
+            config: config.clone(),
+            ..ImageArgs::default()
+        };
+        let settings = Settings::resolve(&args, dir.path()).expect("resolves");
+        let base = dir.path().join("docker");
+        assert_eq!(settings.spec.dockerfile, base.join("Dockerfile.gpu"));
+        assert_eq!(settings.spec.context, base.join(".."));
+        assert_eq!(
+            settings.variants[0].dockerfile.as_deref(),
+            Some(Path::new("/srv/Dockerfile"))
+        );
+    }
 }

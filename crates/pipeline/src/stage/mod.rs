@@ -1,6 +1,22 @@
-//! The declared stage list.
+//! The stages: the declared list ([`Stage`]), and one module per stage with its I/O, how it
+//! fills the report and what it tells the reporter — `lint`, [`place`] and `free` (the free
+//! stage: placement first, then deleting), `build`, `inspect`, `smoke`, `push`. Each stage
+//! is a function of the run's state (`context::Run`) returning its `Outcome`; the
+//! sequencer (`crate::run`) calls them in order and records them.
+//!
+//! [`Stage`] imports nothing of the crate: the report, the settings and the reporter name
+//! stages, and the stage modules beside it import those, never the other way round.
 
 use serde::{Deserialize, Serialize};
+
+pub(crate) mod build;
+pub(crate) mod context;
+pub(crate) mod free;
+pub(crate) mod inspect;
+pub(crate) mod lint;
+pub mod place;
+pub(crate) mod push;
+pub(crate) mod smoke;
 
 /// A stage of the pipeline, in the order it runs. Cheap checks come first: the lint (with
 /// the engine's answer and the registry credentials) before the first byte is deleted.

@@ -1,0 +1,139 @@
+//! What GitHub Actions reads from a step besides Markdown: workflow commands (annotations,
+//! log groups) and the step's outputs, as `NAME=VALUE` pairs. Writing them to the files the
+//! runner gives is [`crate::github`]'s.
+
+use headroom_disk::FreeReport;
+use headroom_dockerfile::lint::Severity;
+
+use crate::lint::FileFindings;
+use crate::report::Report;
+use crate::stage::Stage;
+
+/// `::group::STAGE`: the log lines up to [`end_group`] fold under the stage's name.
+pub fn group(stage: Stage) -> String {
+    format!("::group::{stage}")
+}
+
+/// `::endgroup::`.
+pub fn end_group() -> &'static str {
+    "::endgroup::"
+}
+
+/// The step's outputs. `digest` is written only when something was pushed (an empty
+/// `digest=` reads as a digest to a later step); `pushed` says which.
+pub fn outputs(r: &Report) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(d) = &r.image.digest {
+        out.push(("digest", d.clone()));
+    }
+    out.push(("pushed", r.image.digest.is_some().to_string()));
+    out.push(("tags", r.image.references.join(",")));
+    out.push(("image-size", r.image.size_bytes.unwrap_or(0).to_string()));
+    out
+}
+
+/// A matrix run's outputs: every variant's tags, whether all were pushed, and one
+/// `digest-NAME` per pushed variant.
+pub fn matrix_outputs(r: &Report) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("tags".to_string(), r.image.references.join(",")),
+        (
+            "pushed".to_string(),
+            (!r.variants.is_empty() && r.variants.iter().all(|v| v.digest.is_some())).to_string(),
+        ),
+        (
+            "variants".to_string(),
+            r.variants
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ];
+    for v in &r.variants {
+        if let Some(d) = &v.digest {
+            out.push((format!("digest-{}", v.name), d.clone()));
+        }
+    }
+    out
+}
+
+/// `cargo xtask free`'s outputs: what was freed and what is available now.
+pub fn free_outputs(report: &FreeReport) -> Vec<(&'static str, String)> {
+    vec![
+        ("freed_bytes", report.freed_bytes.to_string()),
+        (
+            "available_bytes",
+            report.filesystem.available_after.to_string(),
+        ),
+    ]
+}
+
+/// The lint's findings as GitHub workflow commands:
+/// `::warning file=…,line=…,endLine=…,col=…,title=ID::message`.
+pub fn annotations(files: &[FileFindings]) -> String {
+    let mut out = String::new();
+    for f in files {
+        for (kind, _, e) in f.refusals() {
+            out.push_str(&format!(
+                "::error file={},line={},col={},title={kind}::{}\n",
+                property(&f.file),
+                e.line,
+                e.column,
+                data(&e.message)
+            ));
+        }
+        for x in &f.findings {
+            let command = match x.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+                Severity::Info => "notice",
+            };
+            out.push_str(&format!(
+                "::{command} file={},line={},endLine={},col={},title={}::{}\n",
+                property(&f.file),
+                x.line,
+                x.end_line,
+                x.column,
+                x.id,
+                data(&format!("{} ({})", x.message, x.hint))
+            ));
+        }
+    }
+    out
+}
+
+/// Escaping for a workflow command's message.
+fn data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escaping for a workflow command's property value.
+fn property(s: &str) -> String {
+    data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::markdown::step_summary;
+
+    #[test]
+    fn an_unpushed_image_writes_no_digest() {
+        let mut r = Report::default();
+        let out = outputs(&r);
+        assert!(out.iter().all(|(k, _)| *k != "digest"), "{out:?}");
+        assert!(out.contains(&("pushed", "false".into())));
+        assert!(step_summary(&r).contains("not pushed"));
+        r.image.digest = Some("sha256:abc".into());
+        assert!(outputs(&r).contains(&("digest", "sha256:abc".into())));
+    }
+
+    #[test]
+    fn messages_cannot_break_out_of_a_workflow_command() {
+        assert_eq!(data("a\nb%"), "a%0Ab%25");
+        assert_eq!(property("a:b,c"), "a%3Ab%2Cc");
+    }
+}
