@@ -53,7 +53,6 @@
 //!   packages get installed: what the image needs from them must be named.
 
 mod diff;
-pub(crate) mod script;
 #[cfg(test)]
 mod tests;
 
@@ -64,7 +63,7 @@ use serde::Serialize;
 
 use crate::ast::{Dockerfile, Instruction, Keyword, Word};
 use crate::error::ParseError;
-use script::{Cmd, Script};
+use crate::shell::{self, Cmd, Script, Tok};
 
 pub use diff::unified_diff;
 
@@ -749,7 +748,7 @@ fn cleanup_of(cmd: &Cmd, script: &str) -> Option<Cleanup> {
     if !cmd.assignments.is_empty() || !cmd.redirects.is_empty() {
         return None;
     }
-    let raw = |t: &script::Tok| script.get(t.range.clone()).unwrap_or("").to_string();
+    let raw = |t: &Tok| script.get(t.range.clone()).unwrap_or("").to_string();
     let first = cmd.words.first()?;
     let rest = cmd.words.get(1..).unwrap_or_default();
     // Only plain words: quotes would change what `~` and globs do.
@@ -869,7 +868,7 @@ fn apt_use(cmd: &Cmd, script: &str) -> Option<AptUse> {
 
 /// What the commands of `script` (its text `text`) do to the package lists, in order;
 /// commands for which `skip` holds are left out. A command that runs code this reader
-/// cannot see ([`script::opaque`]), here or in a command substitution, may need them.
+/// cannot see ([`shell::opaque`]), here or in a command substitution, may need them.
 fn script_apt_uses(
     script: &Script,
     text: &str,
@@ -886,7 +885,7 @@ fn script_apt_uses(
         {
             if w.text.contains("$(") || w.text.contains('`') {
                 for sub in substitutions(&w.text) {
-                    let s = script::read(sub);
+                    let s = shell::read(sub);
                     if s.understood {
                         out.extend(script_apt_uses(&s, sub, copied, &|_| false));
                     } else {
@@ -897,7 +896,7 @@ fn script_apt_uses(
         }
         if let Some(u) = apt_use(cmd, text) {
             out.push(u);
-        } else if script::opaque(cmd, copied) {
+        } else if shell::opaque(cmd, copied) {
             out.push(AptUse::May);
         }
     }
@@ -910,7 +909,7 @@ fn script_apt_uses(
 /// The lint's `HR002` asks this, so that the lint and the fixer share one notion of what
 /// needs the lists.
 pub(crate) fn lists_unread_after_update(text: &str) -> bool {
-    let script = script::read(text);
+    let script = shell::read(text);
     if !script.understood {
         return false;
     }
@@ -1222,7 +1221,7 @@ impl<'a> Planner<'a> {
                         let Some(w) = t.shell().filter(|_| t.heredocs.is_empty()) else {
                             return true;
                         };
-                        let script = script::read(&w.text);
+                        let script = shell::read(&w.text);
                         !script.understood
                             || script_apt_uses(&script, &w.text, &|n| copied.contains(n), &|_| {
                                 false
@@ -1333,7 +1332,7 @@ impl<'d> Run<'d> {
         frozen: bool,
     ) -> Run<'d> {
         let word = inst.shell();
-        let script = word.map_or_else(Script::default, |w| script::read(&w.text));
+        let script = word.map_or_else(Script::default, |w| shell::read(&w.text));
         let map = word.and_then(|w| SrcMap::new(src, w, escape));
         let mut uses = match word {
             Some(w) if script.understood && default_shell => {
