@@ -884,7 +884,7 @@ fn script_apt_uses(
             .chain(&cmd.redirects)
         {
             if w.text.contains("$(") || w.text.contains('`') {
-                for sub in substitutions(&w.text) {
+                for sub in shell::substitutions(&w.text) {
                     let s = shell::read(sub);
                     if s.understood {
                         out.extend(script_apt_uses(&s, sub, copied, &|_| false));
@@ -919,47 +919,6 @@ pub(crate) fn lists_unread_after_update(text: &str) -> bool {
         .position(|u| *u == AptUse::Update)
         .map_or(0, |i| i + 1);
     !uses[from..].iter().any(|u| u.reads())
-}
-
-/// The scripts of the `$( … )` and `` ` … ` `` substitutions in a word as the reader keeps
-/// it (a substitution that does not end is taken to the end of the word).
-fn substitutions(word: &str) -> Vec<&str> {
-    let bytes = word.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'(') => {
-                let mut depth = 0usize;
-                let mut end = bytes.len();
-                for (j, b) in bytes.iter().enumerate().skip(i + 1) {
-                    match b {
-                        b'(' => depth += 1,
-                        b')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                end = j;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                out.push(word.get(i + 2..end).unwrap_or(""));
-                i = end + 1;
-            }
-            b'`' => {
-                let end = bytes[i + 1..]
-                    .iter()
-                    .position(|&b| b == b'`')
-                    .map_or(bytes.len(), |p| i + 1 + p);
-                out.push(word.get(i + 1..end).unwrap_or(""));
-                i = end + 1;
-            }
-            _ => i += 1,
-        }
-    }
-    out
 }
 
 /// The ranges of the shell text to take out to remove commands `gone` (sorted, not all) of

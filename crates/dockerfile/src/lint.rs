@@ -476,45 +476,10 @@ fn simple_commands(commands: &[Command]) -> usize {
 
 /// Simple commands inside the `$( )` and backquoted substitutions of a word.
 fn substitutions(word: &str) -> usize {
-    let bytes = word.as_bytes();
-    let mut n = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        let (start, end) = match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'(') && bytes.get(i + 2) != Some(&b'(') => {
-                let mut depth = 0usize;
-                let mut end = bytes.len();
-                for (j, b) in bytes.iter().enumerate().skip(i + 1) {
-                    match b {
-                        b'(' => depth += 1,
-                        b')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                end = j;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                (i + 2, end)
-            }
-            b'`' => {
-                let end = bytes[i + 1..]
-                    .iter()
-                    .position(|&b| b == b'`')
-                    .map_or(bytes.len(), |p| i + 1 + p);
-                (i + 1, end)
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        n += simple_commands(&shell::commands(word.get(start..end).unwrap_or("")));
-        i = end + 1;
-    }
-    n
+    shell::substitutions(word)
+        .into_iter()
+        .map(|script| simple_commands(&shell::commands(script)))
+        .sum()
 }
 
 /// Paths a RUN leaves behind as caches or downloads, with the RUN's index.
@@ -1547,6 +1512,7 @@ mod tests {
             "case $a in amd64) apt-get update ;; esac && apt-get install -y x",
             "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -o Dpkg::Options::=--force-confnew -y install x",
             "apt-get update && eval \"$INSTALL\"",
+            "apt-get update && echo $(( $(apt-cache search x | wc -l) ))",
         ] {
             assert!(
                 !has(&format!("FROM a\nRUN {used}\n"), "HR002"),
@@ -1558,6 +1524,8 @@ mod tests {
             "apt-get update && echo done",
             "apt-get install -y x && apt-get update",
             "apt-get update && apt-get clean",
+            // Arithmetic runs nothing: `N/2` is no script to look into.
+            "apt-get update && echo $((N/2))",
         ] {
             assert!(
                 has(&format!("FROM a\nRUN {unused}\n"), "HR002"),

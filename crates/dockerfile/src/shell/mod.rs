@@ -41,3 +41,49 @@ pub(crate) use script::{Cmd, Script, Tok};
 pub fn commands(script: &str) -> Vec<Command> {
     read(script).cmds.iter().map(|c| c.shell()).collect()
 }
+
+/// The scripts of the `$( … )` and `` ` … ` `` command substitutions in a word as the
+/// reader keeps it, outermost first (a substitution that does not end is taken to the end of
+/// the word). `$(( … ))` is arithmetic expansion, not a script: it is looked into for the
+/// substitutions it may hold (`$(( $(nproc) / 2 ))` holds `nproc`), and is not read as one.
+pub(crate) fn substitutions(word: &str) -> Vec<&str> {
+    let bytes = word.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let (start, end) = match bytes[i] {
+            b'$' if bytes.get(i + 1) == Some(&b'(') && bytes.get(i + 2) != Some(&b'(') => {
+                let mut depth = 0usize;
+                let mut end = bytes.len();
+                for (j, b) in bytes.iter().enumerate().skip(i + 1) {
+                    match b {
+                        b'(' => depth += 1,
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = j;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                (i + 2, end)
+            }
+            b'`' => {
+                let end = bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == b'`')
+                    .map_or(bytes.len(), |p| i + 1 + p);
+                (i + 1, end)
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push(word.get(start..end).unwrap_or(""));
+        i = end + 1;
+    }
+    out
+}

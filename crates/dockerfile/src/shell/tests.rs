@@ -365,3 +365,17 @@ fn comments_background_heredocs_and_odd_text() {
         let _ = read(any);
     }
 }
+
+#[test]
+fn substitutions_are_scripts_and_arithmetic_is_looked_into() {
+    assert_eq!(substitutions("a$(b c)d`e;f`"), ["b c", "e;f"]);
+    // Outermost first: the nested one is read with the script that holds it.
+    assert_eq!(substitutions("$(a $(b))"), ["a $(b)"]);
+    assert_eq!(substitutions("x$(echo y"), ["echo y"], "taken to the end");
+    // `$(( … ))` is arithmetic expansion: no script, so `N/2` is no program run from a
+    // path. The fixer's helper once read it as the subshell `(N/2)`; the lint's did not.
+    assert!(substitutions("-j$((N/2))").is_empty());
+    // The command substitutions an arithmetic expansion holds are scripts.
+    assert_eq!(substitutions("$(( $(nproc) / 2 ))"), ["nproc"]);
+    assert_eq!(substitutions("$((`nproc` + $(id -u)))"), ["nproc", "id -u"]);
+}
