@@ -62,9 +62,14 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::ast::{Dockerfile, Instruction, Keyword, Word};
+use crate::diagnostic::Fix;
 use crate::error::ParseError;
 use crate::shell::{self, Cmd, Script, Tok};
 
+pub use crate::diagnostic::Applicability;
+/// Whether a change keeps what gets installed: the [`Applicability`] of the fix it is.
+pub use crate::diagnostic::Applicability as Safety;
+pub use crate::rules::FixId;
 pub use diff::unified_diff;
 
 /// What [`fix`] may do, and how to name the file in the diff.
@@ -82,90 +87,6 @@ impl Default for FixOptions {
         FixOptions {
             unsafe_fixes: false,
             path: "Dockerfile".to_string(),
-        }
-    }
-}
-
-/// The fixes, by stable id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FixId {
-    /// Consecutive RUNs with the same flags joined into one (`apt-get update` alone folded
-    /// into the install after it).
-    MergeRuns,
-    /// A cleanup in a later RUN moved into the RUN that made the data.
-    MoveCleanup,
-    /// `rm -rf /var/lib/apt/lists/*` added to the last RUN that uses apt.
-    AptListsCleanup,
-    /// `--no-cache-dir` added to `pip install`.
-    PipNoCacheDir,
-    /// `--no-cache` added to `apk add`.
-    ApkNoCache,
-    /// `--no-install-recommends` added to `apt-get install` (unsafe: fewer packages).
-    AptNoInstallRecommends,
-}
-
-impl FixId {
-    /// The id as printed: `merge-runs`, `move-cleanup`, …
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FixId::MergeRuns => "merge-runs",
-            FixId::MoveCleanup => "move-cleanup",
-            FixId::AptListsCleanup => "apt-lists-cleanup",
-            FixId::PipNoCacheDir => "pip-no-cache-dir",
-            FixId::ApkNoCache => "apk-no-cache",
-            FixId::AptNoInstallRecommends => "apt-no-install-recommends",
-        }
-    }
-
-    /// The lint rules ([`crate::lint`]) this fix answers, from the rule table
-    /// ([`crate::lint::RULES`]).
-    pub fn rules(self) -> Vec<&'static str> {
-        crate::lint::RULES
-            .iter()
-            .filter(|r| r.fix == Some(self))
-            .map(|r| r.id)
-            .collect()
-    }
-
-    /// Whether the fix keeps what gets installed.
-    pub fn safety(self) -> Safety {
-        match self {
-            FixId::AptNoInstallRecommends => Safety::Unsafe,
-            _ => Safety::Safe,
-        }
-    }
-}
-
-/// Whether a fix keeps what gets installed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Safety {
-    /// Same files installed; only layers and caches change.
-    Safe,
-    /// Changes what gets installed; applied only with [`FixOptions::unsafe_fixes`].
-    Unsafe,
-}
-
-/// Whether a finding's fix may be applied, as a finding carries it
-/// ([`crate::lint::Finding::applicability`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Applicability {
-    /// `--fix` applies it: the same program, the same files installed.
-    Safe,
-    /// Only `--fix-unsafe` applies it: it changes what gets installed.
-    Unsafe,
-    /// No fix: the rule has none, or the fixer could not prove one keeps the program (a
-    /// script that sets shell options, a RUN it cannot read, a Windows or unknown base, …).
-    None,
-}
-
-impl From<Safety> for Applicability {
-    fn from(s: Safety) -> Self {
-        match s {
-            Safety::Safe => Applicability::Safe,
-            Safety::Unsafe => Applicability::Unsafe,
         }
     }
 }
@@ -405,12 +326,9 @@ pub struct Fixes {
     pub edits: Vec<Edit>,
 }
 
-/// Which findings [`fix`] answers, and how: each finding answered by a change gets its
-/// [`Applicability`] and the index of that change in [`Fixes::changes`]; the others stay
-/// `none`. A change answers a finding when the finding's rule is one of the change's and
-/// their lines (or the lines of the change's edits) meet. `src` is the text the findings
-/// were made from.
-pub fn annotate(src: &str, findings: &mut [crate::lint::Finding]) -> Result<Fixes, ParseError> {
+/// The fixes of `src` as the lint shows them ([`crate::lint::lint_with_fixes`]): the safe
+/// changes `--fix` makes, then, when `unsafe_too`, the unsafe ones only `--fix-unsafe` adds.
+pub(crate) fn fixes(src: &str, unsafe_too: bool) -> Result<Fixes, ParseError> {
     let path = FixOptions::default().path;
     let safe = fix(
         src,
@@ -421,11 +339,7 @@ pub fn annotate(src: &str, findings: &mut [crate::lint::Finding]) -> Result<Fixe
     )?;
     let mut changes = safe.changes;
     let mut edits = safe.edits;
-    if findings.iter().any(|f| {
-        crate::lint::rule(f.id)
-            .and_then(|r| r.fix)
-            .is_some_and(|id| id.safety() == Safety::Unsafe)
-    }) {
+    if unsafe_too {
         let all = fix(
             src,
             &FixOptions {
@@ -453,33 +367,57 @@ pub fn annotate(src: &str, findings: &mut [crate::lint::Finding]) -> Result<Fixe
                 .filter_map(|(_, k)| all.edits.get(k).cloned()),
         );
     }
-    // Per rule: the changes' own lines, and the lines of their edits.
-    let mut own: BTreeMap<&str, Spans> = BTreeMap::new();
-    let mut spliced: BTreeMap<&str, Spans> = BTreeMap::new();
-    for (k, c) in changes.iter().enumerate() {
-        for &rule in &c.rules {
-            own.entry(rule).or_default().push(c.line, c.end_line, k);
-            for e in c.edits.iter().filter_map(|&e| edits.get(e)) {
-                spliced.entry(rule).or_default().push(e.line, e.end_line, k);
+    Ok(Fixes { changes, edits })
+}
+
+impl Fixes {
+    /// Which change answers which finding, looked up by rule and lines.
+    pub(crate) fn answers(&self) -> Answers {
+        // Per rule: the changes' own lines, and the lines of their edits.
+        let mut own: BTreeMap<&'static str, Spans> = BTreeMap::new();
+        let mut spliced: BTreeMap<&'static str, Spans> = BTreeMap::new();
+        for (k, c) in self.changes.iter().enumerate() {
+            for &rule in &c.rules {
+                own.entry(rule).or_default().push(c.line, c.end_line, k);
+                for e in c.edits.iter().filter_map(|&e| self.edits.get(e)) {
+                    spliced.entry(rule).or_default().push(e.line, e.end_line, k);
+                }
             }
         }
-    }
-    let own: BTreeMap<&str, Spans> = own.into_iter().map(|(r, s)| (r, s.done())).collect();
-    let spliced: BTreeMap<&str, Spans> = spliced.into_iter().map(|(r, s)| (r, s.done())).collect();
-    for f in findings.iter_mut() {
-        let end = f.end_line.max(f.line);
-        // The change on the finding's lines; else one whose splice covers them (the apt
-        // lists of an `apt-get update` merged into the install are removed at the install).
-        let answered = own
-            .get(f.id)
-            .and_then(|s| s.meeting(f.line, end))
-            .or_else(|| spliced.get(f.id).and_then(|s| s.meeting(f.line, end)));
-        if let Some(k) = answered {
-            f.fix = Some(k);
-            f.applicability = changes[k].safety.into();
+        Answers {
+            own: own.into_iter().map(|(r, s)| (r, s.done())).collect(),
+            spliced: spliced.into_iter().map(|(r, s)| (r, s.done())).collect(),
+            safety: self.changes.iter().map(|c| c.safety).collect(),
         }
     }
-    Ok(Fixes { changes, edits })
+}
+
+/// Which change of a file's [`Fixes`] answers a finding: one whose rules hold the
+/// finding's and whose lines (or the lines of whose edits) meet the finding's.
+#[derive(Debug)]
+pub(crate) struct Answers {
+    own: BTreeMap<&'static str, Spans>,
+    spliced: BTreeMap<&'static str, Spans>,
+    /// Per change.
+    safety: Vec<Safety>,
+}
+
+impl Answers {
+    /// The fix of a finding of rule `id` on lines `line..=end_line`.
+    pub(crate) fn fix(&self, id: &str, line: usize, end_line: usize) -> Option<Fix> {
+        let end = end_line.max(line);
+        // The change on the finding's lines; else one whose splice covers them (the apt
+        // lists of an `apt-get update` merged into the install are removed at the install).
+        let change = self
+            .own
+            .get(id)
+            .and_then(|s| s.meeting(line, end))
+            .or_else(|| self.spliced.get(id).and_then(|s| s.meeting(line, end)))?;
+        Some(Fix {
+            applicability: *self.safety.get(change)?,
+            change,
+        })
+    }
 }
 
 /// Line ranges (first, last, what), to find one that meets a given range in logarithmic

@@ -133,6 +133,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod ast;
+pub mod diagnostic;
 mod dump;
 mod error;
 pub mod fix;
@@ -140,6 +141,7 @@ mod json;
 mod lex;
 pub mod lint;
 mod parser;
+pub mod rules;
 pub mod shell;
 mod stages;
 pub mod validate;

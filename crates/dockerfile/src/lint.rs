@@ -11,178 +11,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::ast::{Dockerfile, Instruction, Keyword};
-use crate::fix::{Applicability, FixId};
+use crate::diagnostic::{Applicability, Fix};
+use crate::fix::{self, Fixes};
 use crate::shell::{self, Command};
 
-/// How much a finding matters. Ordered: `Info < Warning < Error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    #[serde(alias = "style")]
-    Info,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-impl std::str::FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "info" | "style" => Ok(Severity::Info),
-            "warning" => Ok(Severity::Warning),
-            "error" => Ok(Severity::Error),
-            other => Err(format!("{other:?}: expected error, warning or info")),
-        }
-    }
-}
-
-/// A rule: its stable id, default severity, what it means and how to fix it.
-#[derive(Debug, Serialize)]
-pub struct Rule {
-    pub id: &'static str,
-    pub severity: Severity,
-    /// One line: what is wrong.
-    pub title: &'static str,
-    /// What to do about it.
-    pub hint: &'static str,
-    /// The fix of [`crate::fix`] that answers it, if any ([`FixId::safety`] says whether it
-    /// keeps what gets installed). The one table of which fix answers which rule.
-    pub fix: Option<FixId>,
-}
-
-/// Every rule, hadolint's first.
-pub static RULES: &[Rule] = &[
-    Rule {
-        id: "DL3059",
-        severity: Severity::Info,
-        title: "Multiple consecutive RUN instructions: each is a layer",
-        hint: "merge them into one RUN joined with &&",
-        fix: Some(FixId::MergeRuns),
-    },
-    Rule {
-        id: "DL3009",
-        severity: Severity::Info,
-        title: "apt lists are left in the layer after apt-get update",
-        hint: "end the same RUN with `&& rm -rf /var/lib/apt/lists/*`",
-        fix: Some(FixId::AptListsCleanup),
-    },
-    Rule {
-        id: "DL3015",
-        severity: Severity::Info,
-        title: "apt-get install without --no-install-recommends pulls in extra packages",
-        hint: "add --no-install-recommends (changes what is installed: --fix-unsafe)",
-        fix: Some(FixId::AptNoInstallRecommends),
-    },
-    Rule {
-        id: "DL3042",
-        severity: Severity::Warning,
-        title: "pip install without --no-cache-dir keeps pip's cache in the layer",
-        hint: "add --no-cache-dir (or set ENV PIP_NO_CACHE_DIR=1, or use a cache mount)",
-        fix: Some(FixId::PipNoCacheDir),
-    },
-    Rule {
-        id: "DL3019",
-        severity: Severity::Info,
-        title: "apk add without --no-cache keeps the package index in the layer",
-        hint: "use `apk add --no-cache`",
-        fix: Some(FixId::ApkNoCache),
-    },
-    Rule {
-        id: "DL3032",
-        severity: Severity::Warning,
-        title: "yum install without `yum clean all` in the same RUN",
-        hint: "end the same RUN with `&& yum clean all`",
-        fix: None,
-    },
-    Rule {
-        id: "DL3036",
-        severity: Severity::Warning,
-        title: "zypper install without `zypper clean` in the same RUN",
-        hint: "end the same RUN with `&& zypper clean`",
-        fix: None,
-    },
-    Rule {
-        id: "DL3040",
-        severity: Severity::Warning,
-        title: "dnf install without `dnf clean all` in the same RUN",
-        hint: "end the same RUN with `&& dnf clean all`",
-        fix: None,
-    },
-    Rule {
-        id: "DL3060",
-        severity: Severity::Info,
-        title: "yarn install without `yarn cache clean` in the same RUN",
-        hint: "end the same RUN with `&& yarn cache clean`",
-        fix: None,
-    },
-    Rule {
-        id: "HR001",
-        severity: Severity::Warning,
-        title: "Cleanup in a later layer than the one that made the data: the bytes stay in the image",
-        hint: "do the cleanup in the RUN that downloads or installs (--fix moves it there)",
-        fix: Some(FixId::MoveCleanup),
-    },
-    Rule {
-        id: "HR002",
-        severity: Severity::Warning,
-        title: "apt-get update alone in a RUN: its lists are a layer of their own, and a cached update goes stale",
-        hint: "run `apt-get update && apt-get install …` in the same RUN",
-        fix: Some(FixId::MergeRuns),
-    },
-    Rule {
-        id: "HR003",
-        severity: Severity::Warning,
-        title: "One package per install RUN, repeated: a layer and a resolver run per package",
-        hint: "install the packages in one command (one RUN)",
-        fix: Some(FixId::MergeRuns),
-    },
-    Rule {
-        id: "HR004",
-        severity: Severity::Warning,
-        title: "The whole context is copied before the dependencies are installed: any change to any file re-runs the install",
-        hint: "copy the dependency manifests (requirements.txt, package.json, …) first, install, then copy the rest",
-        fix: None,
-    },
-    Rule {
-        id: "HR005",
-        severity: Severity::Warning,
-        title: "An archive is downloaded in one layer and extracted in another: the archive stays in the image",
-        hint: "download, extract and delete the archive in one RUN (or `ADD --checksum` + extract in a later stage)",
-        fix: None,
-    },
-    Rule {
-        id: "HR006",
-        severity: Severity::Warning,
-        title: "Too many layers in the final stage",
-        hint: "merge RUN instructions and COPY what belongs together at once",
-        fix: Some(FixId::MergeRuns),
-    },
-    Rule {
-        id: "HR007",
-        severity: Severity::Warning,
-        title: "No .dockerignore next to a large build context: all of it is sent to the builder",
-        hint: "add a .dockerignore that leaves out .git, caches, data and build output",
-        fix: None,
-    },
-];
-
-/// The rule with this id.
-pub fn rule(id: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|r| r.id.eq_ignore_ascii_case(id))
-}
+pub use crate::diagnostic::{Finding, Severity};
+pub use crate::rules::{RULES, Rule, rule};
 
 /// What the lint knows about the build context (the caller measures it).
 #[derive(Debug, Clone, Default)]
@@ -218,27 +55,48 @@ impl Default for LintOptions {
     }
 }
 
-/// One problem found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    pub id: &'static str,
-    pub severity: Severity,
-    pub message: String,
-    pub hint: &'static str,
-    pub line: usize,
-    pub end_line: usize,
-    pub column: usize,
-    /// Whether [`crate::fix`] fixes this finding, and how: `safe` (`--fix` applies it),
-    /// `unsafe` (only `--fix-unsafe`), `none` (no fix, or none that keeps the program). `none`
-    /// until [`crate::fix::annotate`] has looked.
-    pub applicability: Applicability,
-    /// The fix that answers it: an index into the fixes [`crate::fix::annotate`] gave back.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<usize>,
+/// Lint a parsed Dockerfile: the findings in line order, none with a fix. For a file that
+/// is not to be rewritten (one Docker's build refuses), or where only the findings matter;
+/// [`lint_with_fixes`] gives each finding the fix that answers it.
+pub fn lint(df: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
+    findings(
+        not_ignored(df, check(df, options), options),
+        options,
+        |_| None,
+    )
 }
 
-/// Lint a parsed Dockerfile; findings in line order.
-pub fn lint(df: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
+/// What [`lint_with_fixes`] gives back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Linted {
+    /// In line order, each with the fix that answers it, if any.
+    pub findings: Vec<Finding>,
+    /// What `--fix` changes (safe), then what only `--fix-unsafe` adds (unsafe), and the
+    /// edits of the original text they point at: a finding's [`Fix::change`] is an index
+    /// into `fixes.changes`.
+    pub fixes: Fixes,
+}
+
+/// Lint `df`, parsed from `src`, with the fixer's answer to each finding, so that what the
+/// lint calls fixable is what the fixer does. A change answers a finding when the finding's
+/// rule is one of the change's and their lines (or the lines of the change's edits) meet;
+/// the unsafe fixes are looked for only when a finding's rule has one. Were `src` not to
+/// parse (it is the text `df` was read from, so it does), no finding would have a fix.
+pub fn lint_with_fixes(src: &str, df: &Dockerfile, options: &LintOptions) -> Linted {
+    let raw = not_ignored(df, check(df, options), options);
+    let unsafe_too = raw.iter().any(|r| {
+        rule(r.id)
+            .and_then(|r| r.fix)
+            .is_some_and(|id| id.safety() == Applicability::Unsafe)
+    });
+    let fixes = fix::fixes(src, unsafe_too).unwrap_or_default();
+    let answers = fixes.answers();
+    let findings = findings(raw, options, |r| answers.fix(r.id, r.line, r.end_line));
+    Linted { findings, fixes }
+}
+
+/// What every check finds, before ignores.
+fn check(df: &Dockerfile, options: &LintOptions) -> Vec<Raw> {
     let mut raw = Vec::new();
     let stages = df.stages();
     let built_upon: BTreeSet<usize> = stages.iter().filter_map(|s| s.base_stage).collect();
@@ -282,7 +140,7 @@ pub fn lint(df: &Dockerfile, options: &LintOptions) -> Vec<Finding> {
             ),
         ));
     }
-    finish(df, raw, options)
+    raw
 }
 
 /// A finding before ignores and severities are applied.
@@ -1140,8 +998,8 @@ fn pip_packages(args: &[String]) -> usize {
     n
 }
 
-/// Apply ignores (comments, options) and severities; sort.
-fn finish(df: &Dockerfile, raw: Vec<Raw>, options: &LintOptions) -> Vec<Finding> {
+/// The findings not ignored (by comments, or by the options).
+fn not_ignored(df: &Dockerfile, raw: Vec<Raw>, options: &LintOptions) -> Vec<Raw> {
     let mut global: BTreeSet<String> = options
         .ignore
         .iter()
@@ -1163,8 +1021,7 @@ fn finish(df: &Dockerfile, raw: Vec<Raw>, options: &LintOptions) -> Vec<Finding>
     for i in df.walk() {
         on_line.entry(i.line).or_insert(i);
     }
-    let mut out: Vec<Finding> = raw
-        .into_iter()
+    raw.into_iter()
         .filter(|r| !global.contains(r.id))
         .filter(|r| {
             // Inline ignores: the comment block directly above the instruction on r.line.
@@ -1177,6 +1034,18 @@ fn finish(df: &Dockerfile, raw: Vec<Raw>, options: &LintOptions) -> Vec<Finding>
                 .filter_map(|c| ignore_ids(&c.text, false))
                 .any(|ids| ids.iter().any(|id| id == r.id))
         })
+        .collect()
+}
+
+/// The findings, whole: each with its rule's hint, its severity (the rule's, or the one the
+/// options give it) and the fix `fix_of` finds for it; in line order.
+fn findings(
+    raw: Vec<Raw>,
+    options: &LintOptions,
+    fix_of: impl Fn(&Raw) -> Option<Fix>,
+) -> Vec<Finding> {
+    let mut out: Vec<Finding> = raw
+        .into_iter()
         .filter_map(|r| {
             let rule = rule(r.id)?;
             Some(Finding {
@@ -1186,13 +1055,12 @@ fn finish(df: &Dockerfile, raw: Vec<Raw>, options: &LintOptions) -> Vec<Finding>
                     .get(rule.id)
                     .copied()
                     .unwrap_or(rule.severity),
+                fix: fix_of(&r),
                 message: r.message,
                 hint: rule.hint,
                 line: r.line,
                 end_line: r.end_line,
                 column: r.column,
-                applicability: Applicability::None,
-                fix: None,
             })
         })
         .collect();
@@ -1594,12 +1462,50 @@ mod tests {
     }
 
     #[test]
-    fn every_rule_is_described_once() {
-        let mut seen = BTreeSet::new();
-        for r in RULES {
-            assert!(seen.insert(r.id), "{} twice", r.id);
-            assert!(!r.title.is_empty() && !r.hint.is_empty());
-        }
-        assert!(rule("dl3059").is_some());
+    fn findings_carry_the_fix_that_answers_them() {
+        use crate::fix::FixId;
+        let src = "FROM a\nRUN apt-get update\nRUN apt-get install -y x\nRUN yum install -y y\n";
+        let df = crate::parse(src).expect("parses");
+        let linted = lint_with_fixes(src, &df, &LintOptions::default());
+        let fix_of = |id: &str| {
+            let f = linted.findings.iter().find(|f| f.id == id);
+            let f = f.unwrap_or_else(|| panic!("no {id}: {:?}", linted.findings));
+            f.fix
+                .map(|x| (x.applicability, linted.fixes.changes[x.change].id))
+        };
+        assert_eq!(
+            fix_of("HR002"),
+            Some((Applicability::Safe, FixId::MergeRuns))
+        );
+        assert_eq!(
+            fix_of("DL3015"),
+            Some((Applicability::Unsafe, FixId::AptNoInstallRecommends))
+        );
+        assert_eq!(fix_of("DL3032"), None, "the rule has no fix");
+        // The lint alone: the same findings, none with a fix.
+        let plain = lint(&df, &LintOptions::default());
+        assert_eq!(plain.len(), linted.findings.len());
+        assert!(plain.iter().all(|f| f.fix.is_none()));
+        assert_eq!(
+            plain.iter().map(|f| (f.id, f.line)).collect::<Vec<_>>(),
+            linted
+                .findings
+                .iter()
+                .map(|f| (f.id, f.line))
+                .collect::<Vec<_>>()
+        );
+        // No finding with an unsafe fix: no unsafe change is looked for.
+        let src = "FROM a\n# hadolint ignore=DL3015\nRUN apt-get install -y x\n";
+        let df = crate::parse(src).expect("parses");
+        let linted = lint_with_fixes(src, &df, &LintOptions::default());
+        assert!(
+            linted
+                .fixes
+                .changes
+                .iter()
+                .all(|c| c.safety == Applicability::Safe),
+            "{:?}",
+            linted.fixes
+        );
     }
 }

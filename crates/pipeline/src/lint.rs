@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use headroom_dockerfile::fix::Applicability;
-use headroom_dockerfile::lint::{ContextFacts, Finding, LintOptions, RULES, Severity};
+use headroom_dockerfile::lint::{ContextFacts, Finding, LintOptions, Linted, RULES, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -189,13 +189,16 @@ pub fn lint_file(
         .or_else(|| path.parent().map(Path::to_path_buf));
     let facts =
         context.map(|dir| context_facts(&dir, path, LintOptions::default().large_context_bytes));
-    let mut findings = headroom_dockerfile::lint::lint(&parsed, &config.options(facts));
+    let options = config.options(facts);
     // A file Docker's build refuses is never rewritten, so none of its findings is fixable.
-    let fixes = if invalid.is_empty() {
+    let Linted { findings, fixes } = if invalid.is_empty() {
         let text = headroom_dockerfile::decode_bytes(&bytes);
-        headroom_dockerfile::fix::annotate(&text, &mut findings).unwrap_or_default()
+        headroom_dockerfile::lint::lint_with_fixes(&text, &parsed, &options)
     } else {
-        Default::default()
+        Linted {
+            findings: headroom_dockerfile::lint::lint(&parsed, &options),
+            fixes: Default::default(),
+        }
     };
     Ok(FileFindings {
         file,
@@ -339,10 +342,10 @@ pub fn human(files: &[FileFindings]) -> String {
                 x.message,
                 x.severity.as_str(),
                 x.hint,
-                match x.applicability {
-                    Applicability::Safe => " [--fix]",
-                    Applicability::Unsafe => " [--fix-unsafe]",
-                    Applicability::None => "",
+                match x.applicability() {
+                    Some(Applicability::Safe) => " [--fix]",
+                    Some(Applicability::Unsafe) => " [--fix-unsafe]",
+                    None => "",
                 }
             ));
         }
@@ -476,8 +479,8 @@ mod tests {
     fn sample() -> Vec<FileFindings> {
         let src = "FROM a\nRUN apt-get update\nRUN pip install x\n";
         let df = headroom_dockerfile::parse(src).expect("parses");
-        let mut findings = headroom_dockerfile::lint::lint(&df, &Default::default());
-        let fixes = headroom_dockerfile::fix::annotate(src, &mut findings).expect("parses");
+        let Linted { findings, fixes } =
+            headroom_dockerfile::lint::lint_with_fixes(src, &df, &Default::default());
         vec![FileFindings {
             file: "dir,x/Dockerfile".into(),
             findings,
