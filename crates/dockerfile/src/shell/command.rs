@@ -134,6 +134,15 @@ impl Command {
         None
     }
 
+    /// Every non-option argument (for `rm`, which has no subcommand).
+    pub(crate) fn operands_all(&self) -> Vec<&str> {
+        self.args()
+            .iter()
+            .filter(|a| !a.starts_with('-'))
+            .map(String::as_str)
+            .collect()
+    }
+
     /// `rm` with a recursive option.
     pub fn is_rm(&self) -> bool {
         self.program() == Some("rm")
