@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use crate::ast::Word;
+use crate::parser::trim_continuation;
 
 /// Where each byte of a RUN's shell text comes from in the source: the text is the source
 /// with continuations (escape character, line break) and comment lines taken out.
@@ -32,7 +33,7 @@ impl SrcMap {
                     continue;
                 }
             }
-            let piece = trim_continuation(line, escape);
+            let (piece, _) = trim_continuation(line, escape);
             if !piece.is_empty() {
                 pieces.push((text.len(), base + at));
                 text.push_str(piece);
@@ -71,15 +72,5 @@ impl SrcMap {
             return s..s;
         }
         self.src(r.start)..self.insert_at(r.end)
-    }
-}
-
-/// The parser's rule for a line that continues: ends with the escape character (and
-/// blanks), not itself escaped. The line without the escape character and what follows.
-pub(super) fn trim_continuation(line: &str, escape: char) -> &str {
-    let t = line.trim_end_matches([' ', '\t']);
-    match t.strip_suffix(escape) {
-        Some(before) if !before.ends_with(escape) => before,
-        _ => line,
     }
 }

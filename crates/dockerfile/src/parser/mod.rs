@@ -13,8 +13,9 @@ use crate::ast::{
 use crate::error::{ParseError, ParseErrorKind};
 use crate::lex;
 use args::ArgReader;
-use source::{Line, Logical, Source, is_re_space, is_split_space, trim_continuation};
+use source::{Line, Logical, Source, is_re_space, is_split_space};
 
+pub(crate) use source::trim_continuation;
 pub use source::{decode_bytes, encode_text};
 
 /// Docker reads lines through a 64 KiB buffer: a longer line is an error.

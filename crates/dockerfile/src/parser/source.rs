@@ -210,7 +210,7 @@ pub(super) fn is_re_space(c: char) -> bool {
 /// Docker's `trimContinuationCharacter`: a line ending in the escape character (and
 /// optional blanks) continues, unless that escape character is itself escaped. Gives the line
 /// without the escape character and whatever follows it, and whether the line is complete.
-pub(super) fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
+pub(crate) fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
     let t = line.trim_end_matches([' ', '\t']);
     match t.strip_suffix(escape) {
         Some("") => ("", false),
