@@ -33,7 +33,7 @@ pub(super) fn check(
             })
             .unwrap_or_default()
     };
-    let Ok(new) = crate::parse(text) else {
+    let Ok(new) = crate::parser::parse(text) else {
         return Err(BTreeSet::new());
     };
     if new.escape != df.escape || new.directives.len() != df.directives.len() {

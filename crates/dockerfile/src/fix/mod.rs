@@ -185,7 +185,7 @@ pub fn layer_counts(df: &Dockerfile) -> LayerCounts {
 /// Fix `src`. Errors only when `src` does not parse; a Dockerfile with nothing to fix comes
 /// back byte for byte.
 pub fn fix(src: &str, options: &FixOptions) -> Result<Fixed, ParseError> {
-    let df = crate::parse(src)?;
+    let df = crate::parser::parse(src)?;
     let before = layer_counts(&df);
     let mut frozen: BTreeSet<usize> = BTreeSet::new();
     let mut result = None;

@@ -10,7 +10,7 @@ use std::ops::Range;
 use crate::ast::{
     Args, Comment, Directive, Dockerfile, Heredoc, Instruction, Keyword, Position, Span, Word,
 };
-use crate::error::{ParseError, ParseErrorKind};
+use crate::error::{ParseError, ParseErrorKind, WordError};
 use crate::lex;
 use args::ArgReader;
 use source::{Line, Logical, Source, is_re_space, is_split_space};
@@ -415,7 +415,7 @@ impl<'s, 'a> Parser<'s, 'a> {
         if rest.is_empty() || rest.contains('<') {
             return Ok(None);
         }
-        let invalid = |e: crate::WordError| self.src.error(at, ParseErrorKind::InvalidHeredoc(e.0));
+        let invalid = |e: WordError| self.src.error(at, ParseErrorKind::InvalidHeredoc(e.0));
         let words = lex::split_words(rest, false).map_err(invalid)?;
         let [name] = words.as_slice() else {
             return Ok(None);
