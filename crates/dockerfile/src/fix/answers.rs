@@ -14,7 +14,7 @@ use crate::diagnostic::{Applicability, Fix};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Fixes {
     pub changes: Vec<Change>,
-    /// The safe changes' edits (exactly [`Fixed::edits`] of `--fix`), then those of
+    /// The safe changes' edits (exactly [`Fixed::edits`](crate::fix::Fixed::edits) of `--fix`), then those of
     /// `--fix-unsafe`, which replace them where they meet.
     pub edits: Vec<Edit>,
 }

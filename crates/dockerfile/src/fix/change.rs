@@ -22,8 +22,8 @@ pub struct Edit {
     pub content: String,
 }
 
-/// `edits` applied to `src` (sorted by start, not overlapping): what [`fix`] does with
-/// [`Fixed::edits`].
+/// `edits` applied to `src` (sorted by start, not overlapping): what [`fix`](crate::fix::fix()) does with
+/// [`Fixed::edits`](crate::fix::Fixed::edits).
 pub fn apply_edits(src: &str, edits: &[Edit]) -> Option<String> {
     let mut out = String::with_capacity(src.len());
     let mut at = 0;
@@ -39,7 +39,7 @@ pub fn apply_edits(src: &str, edits: &[Edit]) -> Option<String> {
     Some(out)
 }
 
-/// One change that [`fix`] made.
+/// One change that [`fix`](crate::fix::fix()) made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
     pub id: FixId,
@@ -54,7 +54,7 @@ pub struct Change {
     /// The original lines of the instructions changed.
     pub original: String,
     /// The splices of the original text that carry this change: indices into
-    /// [`Fixed::edits`] (or [`Fixes::edits`]). A splice may carry several changes (a merged
+    /// [`Fixed::edits`](crate::fix::Fixed::edits) (or [`Fixes::edits`](crate::fix::Fixes::edits)). A splice may carry several changes (a merged
     /// RUN with `--no-cache-dir` added inside it); the edits of an unsafe change hold the
     /// safe changes of the same lines too.
     pub edits: Vec<usize>,

@@ -11,17 +11,17 @@
 //!
 //! This is the bottom layer that the lint and the fixer share:
 //!
-//! * [`read`] (`read.rs`): the one reader. It keeps positions (the byte range of every
+//! * `read` (`read.rs`): the one reader. It keeps positions (the byte range of every
 //!   word), the separators at the top level, and what in the script would reach past it if
-//!   more commands were joined after it in the same shell; its answer is a [`Script`]
+//!   more commands were joined after it in the same shell; its answer is a `Script`
 //!   (`script.rs`). Anything it does not follow (unbalanced quotes or parentheses, an
-//!   operator at the end, a syntax error) makes the script not [`Script::understood`], and
+//!   operator at the end, a syntax error) makes the script not `understood`, and
 //!   the fixer leaves such a RUN alone.
 //! * [`Command`] (`command.rs`): a simple command as the rules ask about it (`program`,
 //!   `is_apt`, `is_pip_install`, …); [`commands`] lists them.
 //! * `effects.rs`: what a command does beyond its own output: changes the shell, may turn
 //!   on `set -e`, runs code that cannot be seen from here.
-//! * [`substitutions`]: the scripts of the `$( … )` and `` ` … ` `` in a word.
+//! * `substitutions`: the scripts of the `$( … )` and `` ` … ` `` in a word.
 
 mod command;
 mod effects;
@@ -36,7 +36,7 @@ pub(crate) use read::read;
 pub(crate) use script::{Cmd, Script, Tok};
 
 /// The simple commands of `script`, in order, at every nesting level. The script is read
-/// by the one shell reader the lint and the fixer share ([`read`], which also keeps
+/// by the one shell reader the lint and the fixer share (`read`, which also keeps
 /// positions); a script it cannot follow to the end still lists what it read.
 pub fn commands(script: &str) -> Vec<Command> {
     read(script).cmds.iter().map(|c| c.shell()).collect()
