@@ -253,7 +253,7 @@ pub struct Word {
 impl Word {
     /// The text after the shell-like processing Docker applies when it uses the word: quotes
     /// removed, escapes resolved, variables left as written (`$A`, `${A:-x}`).
-    pub fn unquoted(&self, escape: char) -> Result<String, crate::WordError> {
+    pub fn unquoted(&self, escape: char) -> Result<String, crate::error::WordError> {
         crate::lex::unquote(&self.text, escape)
     }
 }

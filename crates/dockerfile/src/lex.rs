@@ -12,7 +12,7 @@
 //! buffer, so a word that contains `${a:-b}` restarts at it; `${a//b/c}` comes back as
 //! `${a/b/c}`. Nesting deeper than [`MAX_DEPTH`] `${` is refused instead of followed.
 
-use crate::WordError;
+use crate::error::WordError;
 
 /// Deepest `${…${…}…}` nesting followed (Docker has no limit; this keeps the stack bounded).
 pub(crate) const MAX_DEPTH: usize = 64;

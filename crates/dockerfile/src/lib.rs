@@ -1,6 +1,31 @@
 //! Dockerfile analysis: a parser that follows Docker's own syntax, a lint for layers and
 //! caches, and a fixer that merges layers without changing what the image contains.
 //!
+//! # Code map
+//!
+//! From the bottom up; nothing imports a module above it, and the library never prints.
+//!
+//! * `error.rs`, `json.rs`, `lex.rs`: parse errors with Docker's messages; exec-form JSON
+//!   read as Go reads it; Docker's word lexing (quotes, escapes, heredoc markers).
+//! * `ast.rs`: the tree ([`Dockerfile`], [`Instruction`], [`Args`], …), every part with its
+//!   [`Span`].
+//! * `parser/`: text to tree. `source.rs` holds the text as Docker reads it (bytes as text,
+//!   physical lines, positions, continuations), `args.rs` shapes each instruction's
+//!   arguments, `mod.rs` reads directives, instructions and heredocs.
+//! * `stages.rs`, `dump.rs`: the build stages and what `--from` names; the JSON dump.
+//! * [`validate`]: what BuildKit refuses once the file is parsed (`mount.rs`: `--mount`;
+//!   `go.rs`: Go's durations and quoting, did-you-mean suggestions).
+//! * [`shell`]: the one shell reader (positions, separators, compound commands, what a
+//!   script does to the shell), and the command view the rules ask (`program`, `is_apt`,
+//!   …). It knows nothing of Dockerfiles; the lint and the fixer both read RUN scripts
+//!   through it.
+//! * [`diagnostic`], [`rules`]: what a finding is (with its fix and applicability), and the
+//!   rule and fix tables, as data. They know neither the checks nor the fixer.
+//! * [`fix`]: the fixer: a planner over the file's RUNs, one file per family of fixes,
+//!   rendering and read-back (its own code map tells more). It knows no findings.
+//! * [`lint`]: on top: the rule families over stages and RUNs, the ignores, and findings
+//!   made whole with the fixer's answer.
+//!
 //! # Parsing
 //!
 //! [`parse`] reads a Dockerfile the way BuildKit's `frontend/dockerfile/parser` does (the
@@ -65,13 +90,19 @@
 //!
 //! # Lint
 //!
-//! [`lint::lint`] finds layer and cache problems: hadolint's rules where hadolint has them
-//! (same ids and meaning: `DL3059`, `DL3009`, `DL3015`, `DL3042`, `DL3019`, `DL3032`,
-//! `DL3036`, `DL3040`, `DL3060`) and headroom's own (`HR001` cleanup in a later layer, `HR002`
-//! `apt-get update` alone, `HR003` one package per install repeated, `HR004` `COPY .` before
-//! the dependencies, `HR005` an archive downloaded and extracted in different layers, `HR006`
-//! too many layers, `HR007` no `.dockerignore` beside a large context). [`lint::RULES`] holds
-//! their ids, severities, titles and hints; [`shell`] reads RUN lines into commands.
+//! [`lint::lint_with_fixes`] finds layer and cache problems: hadolint's rules where hadolint
+//! has them (same ids and meaning: `DL3059`, `DL3009`, `DL3015`, `DL3042`, `DL3019`,
+//! `DL3032`, `DL3036`, `DL3040`, `DL3060`) and headroom's own (`HR001` cleanup in a later
+//! layer, `HR002` `apt-get update` alone, `HR003` one package per install repeated, `HR004`
+//! `COPY .` before the dependencies, `HR005` an archive downloaded and extracted in
+//! different layers, `HR006` too many layers, `HR007` no `.dockerignore` beside a large
+//! context). Each is a [`diagnostic::Finding`] that carries, when it is made, the
+//! [`diagnostic::Fix`] that answers it (as ruff's diagnostics carry an `Option<Fix>`): the
+//! index of the fixer's change and its [`diagnostic::Applicability`] (`safe`: `--fix`
+//! applies it; `unsafe`: only `--fix-unsafe`), so what the lint calls fixable is what the
+//! fixer does. [`lint::lint`] gives the findings without fixes, for a file that is not to be
+//! rewritten. [`rules::RULES`] holds the rules' ids, severities, titles, hints and fixes, and
+//! [`rules::FIXES`] what each fix is, as data; [`shell`] reads RUN lines into commands.
 //!
 //! # Fix
 //!
@@ -82,9 +113,8 @@
 //! the new text, each change (stable id, the lint rules it answers, description, original
 //! lines, safe or unsafe), the layer counts before and after, and a unified diff. Whatever
 //! is not fixed stays byte for byte; each rewrite is read back before it is kept. Every
-//! change carries its [`fix::Edit`]s (splices of the original text), and
-//! [`fix::annotate`] hangs them on the lint's findings with an [`fix::Applicability`]
-//! (`safe`, `unsafe`, `none`), so what the lint calls fixable is what the fixer does.
+//! change carries its [`fix::Edit`]s (splices of the original text); [`fix::Fixes`] is the
+//! lint's view of them.
 //!
 //! # Stages
 //!
@@ -133,6 +163,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod ast;
+pub mod diagnostic;
 mod dump;
 mod error;
 pub mod fix;
@@ -140,6 +171,7 @@ mod json;
 mod lex;
 pub mod lint;
 mod parser;
+pub mod rules;
 pub mod shell;
 mod stages;
 pub mod validate;

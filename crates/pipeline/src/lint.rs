@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use headroom_dockerfile::lint::{ContextFacts, Finding, LintOptions, RULES, Severity};
+use headroom_dockerfile::lint::{ContextFacts, Finding, LintOptions, Linted, RULES, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -188,13 +188,16 @@ pub fn lint_file(
         .or_else(|| path.parent().map(Path::to_path_buf));
     let facts =
         context.map(|dir| context_facts(&dir, path, LintOptions::default().large_context_bytes));
-    let mut findings = headroom_dockerfile::lint::lint(&parsed, &config.options(facts));
+    let options = config.options(facts);
     // A file Docker's build refuses is never rewritten, so none of its findings is fixable.
-    let fixes = if invalid.is_empty() {
+    let Linted { findings, fixes } = if invalid.is_empty() {
         let text = headroom_dockerfile::decode_bytes(&bytes);
-        headroom_dockerfile::fix::annotate(&text, &mut findings).unwrap_or_default()
+        headroom_dockerfile::lint::lint_with_fixes(&text, &parsed, &options)
     } else {
-        Default::default()
+        Linted {
+            findings: headroom_dockerfile::lint::lint(&parsed, &options),
+            fixes: Default::default(),
+        }
     };
     Ok(FileFindings {
         file,

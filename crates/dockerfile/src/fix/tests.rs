@@ -282,6 +282,18 @@ fn apt_lists_are_removed_only_where_no_later_command_needs_them() {
         f.text,
         "FROM a\nRUN ( cd /x && apt-get install -y ./p.deb ) \\\n    && rm -rf /var/lib/apt/lists/*\n"
     );
+    // An arithmetic expansion runs no program (`N/2` is no path to a script); a command
+    // substitution inside one may read the lists, so they go after it.
+    assert_eq!(
+        lists("FROM a\nRUN apt-get update && apt-get install -y x && echo $((N/2))\n"),
+        [2]
+    );
+    assert_eq!(
+        lists(
+            "FROM a\nRUN apt-get update && apt-get install -y x\nRUN echo $(( $(apt-cache search y | wc -l) ))\n"
+        ),
+        [3]
+    );
 }
 
 #[test]

@@ -78,10 +78,10 @@ pub fn findings(files: &[FileFindings]) -> String {
                 x.message,
                 x.severity.as_str(),
                 x.hint,
-                match x.applicability {
-                    Applicability::Safe => " [--fix]",
-                    Applicability::Unsafe => " [--fix-unsafe]",
-                    Applicability::None => "",
+                match x.applicability() {
+                    Some(Applicability::Safe) => " [--fix]",
+                    Some(Applicability::Unsafe) => " [--fix-unsafe]",
+                    None => "",
                 }
             ));
         }

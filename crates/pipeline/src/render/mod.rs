@@ -20,8 +20,8 @@ mod tests {
     fn sample() -> Vec<FileFindings> {
         let src = "FROM a\nRUN apt-get update\nRUN pip install x\n";
         let df = headroom_dockerfile::parse(src).expect("parses");
-        let mut findings = headroom_dockerfile::lint::lint(&df, &Default::default());
-        let fixes = headroom_dockerfile::fix::annotate(src, &mut findings).expect("parses");
+        let headroom_dockerfile::lint::Linted { findings, fixes } =
+            headroom_dockerfile::lint::lint_with_fixes(src, &df, &Default::default());
         vec![FileFindings {
             file: "dir,x/Dockerfile".into(),
             findings,

@@ -1,0 +1,200 @@
+//! What a command does beyond its own output: whether it changes the shell for the commands
+//! after it, whether it may turn on `set -e`, whether it runs code that cannot be seen from
+//! here.
+
+use super::script::Cmd;
+
+/// Builtins that change the shell itself, so that their effect would reach commands joined
+/// after them.
+const STATEFUL: &[&str] = &[
+    ".",
+    "alias",
+    "bind",
+    "break",
+    "builtin",
+    "cd",
+    "continue",
+    "declare",
+    "enable",
+    "eval",
+    "exec",
+    "exit",
+    "export",
+    "getopts",
+    "hash",
+    "let",
+    "local",
+    "mapfile",
+    "popd",
+    "pushd",
+    "read",
+    "readarray",
+    "readonly",
+    "return",
+    "set",
+    "shift",
+    "shopt",
+    "source",
+    "trap",
+    "typeset",
+    "ulimit",
+    "umask",
+    "unalias",
+    "unset",
+];
+/// Whether a command, run in the current shell, changes that shell for later commands.
+pub(super) fn changes_shell(cmd: &Cmd) -> bool {
+    let Some(first) = cmd.words.first() else {
+        // `A=1` alone sets a shell variable.
+        return true;
+    };
+    let program = cmd.shell().program().map(str::to_string);
+    // POSIX: assignments before a special builtin stay in the shell (`A=1 :`); the other
+    // special builtins are STATEFUL already.
+    let special_keeps = !cmd.assignments.is_empty() && matches!(first.text.as_str(), ":" | "times");
+    special_keeps
+        || STATEFUL.contains(&first.text.as_str())
+        || program.is_some_and(|p| STATEFUL.contains(&p.as_str()))
+        || (first.text == "printf" && cmd.words.iter().any(|w| w.text == "-v"))
+}
+
+/// Whether a command may turn on `-e`: `set` with an option cluster holding `e`, with `-o`
+/// (or `+o`, whose value could be anything), with computed words; or code this reader
+/// cannot see (`eval`, `.`, `source`).
+pub(super) fn may_set_errexit(cmd: &Cmd) -> bool {
+    let words: Vec<&str> = cmd.words.iter().map(|w| w.text.as_str()).collect();
+    match words.first() {
+        Some(&"set") => words[1..].iter().any(|a| {
+            a.contains(['$', '`'])
+                || (a.starts_with('-') && *a != "--" && (a.contains('e') || a.contains('o')))
+        }),
+        Some(&("eval" | "." | "source")) => true,
+        _ => false,
+    }
+}
+
+/// Whether `script` may turn on `-e` anywhere, also inside command substitutions (which
+/// [`read`] keeps as words): a `set` word followed by an option that could be `-e`.
+pub(super) fn mentions_errexit(script: &str) -> bool {
+    let bytes = script.as_bytes();
+    let word_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    script.match_indices("set").any(|(at, _)| {
+        let before = at.checked_sub(1).and_then(|i| bytes.get(i).copied());
+        if before.is_some_and(word_char) {
+            return false;
+        }
+        let rest = &script[at + 3..];
+        if !rest.starts_with([' ', '\t']) {
+            return false;
+        }
+        let arg = rest.trim_start_matches([' ', '\t']);
+        let opt: String = arg
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !";&|)".contains(*c))
+            .collect();
+        opt.contains(['$', '`'])
+            || (opt.starts_with(['-', '+', '"', '\''])
+                && opt != "--"
+                && (opt.contains('e') || opt.contains('o')))
+    })
+}
+
+/// Whether a command runs code that cannot be seen from here, so that it may do anything
+/// (run apt, need its lists): another shell or interpreter, `xargs`, `eval`, `find -exec`,
+/// a script (by path, by its extension, or a program that `copied` names: files a COPY or
+/// ADD of the Dockerfile brings in), or a program whose name is computed.
+pub(crate) fn opaque(cmd: &Cmd, copied: &dyn Fn(&str) -> bool) -> bool {
+    const RUNNERS: &[&str] = &[
+        "sh",
+        "bash",
+        "dash",
+        "zsh",
+        "ksh",
+        "mksh",
+        "ash",
+        "busybox",
+        "eval",
+        ".",
+        "source",
+        "xargs",
+        "parallel",
+        "su",
+        "runuser",
+        "chroot",
+        "timeout",
+        "stdbuf",
+        "setsid",
+        "flock",
+        "watch",
+        "time",
+        "strace",
+        "script",
+        "make",
+        "gmake",
+        "fakeroot",
+        "unshare",
+        "nsenter",
+        "gosu",
+        "su-exec",
+        "tini",
+        "dumb-init",
+        "xvfb-run",
+        "python",
+        "python2",
+        "python3",
+        "perl",
+        "ruby",
+        "node",
+        "php",
+        "lua",
+        "Rscript",
+        "tclsh",
+        "expect",
+        "run-parts",
+        "dpkg-reconfigure",
+        "debconf",
+        "ansible",
+        "ansible-playbook",
+        "salt-call",
+        "puppet",
+        "chef-solo",
+        "invoke-rc.d",
+        "service",
+        "systemctl",
+    ];
+    let sh = cmd.shell();
+    if sh.pip_args().is_some() {
+        // pip, and `python -m pip`: a package installer that does not run apt.
+        return false;
+    }
+    let words = sh.effective_words();
+    let Some(first) = words.first() else {
+        // Only assignments (or a prefix alone): nothing runs.
+        return words.len() != cmd.words.len();
+    };
+    let name = first.rsplit('/').next().unwrap_or(first);
+    if name.starts_with("python") {
+        // `python -m venv|ensurepip|compileall`: known modules.
+        let m = words.iter().position(|w| w == "-m");
+        if m.and_then(|i| words.get(i + 1))
+            .is_some_and(|m| matches!(m.as_str(), "venv" | "ensurepip" | "compileall"))
+        {
+            return false;
+        }
+        return true;
+    }
+    let system = ["/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/"]
+        .iter()
+        .any(|d| first.strip_prefix(d).is_some_and(|r| !r.contains('/')));
+    first.contains(['$', '`'])
+        || RUNNERS.contains(&name)
+        || (first.contains('/') && !system)
+        || [".sh", ".bash", ".py", ".pl", ".rb", ".js"]
+            .iter()
+            .any(|e| name.ends_with(e))
+        || (name == "find"
+            && words
+                .iter()
+                .any(|w| matches!(w.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir")))
+        || copied(name)
+}
