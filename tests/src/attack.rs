@@ -1,4 +1,4 @@
-//! Helpers for the adversarial deletion suite (`tests/tests/free_attacks.rs`): each test body
+//! Helpers for the adversarial deletion suite (`tests/tests/it/free_attacks.rs`): each test body
 //! runs in a private mount namespace, on small loop-mounted ext4, xfs or btrfs filesystems,
 //! with content snapshots (every file's size and checksum) of what must survive, and a
 //! seeded PRNG for the random trees.
@@ -59,13 +59,20 @@ fn in_namespaces(test: &str, resolvers: &[Option<&str>]) -> bool {
         return false;
     }
     let exe = std::env::current_exe().expect("the test executable's path");
+    // The harness names a test's thread after the test (`module::function`): that is what
+    // `--exact` matches in the one integration binary.
+    let exact = std::thread::current()
+        .name()
+        .filter(|n| n.ends_with(test))
+        .unwrap_or(test)
+        .to_string();
     let mut failures = Vec::new();
     for r in resolvers {
         let label = r.unwrap_or("default");
         let mut cmd = Command::new("unshare");
         cmd.args(["-m", "--propagation", "private"])
             .arg(&exe)
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .args(["--exact", &exact, "--nocapture", "--test-threads=1"])
             .env(NS_VAR, "1");
         match r {
             Some(v) => cmd.env("HEADROOM_RESOLVER", v),

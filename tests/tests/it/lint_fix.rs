@@ -1,6 +1,6 @@
 //! `cargo xtask lint --fix`: the naive example comes out with at most a third of its RUN
 //! layers, the diff and the layer counts are shown, fixing again changes nothing, and unsafe
-//! fixes need their own flag. (tests/tests/dockerfile_fix.rs builds fixed files and compares
+//! fixes need their own flag. (tests/tests/it/dockerfile_fix.rs builds fixed files and compares
 //! what the engine makes of them.)
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
