@@ -4,6 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
+headroom_tests::tests! {
+    ci_runs_the_test_command_the_readme_gives;
+    libraries_never_print;
+    every_crate_says_what_it_is_for;
+    every_library_denies_printing_to_the_compiler_too;
+    every_catalog_item_is_documented;
+    benchmarks_come_with_their_command;
+    the_readme_shows_the_sibling_example_as_it_is;
+}
+
 fn root() -> PathBuf {
     headroom_tests::repo_root().to_path_buf()
 }
@@ -23,7 +33,6 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-#[test]
 fn ci_runs_the_test_command_the_readme_gives() {
     let ci = read(".ci/run");
     let readme = read("README.md");
@@ -43,7 +52,6 @@ fn ci_runs_the_test_command_the_readme_gives() {
     }
 }
 
-#[test]
 fn libraries_never_print() {
     let mut files = Vec::new();
     rust_files(&root().join("crates"), &mut files);
@@ -73,14 +81,12 @@ const LIBRARIES: [&str; 5] = [
     "crates/pipeline/src/lib.rs",
 ];
 
-#[test]
 fn every_crate_says_what_it_is_for() {
     for lib in LIBRARIES.iter().chain(&["xtask/src/main.rs"]) {
         assert!(read(lib).starts_with("//! "), "{lib} lacks a crate doc");
     }
 }
 
-#[test]
 fn every_library_denies_printing_to_the_compiler_too() {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(root().join("crates")).unwrap().flatten() {
@@ -101,7 +107,6 @@ fn every_library_denies_printing_to_the_compiler_too() {
     }
 }
 
-#[test]
 fn every_catalog_item_is_documented() {
     let readme = read("README.md");
     for item in headroom_disk::Catalog::builtin().items {
@@ -113,7 +118,6 @@ fn every_catalog_item_is_documented() {
     }
 }
 
-#[test]
 fn benchmarks_come_with_their_command() {
     let doc = read("docs/benchmarks.md");
     for command in [
@@ -130,7 +134,6 @@ fn benchmarks_come_with_their_command() {
     }
 }
 
-#[test]
 fn the_readme_shows_the_sibling_example_as_it_is() {
     let readme = read("README.md");
     let example = read("examples/sibling-xtask/src/main.rs");
