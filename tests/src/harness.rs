@@ -15,8 +15,10 @@
 //! Each test runs on a thread named after it (`module::function`), as libtest's do, so a panic
 //! names its test; a panic is a failure with its message.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
@@ -32,7 +34,8 @@ pub enum Need {
     /// A program on `PATH`.
     Program(&'static str),
     /// A program of the tools venv that scripts/provision installs
-    /// (`$HEADROOM_TOOLS_VENV/bin/NAME`, by default `/opt/headroom/venv/bin/NAME`).
+    /// (`$HEADROOM_TOOLS_VENV/bin/NAME`, by default `/opt/headroom/venv/bin/NAME`), which
+    /// answers `--version` (the venv's Python may be out of this user's reach).
     Tool(&'static str),
     /// Anything else: what is missing when `met` says no.
     Other {
@@ -52,8 +55,12 @@ impl Need {
                 .then(|| format!("needs {name} on PATH (scripts/provision installs it)")),
             Need::Tool(name) => {
                 let path = tool(name);
-                (!path.is_file())
-                    .then(|| format!("needs {} (scripts/provision installs it)", path.display()))
+                (!answers(&path)).then(|| {
+                    format!(
+                        "needs {} that runs (scripts/provision installs it)",
+                        path.display()
+                    )
+                })
             }
             Need::Other { missing, met } => (!met()).then(|| missing.to_string()),
         }
@@ -189,6 +196,19 @@ fn docker_answers() -> bool {
     })
 }
 
+/// Whether `program --version` succeeds, asked once per program and process.
+fn answers(program: &Path) -> bool {
+    static ANSWERS: Mutex<BTreeMap<PathBuf, bool>> = Mutex::new(BTreeMap::new());
+    let mut known = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
+    *known.entry(program.to_path_buf()).or_insert_with(|| {
+        std::process::Command::new(program)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
@@ -196,7 +216,7 @@ fn on_path(program: &str) -> bool {
 
 /// Where the tools venv keeps `name` (`$HEADROOM_TOOLS_VENV/bin/NAME`, by default
 /// `/opt/headroom/venv/bin/NAME`).
-pub fn tool(name: &str) -> std::path::PathBuf {
+pub fn tool(name: &str) -> PathBuf {
     let venv = std::env::var("HEADROOM_TOOLS_VENV").unwrap_or_else(|_| "/opt/headroom/venv".into());
-    std::path::Path::new(&venv).join("bin").join(name)
+    Path::new(&venv).join("bin").join(name)
 }

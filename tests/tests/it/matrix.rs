@@ -10,7 +10,7 @@ use headroom_tests::{check_report, xtask};
 headroom_tests::tests! {
     a_two_variant_matrix_builds_and_pushes_both_with_one_report
         needs Docker, Tool("check-jsonschema");
-    bad_or_unknown_variants_are_refused_before_anything_runs;
+    bad_or_unknown_variants_are_refused_before_anything_runs needs Docker;
 }
 
 fn config(dir: &std::path::Path, image: &str, variants: &str) -> std::path::PathBuf {
