@@ -1,4 +1,4 @@
-//! Helpers for the adversarial deletion suite (`tests/tests/free_attacks.rs`): each test body
+//! Helpers for the adversarial deletion suite (`tests/tests/it/free_attacks.rs`): each test body
 //! runs in a private mount namespace, on small loop-mounted ext4, xfs or btrfs filesystems,
 //! with content snapshots (every file's size and checksum) of what must survive, and a
 //! seeded PRNG for the random trees.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{ci, require_root, sh};
+use crate::sh;
 
 /// Set in the re-executed test process: the body runs, already in its own mount namespace.
 const NS_VAR: &str = "HEADROOM_ATTACK_IN_NS";
@@ -36,27 +36,26 @@ pub fn expected_resolver() -> &'static str {
 
 /// True inside the re-executed test process (run the body); false in the outer one, after
 /// the body has run and passed in a private mount namespace (`unshare -m --propagation
-/// private`), or when the test is skipped for want of root (a failure under CI=true).
+/// private`). The test needs root (`Need::Root` in its table).
 ///
 /// `unshare()` in the test thread would not do: the deleter runs on a thread pool whose
 /// threads keep the namespace they were started in, so the whole process is re-executed.
-pub fn in_private_mount_ns(test: &str) -> bool {
-    in_namespaces(test, &[None])
+pub fn in_private_mount_ns() -> bool {
+    in_namespaces(&[None])
 }
 
 /// [`in_private_mount_ns`], with the body run twice: with the default resolver and with
 /// `HEADROOM_RESOLVER=fallback` (openat + mount id), each in its own process and namespace.
-pub fn in_private_mount_ns_each_resolver(test: &str) -> bool {
-    in_namespaces(test, &[None, Some("fallback")])
+pub fn in_private_mount_ns_each_resolver() -> bool {
+    in_namespaces(&[None, Some("fallback")])
 }
 
-fn in_namespaces(test: &str, resolvers: &[Option<&str>]) -> bool {
+fn in_namespaces(resolvers: &[Option<&str>]) -> bool {
+    // What `--exact` matches: the harness runs each test on a thread named after it.
+    let test = crate::harness::current_test().expect("a test run by headroom_tests::harness");
     if std::env::var_os(NS_VAR).is_some() {
         eprintln!("{test}: resolver {}", resolver());
         return true;
-    }
-    if !require_root(test) {
-        return false;
     }
     let exe = std::env::current_exe().expect("the test executable's path");
     let mut failures = Vec::new();
@@ -65,7 +64,7 @@ fn in_namespaces(test: &str, resolvers: &[Option<&str>]) -> bool {
         let mut cmd = Command::new("unshare");
         cmd.args(["-m", "--propagation", "private"])
             .arg(&exe)
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .args(["--exact", &test, "--nocapture", "--test-threads=1"])
             .env(NS_VAR, "1");
         match r {
             Some(v) => cmd.env("HEADROOM_RESOLVER", v),
@@ -82,7 +81,9 @@ fn in_namespaces(test: &str, resolvers: &[Option<&str>]) -> bool {
         // A filter that matches nothing also exits 0: the body must have run and passed.
         let passed = out.status.success() && text.contains("test result: ok. 1 passed");
         if passed {
-            eprintln!("----- {test}, resolver {label}: passed -----\n{text}");
+            // Its output is shown when it fails (the harness does not capture a passing
+            // test's output, as libtest did).
+            eprintln!("{test}, resolver {label}: passed in its own mount namespace");
         } else {
             failures.push(format!("resolver {label}: {}", excerpt(&text)));
         }
@@ -115,21 +116,6 @@ fn excerpt(text: &str) -> String {
         (Some(first), Some(last)) => format!("{}\n[…]\n{}", clip(first), clip(last)),
         _ => clip(text.len().saturating_sub(MAX)).to_string(),
     }
-}
-
-/// True when `program` is on `PATH`; otherwise prints why the test skips (fails under CI).
-pub fn require_program(test: &str, program: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
-    if found {
-        return true;
-    }
-    assert!(
-        !ci(),
-        "{test}: needs {program} (apt-get install xfsprogs btrfs-progs) (CI=true: this must not be skipped)"
-    );
-    eprintln!("skipping {test}: needs {program}");
-    false
 }
 
 /// Filesystem types the suite makes.

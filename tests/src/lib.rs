@@ -1,10 +1,12 @@
 //! Helpers for the workspace tests: the xtask binary, real filesystems (temporary trees and
-//! loop-mounted ext4 images), and the rule that under `CI=true` a test that needs root or
-//! Docker fails rather than skips.
+//! loop-mounted ext4 images), and the harness of the integration binary ([`harness`]): a test
+//! that needs root, Docker or a program this machine lacks is reported as ignored, with the
+//! reason, and fails under `CI=true`.
 
 pub mod attack;
 pub mod engine;
 pub mod equiv;
+pub mod harness;
 pub mod registry;
 pub mod remote;
 
@@ -13,38 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// True under CI (`CI=true`): missing prerequisites are failures there.
+/// True under CI (`CI=true`): missing prerequisites are failures there. What a test needs
+/// is declared in its module's table and checked by the [`harness`] before it runs.
 pub fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn unavailable(test: &str, why: &str) -> bool {
-    assert!(!ci(), "{test}: {why} (CI=true: this must not be skipped)");
-    eprintln!("skipping {test}: {why}");
-    false
-}
-
-/// True when the test may go on as root; otherwise prints why it skips (fails under CI).
-pub fn require_root(test: &str) -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    unavailable(test, "needs root (loop mounts, chattr)")
-}
-
-/// True when a Docker engine answers; otherwise prints why it skips (fails under CI).
-pub fn require_docker(test: &str) -> bool {
-    let ok = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return true;
-    }
-    unavailable(
-        test,
-        "needs a running Docker engine (run scripts/provision)",
-    )
 }
 
 /// The repository's root directory.
@@ -308,38 +282,25 @@ pub fn assert_same_tree(
 }
 
 /// Check a pipeline report: it validates against `crates/pipeline/report.schema.json` (with
-/// `check-jsonschema` from the tools venv) and reads back as `headroom_pipeline::Report`.
+/// `check-jsonschema` from the tools venv: a test that calls this needs
+/// `Tool("check-jsonschema")`) and reads back as `headroom_pipeline::Report`.
 pub fn check_report(path: &Path) -> headroom_pipeline::Report {
-    let venv = std::env::var("HEADROOM_TOOLS_VENV").unwrap_or_else(|_| "/opt/headroom/venv".into());
-    let tool = Path::new(&venv).join("bin/check-jsonschema");
-    if tool.exists() {
-        let schema = repo_root().join("crates/pipeline/report.schema.json");
-        let out = Command::new(&tool)
-            .arg("--schemafile")
-            .arg(&schema)
-            .arg(path)
-            .output()
-            .expect("running check-jsonschema");
-        assert!(
-            out.status.success(),
-            "{} does not validate against {}:\n{}{}",
-            path.display(),
-            schema.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    } else {
-        assert!(
-            !ci(),
-            "{} missing (CI=true: run scripts/provision)",
-            tool.display()
-        );
-        eprintln!(
-            "not validating {}: {} missing",
-            path.display(),
-            tool.display()
-        );
-    }
+    let tool = harness::tool("check-jsonschema");
+    let schema = repo_root().join("crates/pipeline/report.schema.json");
+    let out = Command::new(&tool)
+        .arg("--schemafile")
+        .arg(&schema)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/provision installs it)", tool.display()));
+    assert!(
+        out.status.success(),
+        "{} does not validate against {}:\n{}{}",
+        path.display(),
+        schema.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     headroom_pipeline::Report::read(path)
         .unwrap_or_else(|e| panic!("{}: not a typed report: {e}", path.display()))
 }

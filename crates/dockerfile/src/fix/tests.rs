@@ -659,8 +659,8 @@ fn random_dockerfiles_are_fixed_soundly() {
     }
 }
 
-/// The cases where a join used to change what a build does (tests/tests/dockerfile_fix_cases.rs
-/// builds them).
+/// The cases where a join used to change what a build does
+/// (tests/tests/it/dockerfile_fix_cases.rs builds them).
 #[test]
 fn joins_keep_set_e_separators_backslashes_and_unknown_shells() {
     let opts = FixOptions::default();

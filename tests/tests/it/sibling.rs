@@ -12,11 +12,15 @@ use std::path::Path;
 use std::process::Command;
 
 use headroom_tests::registry::{Registry, base_image};
-use headroom_tests::{check_report, require_docker, sh, without_github_env};
+use headroom_tests::{check_report, sh, without_github_env};
+
+headroom_tests::tests! {
+    the_sibling_example_runs_the_whole_pipeline_from_git_dependencies
+        needs Docker, Tool("check-jsonschema");
+}
 
 const UPSTREAM: &str = "https://github.com/headroom-dev/headroom";
 
-#[test]
 fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let example = root.join("examples/sibling-xtask");
@@ -85,9 +89,6 @@ fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
     assert!(!ok);
     assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
 
-    if !require_docker("the_sibling_example_runs_the_whole_pipeline_from_git_dependencies") {
-        return;
-    }
     // The sibling's own repository: a Dockerfile, its image.toml, a git commit for the tags.
     let registry = Registry::start();
     let image = format!("{}/sibling/app", registry.host());

@@ -10,8 +10,15 @@ use std::time::Duration;
 use headroom_docker::local::busybox_image_all_applets;
 use headroom_docker::relocate::{MoveError, MoveRequest, ServiceManager, move_data_root};
 use headroom_tests::engine::ServiceEngine;
-use headroom_tests::{require_docker, require_root};
 use serde_json::{Value, json};
+
+headroom_tests::tests! {
+    a_move_keeps_every_other_daemon_json_key_the_images_and_the_old_root needs Root, Docker;
+    a_restart_that_fails_puts_daemon_json_back_and_the_engine_on_its_old_root needs Root, Docker;
+    a_daemon_json_that_does_not_parse_stops_nothing needs Root, Docker;
+    the_pipeline_switches_to_the_containerd_store_and_cache_export_then_works
+        needs Root, Docker, Tool("check-jsonschema");
+}
 
 const IMAGE: &str = "headroom/relocate-test";
 
@@ -41,12 +48,7 @@ fn import_image(engine: &ServiceEngine) {
     assert!(engine.docker(&["image", "inspect", IMAGE]).is_some());
 }
 
-#[test]
 fn a_move_keeps_every_other_daemon_json_key_the_images_and_the_old_root() {
-    let name = "a_move_keeps_every_other_daemon_json_key_the_images_and_the_old_root";
-    if !require_root(name) || !require_docker(name) {
-        return;
-    }
     let config = json!({
         "log-level": "warn",
         "labels": ["headroom-test=relocate"],
@@ -101,12 +103,7 @@ fn a_move_keeps_every_other_daemon_json_key_the_images_and_the_old_root() {
     assert!(moved.copied_bytes > 0, "{moved:?}");
 }
 
-#[test]
 fn a_restart_that_fails_puts_daemon_json_back_and_the_engine_on_its_old_root() {
-    let name = "a_restart_that_fails_puts_daemon_json_back_and_the_engine_on_its_old_root";
-    if !require_root(name) || !require_docker(name) {
-        return;
-    }
     // As on a machine whose unit file passes --data-root: dockerd refuses a daemon.json
     // that sets it too, so the restart on the new root fails for real.
     let config = json!({
@@ -140,12 +137,7 @@ fn a_restart_that_fails_puts_daemon_json_back_and_the_engine_on_its_old_root() {
     );
 }
 
-#[test]
 fn a_daemon_json_that_does_not_parse_stops_nothing() {
-    let name = "a_daemon_json_that_does_not_parse_stops_nothing";
-    if !require_root(name) || !require_docker(name) {
-        return;
-    }
     let engine = ServiceEngine::start(&json!({"log-level": "warn"}), false);
     let pid = std::fs::read_to_string(&engine.pidfile).unwrap();
     let broken = b"{\"log-level\": \"warn\",\n \"debug\": false,\n oops }\n";
@@ -169,12 +161,7 @@ fn a_daemon_json_that_does_not_parse_stops_nothing() {
 /// `--engine-store containerd` through the pipeline: planned only off a hosted runner without
 /// `--yes`; under `--root` (a simulated runner's daemon.json), the free stage restarts the engine on the containerd store, the base image is brought
 /// across, and the cache export the classic store refuses with the default driver works.
-#[test]
 fn the_pipeline_switches_to_the_containerd_store_and_cache_export_then_works() {
-    let name = "the_pipeline_switches_to_the_containerd_store_and_cache_export_then_works";
-    if !require_root(name) || !require_docker(name) {
-        return;
-    }
     let engine = ServiceEngine::start(&json!({"labels": ["headroom-test=store"]}), false);
     import_image(&engine);
     let tmp = tempfile::tempdir().unwrap();

@@ -7,10 +7,28 @@ use std::path::{Path, PathBuf};
 
 use headroom_tests::attack::item;
 use headroom_tests::{
-    LoopFs, assert_same_tree, du_bytes, fill, listing, require_root, sh, write_file, xtask,
-    xtask_in,
+    LoopFs, assert_same_tree, du_bytes, fill, listing, sh, write_file, xtask, xtask_in,
 };
 use serde_json::Value;
+
+headroom_tests::tests! {
+    dry_run_json_sizes_equal_bytes_on_disk_and_nothing_changes;
+    yes_removes_exactly_the_planned_items_and_spares_symlink_targets;
+    a_mount_inside_an_item_is_neither_entered_nor_unmounted needs Root;
+    an_undeletable_file_fails_its_item_only needs Root;
+    freed_bytes_match_the_filesystem_delta needs Root;
+    a_need_target_takes_the_cheapest_items_and_no_more needs Root;
+    bad_input_gets_a_clear_error_and_deletes_nothing;
+    a_symlinked_parent_never_leads_outside_the_root;
+    protected_paths_in_config_are_kept;
+    off_a_hosted_runner_it_only_plans_unless_told_yes;
+    background_reclaim_and_watchdog_on_a_small_filesystem needs Root;
+    list_shows_the_catalog;
+    a_relative_root_still_keeps_mounts_inside_items needs Root;
+    paths_that_escape_or_name_the_root_are_refused;
+    hard_links_shared_between_items_are_not_counted_as_freed needs Root;
+    a_symlink_swapped_in_after_planning_does_not_lead_outside_the_root;
+}
 
 /// A synthetic runner root: a few catalog items with known content, plus the traps.
 struct RunnerTree {
@@ -55,7 +73,6 @@ fn root_arg(t: &RunnerTree) -> &str {
     t.root.to_str().unwrap()
 }
 
-#[test]
 fn dry_run_json_sizes_equal_bytes_on_disk_and_nothing_changes() {
     let tmp = tempfile::tempdir().unwrap();
     let t = runner_tree(tmp.path());
@@ -120,7 +137,6 @@ fn dry_run_json_sizes_equal_bytes_on_disk_and_nothing_changes() {
     assert_same_tree(&before, &listing(tmp.path()), "a dry run changes nothing");
 }
 
-#[test]
 fn yes_removes_exactly_the_planned_items_and_spares_symlink_targets() {
     let tmp = tempfile::tempdir().unwrap();
     let t = runner_tree(tmp.path());
@@ -173,11 +189,7 @@ fn yes_removes_exactly_the_planned_items_and_spares_symlink_targets() {
     assert_eq!(left, vec![PathBuf::from("swapfile")]);
 }
 
-#[test]
 fn a_mount_inside_an_item_is_neither_entered_nor_unmounted() {
-    if !require_root("a_mount_inside_an_item_is_neither_entered_nor_unmounted") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let t = runner_tree(tmp.path());
     let inner = LoopFs::new(16);
@@ -254,11 +266,7 @@ fn a_mount_inside_an_item_is_neither_entered_nor_unmounted() {
     assert_eq!(left, vec![sdk.clone(), sdk.join("ndk")]);
 }
 
-#[test]
 fn an_undeletable_file_fails_its_item_only() {
-    if !require_root("an_undeletable_file_fails_its_item_only") {
-        return;
-    }
     let fs = LoopFs::new(128);
     let t = runner_tree(&fs.mount);
     let stuck = t.root.join("usr/share/dotnet/sdk/d0/e0/f0");
@@ -288,11 +296,7 @@ fn an_undeletable_file_fails_its_item_only() {
     assert!(run.stderr.contains("dotnet"), "{}", run.stderr);
 }
 
-#[test]
 fn freed_bytes_match_the_filesystem_delta() {
-    if !require_root("freed_bytes_match_the_filesystem_delta") {
-        return;
-    }
     let fs = LoopFs::new(128);
     let t = runner_tree(&fs.mount);
     let run = xtask(&["free", "--root", root_arg(&t), "--yes", "--json"], &[]);
@@ -314,11 +318,7 @@ fn freed_bytes_match_the_filesystem_delta() {
     assert_eq!(report["filesystem"]["fs_type"], "ext4");
 }
 
-#[test]
 fn a_need_target_takes_the_cheapest_items_and_no_more() {
-    if !require_root("a_need_target_takes_the_cheapest_items_and_no_more") {
-        return;
-    }
     let fs = LoopFs::new(200);
     let root = fs.mount.join("runner");
     // Many small files cost more per byte than a few big ones.
@@ -382,7 +382,6 @@ fn a_need_target_takes_the_cheapest_items_and_no_more() {
     assert!(!root.join("usr/local/lib/android").exists());
 }
 
-#[test]
 fn bad_input_gets_a_clear_error_and_deletes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let t = runner_tree(tmp.path());
@@ -443,7 +442,6 @@ fn bad_input_gets_a_clear_error_and_deletes_nothing() {
     assert_same_tree(&before, &listing(&t.root), "nothing was deleted");
 }
 
-#[test]
 fn a_symlinked_parent_never_leads_outside_the_root() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("runner");
@@ -472,7 +470,6 @@ fn a_symlinked_parent_never_leads_outside_the_root() {
     assert_eq!(item(&report, "android")["action"], "removed");
 }
 
-#[test]
 fn protected_paths_in_config_are_kept() {
     let tmp = tempfile::tempdir().unwrap();
     let t = runner_tree(tmp.path());
@@ -514,7 +511,6 @@ fn protected_paths_in_config_are_kept() {
     assert!(t.root.join("usr/share/swift").exists());
 }
 
-#[test]
 fn off_a_hosted_runner_it_only_plans_unless_told_yes() {
     let tmp = tempfile::tempdir().unwrap();
     let scratch = tmp.path().join("scratch");
@@ -578,11 +574,7 @@ fn off_a_hosted_runner_it_only_plans_unless_told_yes() {
     );
 }
 
-#[test]
 fn background_reclaim_and_watchdog_on_a_small_filesystem() {
-    if !require_root("background_reclaim_and_watchdog_on_a_small_filesystem") {
-        return;
-    }
     use headroom_disk::{
         Catalog, Environment, NoProgress, PlanRequest, ReclaimOptions, Selection, WatchConfig,
         Watchdog,
@@ -644,7 +636,6 @@ fn background_reclaim_and_watchdog_on_a_small_filesystem() {
     );
 }
 
-#[test]
 fn list_shows_the_catalog() {
     let run = xtask(&["free", "--list"], &[]);
     assert!(run.success(), "{run:?}");
@@ -659,11 +650,7 @@ fn list_shows_the_catalog() {
     assert!(run.stdout.contains("opt-in"));
 }
 
-#[test]
 fn a_relative_root_still_keeps_mounts_inside_items() {
-    if !require_root("a_relative_root_still_keeps_mounts_inside_items") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let t = runner_tree(tmp.path());
     let precious = tmp.path().join("precious");
@@ -701,7 +688,6 @@ fn a_relative_root_still_keeps_mounts_inside_items() {
     assert!(LoopFs::is_mounted(&cache));
 }
 
-#[test]
 fn paths_that_escape_or_name_the_root_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let t = runner_tree(tmp.path());
@@ -734,11 +720,7 @@ fn paths_that_escape_or_name_the_root_are_refused() {
     assert_same_tree(&before, &listing(&t.root), "nothing deleted");
 }
 
-#[test]
 fn hard_links_shared_between_items_are_not_counted_as_freed() {
-    if !require_root("hard_links_shared_between_items_are_not_counted_as_freed") {
-        return;
-    }
     let fs = LoopFs::new(128);
     let root = fs.mount.join("runner");
     write_file(&root.join("usr/share/dotnet/big.bin"), 20_000_000);
@@ -777,7 +759,6 @@ fn hard_links_shared_between_items_are_not_counted_as_freed() {
     assert!(root.join("usr/share/swift/big.bin").exists());
 }
 
-#[test]
 fn a_symlink_swapped_in_after_planning_does_not_lead_outside_the_root() {
     use headroom_disk::{Catalog, Environment, NoProgress, PlanRequest, ReclaimOptions, Selection};
     let tmp = tempfile::tempdir().unwrap();

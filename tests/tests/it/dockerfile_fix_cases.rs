@@ -13,17 +13,27 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use headroom_dockerfile::fix::{FixOptions, fix};
-use headroom_tests::{debian_base, require_docker};
+use headroom_tests::debian_base;
+
+headroom_tests::tests! {
+    set_e_in_a_script_followed_by_another_still_stops_the_build needs Docker;
+    set_e_in_the_last_joined_script_still_stops_the_build needs Docker;
+    set_e_scripts_that_succeed_leave_the_same_files needs Docker;
+    a_script_ending_in_a_separator_is_joined_into_valid_shell needs Docker;
+    apt_lists_stay_for_a_later_xargs_install needs Docker;
+    apt_lists_stay_for_a_later_bash_c_install needs Docker;
+    apt_lists_stay_for_a_later_script needs Docker;
+    apt_lists_stay_for_an_onbuild_trigger needs Docker;
+    a_literal_backslash_ending_a_script_under_the_backtick_escape_is_kept needs Docker;
+    a_windows_base_named_through_an_arg_gets_no_posix_rewrite needs Docker;
+    a_base_of_unknown_os_gets_no_posix_rewrite needs Docker;
+}
 
 fn cases() -> PathBuf {
     headroom_tests::repo_root().join("tests/fixtures/dockerfiles/cases")
 }
-
-/// Builds are serialised: the CI machine has two cores.
-static ENGINE: Mutex<()> = Mutex::new(());
 
 /// Images made by one case, removed when it ends, however it ends.
 struct Images(Vec<String>);
@@ -94,16 +104,11 @@ fn files(image: &str) -> String {
 }
 
 /// Build `name` as written and as fixed (and a child of each when it has ONBUILD); the
-/// outcomes must match. The original and the fixed text, and the outcome (`None` when no
-/// engine answers, outside CI).
-fn check(name: &str) -> (String, String, Option<Outcome>) {
-    let test = format!("case_{name}");
+/// outcomes must match. The original and the fixed text, and the outcome.
+fn check(name: &str) -> (String, String, Outcome) {
     let src = std::fs::read_to_string(cases().join(format!("{name}.Dockerfile"))).unwrap();
     let fixed = fix(&src, &FixOptions::default()).unwrap();
-    if !require_docker(&test) {
-        return (src, fixed.text, None);
-    }
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let _builds = crate::BUILDS.lock().unwrap_or_else(|e| e.into_inner());
     let base = debian_base();
     let tmp = tempfile::tempdir().unwrap();
     let written = tmp.path().join("original.Dockerfile");
@@ -139,7 +144,7 @@ fn check(name: &str) -> (String, String, Option<Outcome>) {
         "{name}: the fixed Dockerfile builds differently\n--- fixed:\n{}\n--- original build:\n{log_before}\n--- fixed build:\n{log_after}",
         fixed.text
     );
-    (src, fixed.text, Some(before))
+    (src, fixed.text, before)
 }
 
 /// The file names of a listing ([`files`]), in order.
@@ -160,22 +165,18 @@ fn names(outcome: &Outcome) -> Option<Vec<String>> {
 /// [`check`] for a case that builds: both builds leave these files in /out.
 fn check_files(name: &str, expected: &[&str]) -> (String, String) {
     let (src, fixed, outcome) = check(name);
-    if let Some(outcome) = outcome {
-        assert_eq!(
-            names(&outcome),
-            Some(expected.iter().map(|s| s.to_string()).collect()),
-            "{name}: as written, the build did not do what the case is about: {outcome:?}"
-        );
-    }
+    assert_eq!(
+        names(&outcome),
+        Some(expected.iter().map(|s| s.to_string()).collect()),
+        "{name}: as written, the build did not do what the case is about: {outcome:?}"
+    );
     (src, fixed)
 }
 
 /// [`check`] for a case whose build fails as written.
 fn check_fails(name: &str) -> (String, String) {
     let (src, fixed, outcome) = check(name);
-    if let Some(outcome) = outcome {
-        assert_eq!(outcome, Outcome::Failed, "{name}: as written it must fail");
-    }
+    assert_eq!(outcome, Outcome::Failed, "{name}: as written it must fail");
     (src, fixed)
 }
 
@@ -183,62 +184,51 @@ fn runs(text: &str) -> usize {
     text.lines().filter(|l| l.starts_with("RUN ")).count()
 }
 
-#[test]
 fn set_e_in_a_script_followed_by_another_still_stops_the_build() {
     let (_, fixed) = check_fails("set-e-merged");
     // The `set -e` script ends a joined run: `mkdir` may join it, `echo next` may not.
     assert!(fixed.contains("\nRUN echo next"), "{fixed}");
 }
 
-#[test]
 fn set_e_in_the_last_joined_script_still_stops_the_build() {
     let (src, fixed) = check_fails("set-e-last");
     assert!(runs(&fixed) < runs(&src), "{fixed}");
 }
 
-#[test]
 fn set_e_scripts_that_succeed_leave_the_same_files() {
     check_files("set-e-succeeds", &["a", "b", "c", "d", "e"]);
 }
 
-#[test]
 fn a_script_ending_in_a_separator_is_joined_into_valid_shell() {
     let (src, fixed) = check_files("trailing-separator", &["a", "b", "c"]);
     assert!(runs(&fixed) < runs(&src), "{fixed}");
 }
 
-#[test]
 fn apt_lists_stay_for_a_later_xargs_install() {
     check_files("apt-lists-xargs", &[]);
 }
 
-#[test]
 fn apt_lists_stay_for_a_later_bash_c_install() {
     check_files("apt-lists-bash-c", &[]);
 }
 
-#[test]
 fn apt_lists_stay_for_a_later_script() {
     check_files("apt-lists-script", &[]);
 }
 
-#[test]
 fn apt_lists_stay_for_an_onbuild_trigger() {
     check_files("apt-lists-onbuild", &["tree"]);
 }
 
-#[test]
 fn a_literal_backslash_ending_a_script_under_the_backtick_escape_is_kept() {
     check_files("escape-trailing-backslash", &["a\\", "b", "c", "d"]);
 }
 
-#[test]
 fn a_windows_base_named_through_an_arg_gets_no_posix_rewrite() {
     let (src, fixed) = check_files("windows-arg", &["here"]);
     assert_eq!(src, fixed, "nothing may be rewritten for cmd");
 }
 
-#[test]
 fn a_base_of_unknown_os_gets_no_posix_rewrite() {
     let (src, fixed) = check_files("unknown-base", &["here"]);
     assert_eq!(src, fixed, "nothing may be rewritten for an unknown shell");

@@ -1,6 +1,6 @@
 //! `cargo xtask lint --fix`: the naive example comes out with at most a third of its RUN
 //! layers, the diff and the layer counts are shown, fixing again changes nothing, and unsafe
-//! fixes need their own flag. (tests/tests/dockerfile_fix.rs builds fixed files and compares
+//! fixes need their own flag. (tests/tests/it/dockerfile_fix.rs builds fixed files and compares
 //! what the engine makes of them.)
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
@@ -9,6 +9,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use headroom_tests::xtask;
+
+headroom_tests::tests! {
+    the_naive_example_is_fixed_to_a_third_of_its_run_layers_and_stays_fixed;
+    fixing_in_place_keeps_permissions_and_unsafe_fixes_need_their_flag;
+    a_dockerfile_that_does_not_parse_is_not_touched;
+    findings_carry_the_edits_that_fix_applies;
+}
 
 fn root() -> &'static Path {
     headroom_tests::repo_root()
@@ -25,7 +32,6 @@ fn run_instructions(file: &Path) -> usize {
         .count()
 }
 
-#[test]
 fn the_naive_example_is_fixed_to_a_third_of_its_run_layers_and_stays_fixed() {
     let dir = tempfile::tempdir().unwrap();
     let naive = root().join("docker/examples/Dockerfile.naive");
@@ -93,7 +99,6 @@ fn the_naive_example_is_fixed_to_a_third_of_its_run_layers_and_stays_fixed() {
     assert_eq!(std::fs::read_to_string(&out).unwrap(), fixed);
 }
 
-#[test]
 fn fixing_in_place_keeps_permissions_and_unsafe_fixes_need_their_flag() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("Dockerfile");
@@ -134,7 +139,6 @@ fn fixing_in_place_keeps_permissions_and_unsafe_fixes_need_their_flag() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 }
 
-#[test]
 fn a_dockerfile_that_does_not_parse_is_not_touched() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("Dockerfile");
@@ -177,7 +181,6 @@ fn all_dockerfiles() -> Vec<std::path::PathBuf> {
 /// What the lint says `--fix` fixes is what `--fix` fixes: the safe fixes the findings carry,
 /// applied as edits of the original text, give exactly the fixer's output; and each rule's
 /// findings marked `safe` are gone from the fixed file (as many fewer as were marked).
-#[test]
 fn findings_carry_the_edits_that_fix_applies() {
     use headroom_dockerfile::diagnostic::Fix;
     use headroom_dockerfile::fix::{self, Applicability, Edit, FixOptions, Safety};

@@ -5,7 +5,13 @@
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
 
 use headroom_tests::registry::{Registry, base_image};
-use headroom_tests::{check_report, require_docker, xtask};
+use headroom_tests::{check_report, xtask};
+
+headroom_tests::tests! {
+    a_two_variant_matrix_builds_and_pushes_both_with_one_report
+        needs Docker, Tool("check-jsonschema");
+    bad_or_unknown_variants_are_refused_before_anything_runs needs Docker;
+}
 
 fn config(dir: &std::path::Path, image: &str, variants: &str) -> std::path::PathBuf {
     std::fs::write(
@@ -36,11 +42,7 @@ name = \"cpu\"
 build_args = { FLAVOUR = \"cpu\" }
 ";
 
-#[test]
 fn a_two_variant_matrix_builds_and_pushes_both_with_one_report() {
-    if !require_docker("a_two_variant_matrix_builds_and_pushes_both_with_one_report") {
-        return;
-    }
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let repo = format!("{}/headroom/matrix", registry.host());
@@ -133,7 +135,6 @@ fn a_two_variant_matrix_builds_and_pushes_both_with_one_report() {
     );
 }
 
-#[test]
 fn bad_or_unknown_variants_are_refused_before_anything_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let path = config(tmp.path(), "ns/app", TWO);

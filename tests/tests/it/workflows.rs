@@ -3,6 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+headroom_tests::tests! {
+    workflows_validate_against_the_github_schema needs Tool("check-jsonschema");
+    workflows_call_the_same_commands_as_developers;
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -14,21 +19,8 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-#[test]
 fn workflows_validate_against_the_github_schema() {
-    let venv = std::env::var("HEADROOM_TOOLS_VENV").unwrap_or_else(|_| "/opt/headroom/venv".into());
-    let bin = Path::new(&venv).join("bin/check-jsonschema");
-    if !bin.exists() {
-        assert!(
-            !headroom_tests::ci(),
-            "check-jsonschema missing: run scripts/provision"
-        );
-        eprintln!(
-            "skipping: {} missing (scripts/provision installs it)",
-            bin.display()
-        );
-        return;
-    }
+    let bin = headroom_tests::harness::tool("check-jsonschema");
     let out = std::process::Command::new(&bin)
         .args(["--builtin-schema", "vendor.github-workflows"])
         .arg(root().join(".github/workflows/ci.yml"))
@@ -43,7 +35,6 @@ fn workflows_validate_against_the_github_schema() {
     );
 }
 
-#[test]
 fn workflows_call_the_same_commands_as_developers() {
     let ci = read(".github/workflows/ci.yml");
     assert!(

@@ -2,13 +2,13 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
 
-use headroom_tests::{require_docker, sh, write_file, xtask};
+use headroom_tests::{sh, write_file, xtask};
 
-#[test]
+headroom_tests::tests! {
+    unused_images_are_measured_from_the_engine needs Docker;
+}
+
 fn unused_images_are_measured_from_the_engine() {
-    if !require_docker("unused_images_are_measured_from_the_engine") {
-        return;
-    }
     // An image no container uses: a 3 MB file imported from a tar (nothing is pulled).
     let tmp = tempfile::tempdir().unwrap();
     write_file(&tmp.path().join("rootfs/blob.bin"), 3_000_000);

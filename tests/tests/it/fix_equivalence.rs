@@ -11,7 +11,15 @@
 
 use headroom_dockerfile::fix::{FixOptions, fix};
 use headroom_tests::equiv::{self, Generator, Merge};
-use headroom_tests::require_root;
+
+headroom_tests::tests! {
+    corpus_merges_keep_traces_and_status needs Root;
+    generated_merges_keep_traces_and_status needs Root;
+    reproducers_keep_traces_and_status needs Root;
+    corpus_fixed_scripts_have_no_new_syntax_error;
+    mutated_scripts_are_merged_only_when_the_shell_parses_them;
+    naive_merges_are_told_apart needs Root;
+}
 
 /// The merges of `src`, or `None` when it does not parse.
 fn merges_of(src: &str) -> Option<Vec<Merge>> {
@@ -31,11 +39,7 @@ fn check(what: &str, m: &Merge) -> (Option<String>, usize) {
     )
 }
 
-#[test]
 fn corpus_merges_keep_traces_and_status() {
-    if !require_root("corpus_merges_keep_traces_and_status") {
-        return;
-    }
     let mut merges = 0;
     let mut runs = 0;
     let mut bad = Vec::new();
@@ -63,11 +67,7 @@ fn corpus_merges_keep_traces_and_status() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
-#[test]
 fn generated_merges_keep_traces_and_status() {
-    if !require_root("generated_merges_keep_traces_and_status") {
-        return;
-    }
     let cases: u64 = std::env::var("HEADROOM_EQUIV_CASES")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -98,11 +98,7 @@ fn generated_merges_keep_traces_and_status() {
 }
 
 /// The merges each earlier version of the fixer got wrong, as written.
-#[test]
 fn reproducers_keep_traces_and_status() {
-    if !require_root("reproducers_keep_traces_and_status") {
-        return;
-    }
     let cases = [
         // `set -e` joined before another RUN is ignored (POSIX: not the last of `&&`).
         "FROM debian\nRUN set -e; false; c1 x\nRUN c2 next\n",
@@ -129,7 +125,6 @@ fn reproducers_keep_traces_and_status() {
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
-#[test]
 fn corpus_fixed_scripts_have_no_new_syntax_error() {
     let mut checked = 0;
     let mut bad = Vec::new();
@@ -170,7 +165,6 @@ fn corpus_fixed_scripts_have_no_new_syntax_error() {
 /// Generated scripts with stray operators, reserved words and quotes put in: a script dash
 /// refuses is never merged (the merge would keep the RUNs before it from running), and for
 /// each shell, a merge of scripts it accepts is a script it accepts.
-#[test]
 fn mutated_scripts_are_merged_only_when_the_shell_parses_them() {
     const NOISE: &[&str] = &[
         "!", "! !", "| !", ";", "|", "&&", "||", "&", "(", ")", "{", "}", "if", "then", "fi", "do",
@@ -242,11 +236,7 @@ fn mutated_scripts_are_merged_only_when_the_shell_parses_them() {
 
 /// The comparison sees what a naive merge breaks: `-e` switched off, a `cd` or an assignment
 /// leaking into the next RUN, a `||` taking in what follows.
-#[test]
 fn naive_merges_are_told_apart() {
-    if !require_root("naive_merges_are_told_apart") {
-        return;
-    }
     let base = equiv::run_sequence(
         &["c1 a \"$V\"", "cd /d1 && c2 b"],
         &["c1 c2 cd /d1"],

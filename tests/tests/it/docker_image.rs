@@ -3,13 +3,22 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use headroom_tests::registry::base_image;
-use headroom_tests::{debian_base, require_docker, sh, xtask};
+use headroom_tests::{debian_base, sh, xtask};
 use serde_json::Value;
+
+headroom_tests::tests! {
+    the_ci_profile_builds_smokes_on_cpu_and_answers_health needs Docker, Tool("check-jsonschema");
+    gpu_required_fails_clearly_without_a_gpu needs Docker, Tool("check-jsonschema");
+    a_container_that_never_becomes_healthy_fails_in_time_and_is_removed needs Docker;
+    the_dockerfile_is_clean_under_hadolint needs Tool("hadolint");
+    the_smoke_scripts_pass_their_own_tests;
+    a_base_that_cannot_be_pulled_names_the_override needs Docker;
+}
 
 fn root() -> PathBuf {
     headroom_tests::repo_root().to_path_buf()
@@ -51,11 +60,7 @@ fn ci_build() -> &'static (Value, String) {
     })
 }
 
-#[test]
 fn the_ci_profile_builds_smokes_on_cpu_and_answers_health() {
-    if !require_docker("the_ci_profile_builds_smokes_on_cpu_and_answers_health") {
-        return;
-    }
     let (r, stderr) = ci_build();
     let stages: Vec<(&str, &str)> = r["stages"]
         .as_array()
@@ -119,11 +124,7 @@ fn layers(image: &str) -> usize {
     .unwrap()
 }
 
-#[test]
 fn gpu_required_fails_clearly_without_a_gpu() {
-    if !require_docker("gpu_required_fails_clearly_without_a_gpu") {
-        return;
-    }
     ci_build();
     let tmp = tempfile::tempdir().unwrap();
     let config = root().join("docker/image.ci.toml");
@@ -153,11 +154,7 @@ fn gpu_required_fails_clearly_without_a_gpu() {
     );
 }
 
-#[test]
 fn a_container_that_never_becomes_healthy_fails_in_time_and_is_removed() {
-    if !require_docker("a_container_that_never_becomes_healthy_fails_in_time_and_is_removed") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
@@ -214,22 +211,8 @@ fn a_container_that_never_becomes_healthy_fails_in_time_and_is_removed() {
     assert_eq!(left.trim(), "", "containers left behind");
 }
 
-#[test]
 fn the_dockerfile_is_clean_under_hadolint() {
-    let hadolint =
-        std::env::var("HEADROOM_TOOLS_VENV").unwrap_or_else(|_| "/opt/headroom/venv".into());
-    let bin = Path::new(&hadolint).join("bin/hadolint");
-    if !bin.exists() {
-        assert!(
-            !headroom_tests::ci(),
-            "hadolint missing: run scripts/provision"
-        );
-        eprintln!(
-            "skipping: {} missing (scripts/provision installs it)",
-            bin.display()
-        );
-        return;
-    }
+    let bin = headroom_tests::harness::tool("hadolint");
     let out = std::process::Command::new(&bin)
         .arg(root().join("docker/Dockerfile"))
         .output()
@@ -241,7 +224,6 @@ fn the_dockerfile_is_clean_under_hadolint() {
     );
 }
 
-#[test]
 fn the_smoke_scripts_pass_their_own_tests() {
     let out = std::process::Command::new("python3")
         .args([
@@ -263,11 +245,7 @@ fn the_smoke_scripts_pass_their_own_tests() {
     );
 }
 
-#[test]
 fn a_base_that_cannot_be_pulled_names_the_override() {
-    if !require_docker("a_base_that_cannot_be_pulled_names_the_override") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let config = root().join("docker/image.ci.toml");
     let run = xtask(

@@ -6,8 +6,19 @@
 use std::path::Path;
 
 use headroom_tests::registry::base_image;
-use headroom_tests::{require_docker, sh, xtask};
+use headroom_tests::{sh, xtask};
 use serde_json::Value;
+
+headroom_tests::tests! {
+    known_waste_is_reported_exactly_from_the_engine_and_from_a_saved_archive needs Docker;
+    the_ci_gate_fails_an_image_over_its_thresholds_and_passes_one_under needs Docker;
+    verify_finds_a_changed_byte_that_the_header_walk_cannot needs Docker;
+    broken_archives_are_clear_errors;
+    the_inspect_stage_of_the_pipeline_gates_the_image needs Docker;
+    the_gate_takes_dive_ci_as_dive_does_and_fails_what_dive_fails needs Docker, Tool("dive");
+    dives_figures_are_what_dive_reports needs Tool("dive");
+    deep_paths_are_analysed_in_bounded_memory;
+}
 
 /// (name, Dockerfile body after FROM, expected wasted bytes)
 const CASES: &[(&str, &str, u64)] = &[
@@ -79,11 +90,7 @@ fn inspect_json(target: &str, extra: &[&str]) -> Value {
     run.json()
 }
 
-#[test]
 fn known_waste_is_reported_exactly_from_the_engine_and_from_a_saved_archive() {
-    if !require_docker("known_waste_is_reported_exactly_from_the_engine_and_from_a_saved_archive") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     for (name, body, expected) in CASES {
         let image = build(name, body, tmp.path());
@@ -142,11 +149,7 @@ fn known_waste_is_reported_exactly_from_the_engine_and_from_a_saved_archive() {
     }
 }
 
-#[test]
 fn the_ci_gate_fails_an_image_over_its_thresholds_and_passes_one_under() {
-    if !require_docker("the_ci_gate_fails_an_image_over_its_thresholds_and_passes_one_under") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let wasteful = build(
         "gate-wasteful",
@@ -225,11 +228,7 @@ fn analysis(report: &Value) -> Value {
     v
 }
 
-#[test]
 fn verify_finds_a_changed_byte_that_the_header_walk_cannot() {
-    if !require_docker("verify_finds_a_changed_byte_that_the_header_walk_cannot") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let marker = "headroom-verify-marker-0123456789";
     let image = build(
@@ -266,7 +265,6 @@ fn verify_finds_a_changed_byte_that_the_header_walk_cannot() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
-#[test]
 fn broken_archives_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let garbage = tmp.path().join("garbage.tar");
@@ -285,11 +283,7 @@ fn broken_archives_are_clear_errors() {
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
-#[test]
 fn the_inspect_stage_of_the_pipeline_gates_the_image() {
-    if !require_docker("the_inspect_stage_of_the_pipeline_gates_the_image") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
@@ -342,32 +336,17 @@ fn the_inspect_stage_of_the_pipeline_gates_the_image() {
     );
 }
 
-/// dive, or why there is none (under CI=true there must be one: provision installs it).
-fn dive(test: &str) -> Option<std::path::PathBuf> {
-    let path = std::path::PathBuf::from("/opt/headroom/venv/bin/dive");
-    if path.is_file() {
-        return Some(path);
-    }
-    let why = "needs dive (scripts/provision installs it into /opt/headroom/venv)";
-    assert!(
-        !headroom_tests::ci(),
-        "{test}: {why} (CI=true: this must not be skipped)"
-    );
-    eprintln!("skipping {test}: {why}");
-    None
+/// dive, from the tools venv (a test that calls this needs `Tool("dive")`).
+fn dive() -> std::path::PathBuf {
+    headroom_tests::harness::tool("dive")
 }
 
 /// The gate reads dive's `.dive-ci` as dive does and reaches dive's verdict where dive's
 /// division decides it: an image whose only upper layer deletes a file from the base has
 /// wasted bytes over no user bytes (+Inf), which dive fails. A plugin rule is ignored with a
 /// note; a configuration error is exit 2 and reads no image.
-#[test]
 fn the_gate_takes_dive_ci_as_dive_does_and_fails_what_dive_fails() {
-    let test = "the_gate_takes_dive_ci_as_dive_does_and_fails_what_dive_fails";
-    if !require_docker(test) {
-        return;
-    }
-    let Some(dive) = dive(test) else { return };
+    let dive = dive();
     let tmp = tempfile::tempdir().unwrap();
     let only_delete = build("only-delete", "RUN rm /bin/busybox\n", tmp.path());
     let archive = tmp.path().join("only-delete.tar");
@@ -523,11 +502,8 @@ fn saved(layers: &[Vec<u8>]) -> Vec<u8> {
 /// (an overwritten file, directories that exist only implicitly, a deleted directory, a
 /// whiteout of a path no lower layer has, an opaque whiteout), dive 0.13.1's own `--json`
 /// gives the same efficiency and wasted bytes.
-#[test]
 fn dives_figures_are_what_dive_reports() {
-    let Some(dive) = dive("dives_figures_are_what_dive_reports") else {
-        return;
-    };
+    let dive = dive();
     let x = vec![b'x'; 1000];
     let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
         (
@@ -604,7 +580,6 @@ fn dives_figures_are_what_dive_reports() {
 /// Deep paths cost memory by their number, not the square of their depth: six files 30,000
 /// directories deep (a 460 KB archive, long names as PAX records) are analysed in well under
 /// 400 MB, with the figures a shallow copy of the same archive gives.
-#[test]
 fn deep_paths_are_analysed_in_bounded_memory() {
     let archive = |depth: usize| {
         let deep = |k: usize| format!("d{k}/{}f", "a/".repeat(depth));

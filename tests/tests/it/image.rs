@@ -7,8 +7,32 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use headroom_tests::registry::{Registry, base_image};
-use headroom_tests::{Run, require_docker, sh, xtask};
+use headroom_tests::{Run, sh, xtask};
 use serde_json::Value;
+
+headroom_tests::tests! {
+    pushes_latest_and_sha_tags_whose_digests_match_the_registry
+        needs Docker, Tool("check-jsonschema");
+    a_wrong_password_fails_fast_and_is_never_printed needs Docker;
+    an_unreachable_daemon_is_a_clear_error_within_ten_seconds;
+    a_failing_build_names_the_step_and_shows_diagnostics needs Docker, Tool("check-jsonschema");
+    both_backends_build_the_same_dockerfile needs Docker, Tool("check-jsonschema");
+    dockerignore_is_applied_as_the_docker_cli_applies_it needs Docker;
+    buildx_reads_a_private_registry_cache_with_environment_credentials
+        needs Docker, Tool("check-jsonschema");
+    a_registry_that_goes_away_is_retried_then_reported needs Docker;
+    configuration_errors_name_the_file_key_or_flag;
+    pushes_with_credentials_from_a_docker_config_file needs Docker, Tool("check-jsonschema");
+    a_missing_cache_to_import_does_not_fail_a_buildx_build needs Docker;
+    credentials_and_flags_are_checked_before_anything_is_built;
+    sigterm_stops_a_buildx_build_and_its_child needs Docker;
+    free_in_background_holds_the_build_under_the_floor_until_the_free_stage_is_done
+        needs Docker, Tool("check-jsonschema");
+    a_lint_error_stops_the_pipeline_before_anything_is_built needs Docker, Tool("check-jsonschema");
+    a_dockerfile_that_fails_lint_costs_no_deleted_byte needs Docker, Tool("check-jsonschema");
+    a_cache_export_the_docker_driver_cannot_do_fails_saying_why
+        needs Docker, Tool("check-jsonschema");
+}
 
 /// A build context with a Dockerfile on the local base image.
 fn context(dir: &Path, dockerfile: &str) -> PathBuf {
@@ -71,11 +95,7 @@ fn stages(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
 fn pushes_latest_and_sha_tags_whose_digests_match_the_registry() {
-    if !require_docker("pushes_latest_and_sha_tags_whose_digests_match_the_registry") {
-        return;
-    }
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context(
@@ -167,11 +187,7 @@ fn pushes_latest_and_sha_tags_whose_digests_match_the_registry() {
     }
 }
 
-#[test]
 fn a_wrong_password_fails_fast_and_is_never_printed() {
-    if !require_docker("a_wrong_password_fails_fast_and_is_never_printed") {
-        return;
-    }
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context(tmp.path(), "FROM BASE\nCOPY hello.txt /hello.txt\n");
@@ -215,7 +231,6 @@ fn a_wrong_password_fails_fast_and_is_never_printed() {
     }
 }
 
-#[test]
 fn an_unreachable_daemon_is_a_clear_error_within_ten_seconds() {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context_without_base(tmp.path());
@@ -269,11 +284,7 @@ fn context_without_base(dir: &Path) -> PathBuf {
     ctx
 }
 
-#[test]
 fn a_failing_build_names_the_step_and_shows_diagnostics() {
-    if !require_docker("a_failing_build_names_the_step_and_shows_diagnostics") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context(
         tmp.path(),
@@ -319,11 +330,7 @@ fn a_failing_build_names_the_step_and_shows_diagnostics() {
     }
 }
 
-#[test]
 fn both_backends_build_the_same_dockerfile() {
-    if !require_docker("both_backends_build_the_same_dockerfile") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context(
         tmp.path(),
@@ -391,11 +398,7 @@ fn both_backends_build_the_same_dockerfile() {
     }
 }
 
-#[test]
 fn dockerignore_is_applied_as_the_docker_cli_applies_it() {
-    if !require_docker("dockerignore_is_applied_as_the_docker_cli_applies_it") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context(
         tmp.path(),
@@ -484,11 +487,7 @@ fn dockerignore_is_applied_as_the_docker_cli_applies_it() {
 /// A private registry cache with the credentials of the environment alone: no `docker
 /// login`, an empty Docker config. buildx (not the engine) reads the cache, so the
 /// credentials must reach it; without them the rebuild misses the cache (checked too).
-#[test]
 fn buildx_reads_a_private_registry_cache_with_environment_credentials() {
-    if !require_docker("buildx_reads_a_private_registry_cache_with_environment_credentials") {
-        return;
-    }
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context(
@@ -566,16 +565,12 @@ fn buildx_reads_a_private_registry_cache_with_environment_credentials() {
     assert!(!Path::new(empty_config).join("config.json").exists());
 }
 
-#[test]
 fn a_registry_that_goes_away_is_retried_then_reported() {
     use headroom_docker::auth::{CredentialSource, Credentials, Secret};
     use headroom_docker::engine::Engine;
     use headroom_docker::push::{PushEvent, RetryPolicy, push_all};
     use std::sync::{Arc, Mutex};
 
-    if !require_docker("a_registry_that_goes_away_is_retried_then_reported") {
-        return;
-    }
     let registry = Arc::new(Mutex::new(Registry::start()));
     let (host, user, password) = {
         let r = registry.lock().unwrap();
@@ -654,7 +649,6 @@ fn a_registry_that_goes_away_is_retried_then_reported() {
     let _ = sh("docker", &["rmi", &reference]);
 }
 
-#[test]
 fn configuration_errors_name_the_file_key_or_flag() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("image.toml");
@@ -697,11 +691,7 @@ fn configuration_errors_name_the_file_key_or_flag() {
     assert!(run.stderr.contains("/no/such/image.toml"), "{}", run.stderr);
 }
 
-#[test]
 fn pushes_with_credentials_from_a_docker_config_file() {
-    if !require_docker("pushes_with_credentials_from_a_docker_config_file") {
-        return;
-    }
     use base64::Engine as _;
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
@@ -746,11 +736,7 @@ fn pushes_with_credentials_from_a_docker_config_file() {
     );
 }
 
-#[test]
 fn a_missing_cache_to_import_does_not_fail_a_buildx_build() {
-    if !require_docker("a_missing_cache_to_import_does_not_fail_a_buildx_build") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context(tmp.path(), "FROM BASE\nRUN echo cached-or-not > /x\n");
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -778,7 +764,6 @@ fn a_missing_cache_to_import_does_not_fail_a_buildx_build() {
     assert!(run.success(), "{run:?}");
 }
 
-#[test]
 fn credentials_and_flags_are_checked_before_anything_is_built() {
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context_without_base(tmp.path());
@@ -827,11 +812,7 @@ fn credentials_and_flags_are_checked_before_anything_is_built() {
     assert!(run.stderr.contains("without --push"), "{}", run.stderr);
 }
 
-#[test]
 fn sigterm_stops_a_buildx_build_and_its_child() {
-    if !require_docker("sigterm_stops_a_buildx_build_and_its_child") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let marker = format!("headroom-sigterm-{}", std::process::id());
     let ctx = context(
@@ -893,13 +874,7 @@ fn sigterm_stops_a_buildx_build_and_its_child() {
     assert!(tmp.path().join("r.json").exists(), "the report is written");
 }
 
-#[test]
 fn free_in_background_holds_the_build_under_the_floor_until_the_free_stage_is_done() {
-    if !require_docker(
-        "free_in_background_holds_the_build_under_the_floor_until_the_free_stage_is_done",
-    ) {
-        return;
-    }
     // The runner tree must share a filesystem with the engine's data root (both on / here
     // and in CI); the test says so rather than passing when they do not.
     let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -978,11 +953,7 @@ fn free_in_background_holds_the_build_under_the_floor_until_the_free_stage_is_do
     let _ = sh("docker", &["rmi", "-f", "headroom-test/background:latest"]);
 }
 
-#[test]
 fn a_lint_error_stops_the_pipeline_before_anything_is_built() {
-    if !require_docker("a_lint_error_stops_the_pipeline_before_anything_is_built") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     // An unterminated heredoc: Docker cannot parse it, so the lint says so first.
     let ctx = context(
@@ -1021,11 +992,7 @@ fn a_lint_error_stops_the_pipeline_before_anything_is_built() {
     assert_eq!(r["lint"]["counts"]["error"], 1, "{r:#}");
 }
 
-#[test]
 fn a_dockerfile_that_fails_lint_costs_no_deleted_byte() {
-    if !require_docker("a_dockerfile_that_fails_lint_costs_no_deleted_byte") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     // A tree standing for the runner's disk, with catalog items the free stage would take.
     let root = tmp.path().join("runner");
@@ -1078,11 +1045,7 @@ fn a_dockerfile_that_fails_lint_costs_no_deleted_byte() {
     );
 }
 
-#[test]
 fn a_cache_export_the_docker_driver_cannot_do_fails_saying_why() {
-    if !require_docker("a_cache_export_the_docker_driver_cannot_do_fails_saying_why") {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context(tmp.path(), "FROM BASE\nRUN echo cache-export\n");
     let report = tmp.path().join("r.json");

@@ -11,7 +11,18 @@ use std::time::{Duration, Instant};
 
 use headroom_tests::registry::{Registry, base_image};
 use headroom_tests::remote::{SshServer, TlsEngine, make_certs};
-use headroom_tests::{Run, check_report, repo_root, require_docker, require_root, xtask};
+use headroom_tests::{Run, check_report, repo_root, xtask};
+
+headroom_tests::tests! {
+    the_pipeline_builds_smokes_and_pushes_on_a_tls_engine_and_leaves_this_machine_alone
+        needs Root, Docker, Tool("check-jsonschema");
+    a_wrong_ca_or_a_missing_key_fails_in_seconds_naming_the_file needs Root, Docker;
+    a_second_engine_rebuilds_from_the_first_ones_registry_cache
+        needs Root, Docker, Tool("check-jsonschema");
+    the_pipeline_runs_over_ssh_as_the_docker_cli_does needs Root, Docker, Tool("check-jsonschema");
+    a_docker_context_with_tls_reaches_the_remote_engine
+        needs Root, Docker, Tool("check-jsonschema");
+}
 
 const SIM_BASE: &str = "headroom/sim-base";
 
@@ -34,13 +45,7 @@ fn context_on_base(dir: &Path, body: &str) -> std::path::PathBuf {
     ctx
 }
 
-#[test]
 fn the_pipeline_builds_smokes_and_pushes_on_a_tls_engine_and_leaves_this_machine_alone() {
-    let name =
-        "the_pipeline_builds_smokes_and_pushes_on_a_tls_engine_and_leaves_this_machine_alone";
-    if !require_root(name) || !require_docker(name) {
-        return;
-    }
     let engine = TlsEngine::start(1200);
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
@@ -136,12 +141,7 @@ fn the_pipeline_builds_smokes_and_pushes_on_a_tls_engine_and_leaves_this_machine
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0);
 }
 
-#[test]
 fn a_wrong_ca_or_a_missing_key_fails_in_seconds_naming_the_file() {
-    let name = "a_wrong_ca_or_a_missing_key_fails_in_seconds_naming_the_file";
-    if !require_root(name) || !require_docker(name) {
-        return;
-    }
     let engine = TlsEngine::start(300);
     let tmp = tempfile::tempdir().unwrap();
     // Another CA: the engine's certificate is not signed by it.
@@ -193,12 +193,7 @@ fn a_wrong_ca_or_a_missing_key_fails_in_seconds_naming_the_file() {
     }
 }
 
-#[test]
 fn a_second_engine_rebuilds_from_the_first_ones_registry_cache() {
-    let name = "a_second_engine_rebuilds_from_the_first_ones_registry_cache";
-    if !require_root(name) || !require_docker(name) {
-        return;
-    }
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let ctx = context_on_base(
@@ -274,12 +269,7 @@ fn a_second_engine_rebuilds_from_the_first_ones_registry_cache() {
 /// host (here an sshd on loopback with a key made by the test, reaching this machine's own
 /// engine as a remote one). Build, push and the disk sampling all go through it; a refused
 /// login fails with ssh's own reason.
-#[test]
 fn the_pipeline_runs_over_ssh_as_the_docker_cli_does() {
-    let name = "the_pipeline_runs_over_ssh_as_the_docker_cli_does";
-    if !require_root(name) || !require_docker(name) {
-        return;
-    }
     let ssh = SshServer::start();
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
@@ -356,12 +346,7 @@ fn the_pipeline_runs_over_ssh_as_the_docker_cli_does() {
 /// A docker context (made by the real CLI in a Docker config of the test's own) that points
 /// at the TLS engine: the pipeline resolves it as the CLI does, builds there, and its CLI
 /// children reach the same engine with the context's TLS files.
-#[test]
 fn a_docker_context_with_tls_reaches_the_remote_engine() {
-    let name = "a_docker_context_with_tls_reaches_the_remote_engine";
-    if !require_root(name) || !require_docker(name) {
-        return;
-    }
     let engine = TlsEngine::start(400);
     engine.load_from_host(base_image());
     let tmp = tempfile::tempdir().unwrap();

@@ -20,11 +20,30 @@ use headroom_disk::{Event, NoProgress, ReclaimOptions};
 use headroom_tests::attack::{
     FsKind, Gate, MountGuard, OpenOnDrop, Rng, Snapshot, TestFs, action, assert_resolver, bind,
     bytes, in_private_mount_ns, in_private_mount_ns_each_resolver, is_mount_point, item, plan_only,
-    plant_precious, reason, report_json, require_program, sync_fs, try_bind, within_1pct,
-    write_random,
+    plant_precious, reason, report_json, sync_fs, try_bind, within_1pct, write_random,
 };
 use headroom_tests::{Run, fill, sh, write_file, xtask, xtask_bin};
 use serde_json::Value;
+
+headroom_tests::tests! {
+    a_same_fs_bind_mount_over_an_items_parent_is_refused_and_its_source_survives needs Root;
+    a_same_fs_bind_mount_appearing_inside_an_item_after_measuring_is_kept needs Root;
+    another_filesystem_mounted_over_an_items_parent_after_planning_is_not_touched needs Root;
+    a_root_swapped_for_a_symlink_after_planning_is_refused needs Root;
+    protect_entries_that_protect_nothing_are_errors_and_a_valid_one_is_kept needs Root;
+    an_item_swapped_for_a_symlink_after_planning_frees_and_claims_nothing needs Root;
+    an_item_moved_away_after_planning_is_not_reported_removed needs Root;
+    a_second_instance_deletes_nothing_while_the_first_holds_the_lock needs Root;
+    a_file_held_open_is_reported_and_not_counted_as_freed needs Root;
+    reflinked_copies_on_xfs_and_btrfs_are_explained_and_survive
+        needs Root, Program("mkfs.xfs"), Program("mkfs.btrfs");
+    a_hard_link_between_two_removed_items_is_counted_once needs Root;
+    a_hard_link_into_an_item_that_is_refused_is_not_counted_as_freed needs Root;
+    agent_toolsdirectory_of_usr_or_etc_is_refused_as_the_tool_cache;
+    a_root_on_a_bind_mount_of_slash_is_an_error needs Root;
+    earlier_symlink_traps_still_hold needs Root;
+    random_trees_with_symlinks_hard_links_and_mounts_change_nothing_outside_the_plan needs Root;
+}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -105,11 +124,8 @@ impl Precious {
 // 1–4: mounts and a swapped root
 // ---------------------------------------------------------------------------------------
 
-#[test]
 fn a_same_fs_bind_mount_over_an_items_parent_is_refused_and_its_source_survives() {
-    if !in_private_mount_ns_each_resolver(
-        "a_same_fs_bind_mount_over_an_items_parent_is_refused_and_its_source_survives",
-    ) {
+    if !in_private_mount_ns_each_resolver() {
         return;
     }
     let fs = TestFs::ext4(64);
@@ -152,11 +168,8 @@ fn a_same_fs_bind_mount_over_an_items_parent_is_refused_and_its_source_survives(
     assert_resolver(&report);
 }
 
-#[test]
 fn a_same_fs_bind_mount_appearing_inside_an_item_after_measuring_is_kept() {
-    if !in_private_mount_ns_each_resolver(
-        "a_same_fs_bind_mount_appearing_inside_an_item_after_measuring_is_kept",
-    ) {
+    if !in_private_mount_ns_each_resolver() {
         return;
     }
     let fs = TestFs::ext4(64);
@@ -203,11 +216,8 @@ fn a_same_fs_bind_mount_appearing_inside_an_item_after_measuring_is_kept() {
     drop(guard);
 }
 
-#[test]
 fn another_filesystem_mounted_over_an_items_parent_after_planning_is_not_touched() {
-    if !in_private_mount_ns_each_resolver(
-        "another_filesystem_mounted_over_an_items_parent_after_planning_is_not_touched",
-    ) {
+    if !in_private_mount_ns_each_resolver() {
         return;
     }
     let fs = TestFs::ext4(64);
@@ -249,10 +259,8 @@ fn another_filesystem_mounted_over_an_items_parent_after_planning_is_not_touched
     assert_resolver(&report);
 }
 
-#[test]
 fn a_root_swapped_for_a_symlink_after_planning_is_refused() {
-    if !in_private_mount_ns_each_resolver("a_root_swapped_for_a_symlink_after_planning_is_refused")
-    {
+    if !in_private_mount_ns_each_resolver() {
         return;
     }
     let fs = TestFs::ext4(64);
@@ -303,11 +311,8 @@ fn a_root_swapped_for_a_symlink_after_planning_is_refused() {
 // 5: protect entries
 // ---------------------------------------------------------------------------------------
 
-#[test]
 fn protect_entries_that_protect_nothing_are_errors_and_a_valid_one_is_kept() {
-    if !in_private_mount_ns_each_resolver(
-        "protect_entries_that_protect_nothing_are_errors_and_a_valid_one_is_kept",
-    ) {
+    if !in_private_mount_ns_each_resolver() {
         return;
     }
     let fs = TestFs::ext4(64);
@@ -392,11 +397,8 @@ fn protect_entries_that_protect_nothing_are_errors_and_a_valid_one_is_kept() {
 // 6: freed bytes that are true
 // ---------------------------------------------------------------------------------------
 
-#[test]
 fn an_item_swapped_for_a_symlink_after_planning_frees_and_claims_nothing() {
-    if !in_private_mount_ns_each_resolver(
-        "an_item_swapped_for_a_symlink_after_planning_frees_and_claims_nothing",
-    ) {
+    if !in_private_mount_ns_each_resolver() {
         return;
     }
     let fs = TestFs::ext4(64);
@@ -431,11 +433,8 @@ fn an_item_swapped_for_a_symlink_after_planning_frees_and_claims_nothing() {
     assert_resolver(&report);
 }
 
-#[test]
 fn an_item_moved_away_after_planning_is_not_reported_removed() {
-    if !in_private_mount_ns_each_resolver(
-        "an_item_moved_away_after_planning_is_not_reported_removed",
-    ) {
+    if !in_private_mount_ns_each_resolver() {
         return;
     }
     let fs = TestFs::ext4(64);
@@ -472,9 +471,8 @@ fn an_item_moved_away_after_planning_is_not_reported_removed() {
     assert_resolver(&report);
 }
 
-#[test]
 fn a_second_instance_deletes_nothing_while_the_first_holds_the_lock() {
-    if !in_private_mount_ns("a_second_instance_deletes_nothing_while_the_first_holds_the_lock") {
+    if !in_private_mount_ns() {
         return;
     }
     let fs = TestFs::ext4(128);
@@ -547,9 +545,8 @@ fn a_second_instance_deletes_nothing_while_the_first_holds_the_lock() {
     );
 }
 
-#[test]
 fn a_file_held_open_is_reported_and_not_counted_as_freed() {
-    if !in_private_mount_ns("a_file_held_open_is_reported_and_not_counted_as_freed") {
+    if !in_private_mount_ns() {
         return;
     }
     let fs = TestFs::ext4(64);
@@ -590,18 +587,13 @@ fn a_file_held_open_is_reported_and_not_counted_as_freed() {
     );
 }
 
-#[test]
 fn reflinked_copies_on_xfs_and_btrfs_are_explained_and_survive() {
-    if !in_private_mount_ns("reflinked_copies_on_xfs_and_btrfs_are_explained_and_survive") {
+    if !in_private_mount_ns() {
         return;
     }
-    let test = "reflinked_copies_on_xfs_and_btrfs_are_explained_and_survive";
     // Both filesystems are tried before the accounting verdict, so a report shows both.
     let mut unexplained = Vec::new();
     for kind in [FsKind::Xfs, FsKind::Btrfs] {
-        if !require_program(test, kind.mkfs()) {
-            continue;
-        }
         let fs = TestFs::new(kind, 200);
         let precious = Precious::plant(&fs.mount);
         let root = fs.mount.join("runner");
@@ -640,9 +632,8 @@ fn reflinked_copies_on_xfs_and_btrfs_are_explained_and_survive() {
     assert!(unexplained.is_empty(), "{unexplained:#?}");
 }
 
-#[test]
 fn a_hard_link_between_two_removed_items_is_counted_once() {
-    if !in_private_mount_ns("a_hard_link_between_two_removed_items_is_counted_once") {
+    if !in_private_mount_ns() {
         return;
     }
     let fs = TestFs::ext4(96);
@@ -677,9 +668,8 @@ fn a_hard_link_between_two_removed_items_is_counted_once() {
     assert_eq!(bytes(&report["freed_bytes"], "freed_bytes"), sum);
 }
 
-#[test]
 fn a_hard_link_into_an_item_that_is_refused_is_not_counted_as_freed() {
-    if !in_private_mount_ns("a_hard_link_into_an_item_that_is_refused_is_not_counted_as_freed") {
+    if !in_private_mount_ns() {
         return;
     }
     let fs = TestFs::ext4(96);
@@ -735,7 +725,6 @@ const USR_ITEMS: &[&str] = &[
     "usr/local/.ghcup",
 ];
 
-#[test]
 fn agent_toolsdirectory_of_usr_or_etc_is_refused_as_the_tool_cache() {
     for value in ["/usr", "/etc"] {
         let tmp = tempfile::tempdir().unwrap();
@@ -788,9 +777,8 @@ fn agent_toolsdirectory_of_usr_or_etc_is_refused_as_the_tool_cache() {
     }
 }
 
-#[test]
 fn a_root_on_a_bind_mount_of_slash_is_an_error() {
-    if !in_private_mount_ns("a_root_on_a_bind_mount_of_slash_is_an_error") {
+    if !in_private_mount_ns() {
         return;
     }
     // Not in a TempDir: were the unmount to fail, removing a TempDir would recurse into
@@ -838,9 +826,8 @@ fn a_root_on_a_bind_mount_of_slash_is_an_error() {
 // 8: the earlier traps
 // ---------------------------------------------------------------------------------------
 
-#[test]
 fn earlier_symlink_traps_still_hold() {
-    if !in_private_mount_ns_each_resolver("earlier_symlink_traps_still_hold") {
+    if !in_private_mount_ns_each_resolver() {
         return;
     }
     let fs = TestFs::ext4(64);
@@ -1213,11 +1200,8 @@ fn fuzz_one(seed: u64) {
     );
 }
 
-#[test]
 fn random_trees_with_symlinks_hard_links_and_mounts_change_nothing_outside_the_plan() {
-    if !in_private_mount_ns_each_resolver(
-        "random_trees_with_symlinks_hard_links_and_mounts_change_nothing_outside_the_plan",
-    ) {
+    if !in_private_mount_ns_each_resolver() {
         return;
     }
     // HEADROOM_FUZZ_SEEDS=N runs more; HEADROOM_FUZZ_SEED=S runs one.

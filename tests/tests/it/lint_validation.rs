@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
 
-use headroom_tests::{require_docker, xtask_in};
+use headroom_tests::xtask_in;
 use serde_json::Value;
 
 /// What Docker and the lint must both do with a Dockerfile.
@@ -24,6 +24,14 @@ enum Expect {
     Accepted,
 }
 use Expect::{Accepted, Refused, RefusedSilently};
+
+headroom_tests::tests! {
+    the_lint_refuses_what_buildkit_refuses_without_an_engine;
+    the_engine_and_the_lint_refuse_and_accept_the_same_dockerfiles needs Docker;
+    every_refused_instruction_is_an_error_at_its_place;
+    bytes_that_are_not_utf8_are_linted_and_fixed_as_written;
+    a_dockerfile_that_cannot_be_read_is_an_io_error;
+}
 
 /// `{B}` stands for the base image.
 fn cases() -> Vec<(&'static str, &'static [u8], Expect)> {
@@ -372,7 +380,6 @@ fn check_lint(name: &str, refusals: &[(usize, usize, String)], expect: &Expect) 
     }
 }
 
-#[test]
 fn the_lint_refuses_what_buildkit_refuses_without_an_engine() {
     let dir = tempfile::tempdir().unwrap();
     for (name, text, expect) in cases() {
@@ -381,11 +388,7 @@ fn the_lint_refuses_what_buildkit_refuses_without_an_engine() {
     }
 }
 
-#[test]
 fn the_engine_and_the_lint_refuse_and_accept_the_same_dockerfiles() {
-    if !require_docker("the_engine_and_the_lint_refuse_and_accept_the_same_dockerfiles") {
-        return;
-    }
     let base = headroom_tests::registry::base_image();
     let dir = tempfile::tempdir().unwrap();
     // What the valid COPY cases copy.
@@ -433,7 +436,6 @@ fn the_engine_and_the_lint_refuse_and_accept_the_same_dockerfiles() {
     }
 }
 
-#[test]
 fn every_refused_instruction_is_an_error_at_its_place() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -508,7 +510,6 @@ fn every_refused_instruction_is_an_error_at_its_place() {
     );
 }
 
-#[test]
 fn bytes_that_are_not_utf8_are_linted_and_fixed_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let text: &[u8] = b"FROM a\n# caf\xe9\nRUN echo caf\xe9\nRUN echo b\xff\n";
@@ -551,7 +552,6 @@ fn bytes_that_are_not_utf8_are_linted_and_fixed_as_written() {
     assert_eq!(separate, b"caf\xe9\nb\xff\n".to_vec());
 }
 
-#[test]
 fn a_dockerfile_that_cannot_be_read_is_an_io_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

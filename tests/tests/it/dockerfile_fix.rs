@@ -11,10 +11,16 @@ use std::hash::{Hash, Hasher};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use headroom_dockerfile::fix::{FixOptions, fix};
-use headroom_tests::{debian_base, require_docker, sh};
+use headroom_tests::{debian_base, sh};
+
+headroom_tests::tests! {
+    fixed_apt_split_builds_the_same_files_in_fewer_layers needs Docker;
+    fixed_apt_late_cleanup_builds_the_same_files_in_fewer_layers needs Docker;
+    fixed_pip_builds_the_same_files_in_fewer_layers needs Docker;
+    fixed_download_builds_the_same_files_in_fewer_layers needs Docker;
+}
 
 fn root() -> PathBuf {
     headroom_tests::repo_root().to_path_buf()
@@ -58,9 +64,6 @@ struct Entry {
     digest: u64,
 }
 
-/// Builds are serialised: the CI machine has two cores.
-static ENGINE: Mutex<()> = Mutex::new(());
-
 /// Images made by one fixture, removed when it ends, however it ends.
 struct Images(Vec<String>);
 
@@ -75,11 +78,7 @@ impl Drop for Images {
 }
 
 fn check_fixture(name: &str) {
-    let test = format!("fixed_{name}_builds_the_same_files_in_fewer_layers");
-    if !require_docker(&test) {
-        return;
-    }
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let _builds = crate::BUILDS.lock().unwrap_or_else(|e| e.into_inner());
     let base = debian_base();
     let original = fixtures().join(format!("{name}.Dockerfile"));
     let src = std::fs::read_to_string(&original).unwrap();
@@ -351,22 +350,18 @@ fn pax(data: &[u8]) -> Vec<(String, String)> {
     out
 }
 
-#[test]
 fn fixed_apt_split_builds_the_same_files_in_fewer_layers() {
     check_fixture("apt-split");
 }
 
-#[test]
 fn fixed_apt_late_cleanup_builds_the_same_files_in_fewer_layers() {
     check_fixture("apt-late-cleanup");
 }
 
-#[test]
 fn fixed_pip_builds_the_same_files_in_fewer_layers() {
     check_fixture("pip");
 }
 
-#[test]
 fn fixed_download_builds_the_same_files_in_fewer_layers() {
     check_fixture("download");
 }

@@ -13,8 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use headroom_tests::registry::base_image;
-use headroom_tests::{require_docker, sh, xtask};
+use headroom_tests::{sh, xtask};
 use serde_json::Value;
+
+headroom_tests::tests! {
+    the_dump_agrees_with_the_engine_history needs Docker;
+}
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/dockerfiles/parse");
@@ -335,11 +339,7 @@ fn build(dockerfile: &Path, ctx: &Path, target: Option<&str>, tag: &str) {
     );
 }
 
-#[test]
 fn the_dump_agrees_with_the_engine_history() {
-    if !require_docker("the_dump_agrees_with_the_engine_history") {
-        return;
-    }
     let dir = tempfile::Builder::new()
         .prefix("headroom-parse-")
         .tempdir()

@@ -11,8 +11,13 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use headroom_tests::{LoopFs, require_docker, require_root, xtask_bin};
+use headroom_tests::{LoopFs, xtask_bin};
 use serde_json::Value;
+
+headroom_tests::tests! {
+    simulate_shows_the_failure_and_its_cure_and_always_tears_down needs Root, Docker;
+    simulate_refuses_bad_sizes_before_touching_anything;
+}
 
 const RUN_DIR: &str = "/run/headroom-simulate";
 
@@ -103,13 +108,7 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
-#[test]
 fn simulate_shows_the_failure_and_its_cure_and_always_tears_down() {
-    if !require_root("simulate_shows_the_failure_and_its_cure_and_always_tears_down")
-        || !require_docker("simulate_shows_the_failure_and_its_cure_and_always_tears_down")
-    {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
 
@@ -284,7 +283,6 @@ fn simulate_shows_the_failure_and_its_cure_and_always_tears_down() {
     assert_eq!(d["daemon_json_keys_after"], d["daemon_json_keys_before"]);
 }
 
-#[test]
 fn simulate_refuses_bad_sizes_before_touching_anything() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(xtask_bin())

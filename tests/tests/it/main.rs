@@ -1,0 +1,59 @@
+//! The workspace's integration tests, in one binary (as cargo's own testsuite is): the whole
+//! stack is linked once instead of once per file. Each module is one subject and lists its
+//! tests, with what each needs of the machine, in a `tests!` table; `headroom_tests::harness`
+//! runs them and reports a test that cannot run here as ignored, with the reason (a failure
+//! under `CI=true`). A test's name is `module::function`: `cargo test -p headroom-tests --
+//! free::` runs one module.
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+mod docker_image;
+mod docker_items;
+mod dockerfile_fix;
+mod dockerfile_fix_cases;
+mod dockerfile_parse;
+mod fix_equivalence;
+mod free;
+mod free_attacks;
+mod image;
+mod inspect;
+mod lint;
+mod lint_fix;
+mod lint_validation;
+mod matrix;
+mod relocate;
+mod remote;
+mod sibling;
+mod simulate;
+mod tidy;
+mod workflows;
+
+/// The fixer's image builds (dockerfile_fix, dockerfile_fix_cases), one at a time: the CI
+/// machine has two cores.
+static BUILDS: Mutex<()> = Mutex::new(());
+
+fn main() -> ExitCode {
+    headroom_tests::harness::main(&[
+        docker_image::TESTS,
+        docker_items::TESTS,
+        dockerfile_fix::TESTS,
+        dockerfile_fix_cases::TESTS,
+        dockerfile_parse::TESTS,
+        fix_equivalence::TESTS,
+        free::TESTS,
+        free_attacks::TESTS,
+        image::TESTS,
+        inspect::TESTS,
+        lint::TESTS,
+        lint_fix::TESTS,
+        lint_validation::TESTS,
+        matrix::TESTS,
+        relocate::TESTS,
+        remote::TESTS,
+        sibling::TESTS,
+        simulate::TESTS,
+        tidy::TESTS,
+        workflows::TESTS,
+    ])
+}
