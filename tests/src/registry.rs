@@ -1,55 +1,41 @@
-//! The registry and base image for push tests: headroom-docker's local stand-ins, plus a
-//! look at what the registry itself says about a tag.
+//! The registry and base image for push tests: the lab's sandboxes, plus a look at what the
+//! registry itself says about a tag.
 
 use std::sync::OnceLock;
 
 pub use headroom_docker::local::Registry as LocalRegistry;
 
-/// A running registry with its own temporary directory; stopped on drop.
+/// A running registry with its own temporary directory and password (the lab's
+/// [`headroom_lab::sandbox::Registry`]); stopped on drop.
 #[derive(Debug)]
-pub struct Registry {
-    inner: LocalRegistry,
-    pub user: String,
-    pub password: String,
-    _dir: tempfile::TempDir,
-}
+pub struct Registry(headroom_lab::sandbox::Registry);
 
 impl Registry {
     pub fn start() -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("headroom-registry-")
-            .tempdir()
-            .expect("tempdir");
-        let password = format!(
-            "pw-{}-{}",
-            std::process::id(),
-            headroom_docker::local::free_port().expect("port")
-        );
-        let inner =
-            LocalRegistry::start(dir.path(), "headroom", &password).expect("starting the registry");
-        Registry {
-            user: inner.user.clone(),
-            password,
-            inner,
-            _dir: dir,
-        }
-    }
-
-    pub fn host(&self) -> String {
-        self.inner.host()
-    }
-
-    pub fn stop(&mut self) {
-        self.inner.stop();
+        Registry(
+            headroom_lab::sandbox::Registry::temp("headroom")
+                .unwrap_or_else(|e| panic!("starting the registry: {e:#}")),
+        )
     }
 
     pub fn resume(&mut self) {
-        self.inner.resume().expect("restarting the registry");
+        self.0
+            .resume()
+            .unwrap_or_else(|e| panic!("restarting the registry: {e:#}"));
     }
+}
 
-    /// The registry's `Docker-Content-Digest` for `repo:tag` (`repo` without the host).
-    pub fn manifest_digest(&self, repo: &str, tag: &str) -> Option<String> {
-        self.inner.manifest_digest(repo, tag)
+impl std::ops::Deref for Registry {
+    type Target = headroom_lab::sandbox::Registry;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Registry {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -59,7 +45,8 @@ pub fn base_image() -> &'static str {
     IMAGE.get_or_init(|| {
         let name = "headroom-test/busybox:latest".to_string();
         let dir = tempfile::tempdir().expect("tempdir");
-        headroom_docker::local::busybox_image(&name, None, dir.path()).expect("importing busybox");
+        headroom_lab::sandbox::base_image::busybox_image(&name, None, dir.path())
+            .expect("importing busybox");
         name
     })
 }

@@ -70,6 +70,11 @@ impl Mkfs {
         }
     }
 
+    /// Make the filesystem in the file `image`.
+    pub fn make(&self, image: &Path) -> Result<()> {
+        cmd(self.kind.mkfs(), self.args(image)).read().map(drop)
+    }
+
     fn args(&self, image: &Path) -> Vec<String> {
         let mut args: Vec<String> = match self.kind {
             FsKind::Ext4 => ["-q", "-F", "-m", "0"].map(String::from).to_vec(),
@@ -95,7 +100,7 @@ pub fn make(image: &Path, mount: &Path, bytes: u64, mkfs: &Mkfs) -> Result<()> {
     file.set_len(bytes)
         .with_context(|| format!("{}: sizing to {bytes} bytes", image.display()))?;
     drop(file);
-    cmd(mkfs.kind.mkfs(), mkfs.args(image)).read()?;
+    mkfs.make(image)?;
     let args = [
         OsStr::new("-o"),
         OsStr::new("loop"),
