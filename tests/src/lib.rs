@@ -190,7 +190,11 @@ pub fn sh(program: &str, args: &[&str]) -> String {
 /// A small ext4 filesystem in a file, loop-mounted on a temporary directory (root only):
 /// the lab's [`headroom_lab::sandbox::LoopFs`]. Unmounted and deleted on drop.
 #[derive(Debug)]
-pub struct LoopFs(headroom_lab::sandbox::LoopFs);
+pub struct LoopFs {
+    // Unmounted before its directory goes.
+    fs: headroom_lab::sandbox::LoopFs,
+    _dir: tempfile::TempDir,
+}
 
 impl LoopFs {
     pub fn new(mib: u64) -> LoopFs {
@@ -199,10 +203,13 @@ impl LoopFs {
 
     /// A filesystem of `kind` (at least the size its mkfs accepts).
     pub fn of(kind: headroom_lab::sandbox::FsKind, mib: u64) -> LoopFs {
-        LoopFs(
-            headroom_lab::sandbox::LoopFs::temp(kind, mib)
-                .unwrap_or_else(|e| panic!("a {mib} MiB {kind:?} loop filesystem: {e:#}")),
-        )
+        let dir = tempfile::Builder::new()
+            .prefix("headroom-loopfs-")
+            .tempdir()
+            .expect("tempdir");
+        let fs = headroom_lab::sandbox::LoopFs::create(dir.path(), kind, mib)
+            .unwrap_or_else(|e| panic!("a {mib} MiB {kind:?} loop filesystem: {e:#}"));
+        LoopFs { fs, _dir: dir }
     }
 
     pub fn is_mounted(path: &Path) -> bool {
@@ -211,7 +218,7 @@ impl LoopFs {
 
     /// Available bytes after a `syncfs`, as `statvfs` counts them.
     pub fn available(&self) -> u64 {
-        self.0.available().expect("statvfs")
+        self.fs.available().expect("statvfs")
     }
 }
 
@@ -219,7 +226,7 @@ impl std::ops::Deref for LoopFs {
     type Target = headroom_lab::sandbox::LoopFs;
 
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.fs
     }
 }
 

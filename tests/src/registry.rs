@@ -8,18 +8,25 @@ pub use headroom_docker::local::Registry as LocalRegistry;
 /// A running registry with its own temporary directory and password (the lab's
 /// [`headroom_lab::sandbox::Registry`]); stopped on drop.
 #[derive(Debug)]
-pub struct Registry(headroom_lab::sandbox::Registry);
+pub struct Registry {
+    // Stopped before its directory goes.
+    inner: headroom_lab::sandbox::Registry,
+    _dir: tempfile::TempDir,
+}
 
 impl Registry {
     pub fn start() -> Registry {
-        Registry(
-            headroom_lab::sandbox::Registry::temp("headroom")
-                .unwrap_or_else(|e| panic!("starting the registry: {e:#}")),
-        )
+        let dir = tempfile::Builder::new()
+            .prefix("headroom-registry-")
+            .tempdir()
+            .expect("tempdir");
+        let inner = headroom_lab::sandbox::Registry::start_in(dir.path(), "headroom")
+            .unwrap_or_else(|e| panic!("starting the registry: {e:#}"));
+        Registry { inner, _dir: dir }
     }
 
     pub fn resume(&mut self) {
-        self.0
+        self.inner
             .resume()
             .unwrap_or_else(|e| panic!("restarting the registry: {e:#}"));
     }
@@ -29,13 +36,13 @@ impl std::ops::Deref for Registry {
     type Target = headroom_lab::sandbox::Registry;
 
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.inner
     }
 }
 
 impl std::ops::DerefMut for Registry {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
+        &mut self.inner
     }
 }
 

@@ -1,7 +1,6 @@
 //! Loop filesystems: a real ext4, xfs or btrfs in a sparse file, loop-mounted (root only).
 //!
-//! [`LoopFs`] is the guard tests and benches hold: made in a temporary directory, unmounted
-//! and deleted on drop. [`make`] makes one without a guard, for a sandbox that is torn down
+//! [`LoopFs`] is the guard tests hold: made in a directory of theirs, unmounted on drop. [`make`] makes one without a guard, for a sandbox that is torn down
 //! by name ([`discard`]) so that a killed run's leftovers are found again.
 
 use std::ffi::OsStr;
@@ -184,38 +183,28 @@ pub fn sync_fs(path: &Path) {
     }
 }
 
-/// A small filesystem in a sparse file in a temporary directory, loop-mounted there (root
-/// only). Unmounted and deleted on drop.
+/// A small filesystem in a sparse file, loop-mounted beside it (root only). Unmounted on drop;
+/// the directory is the caller's (a test's temporary directory, say).
 #[derive(Debug)]
 pub struct LoopFs {
     pub mount: PathBuf,
     pub image: PathBuf,
     pub kind: FsKind,
-    dir: tempfile::TempDir,
 }
 
 impl LoopFs {
     /// A steady ([`Mkfs::steady`]) filesystem of `kind` and `mib` MiB (at least what its
-    /// mkfs accepts).
-    pub fn temp(kind: FsKind, mib: u64) -> Result<LoopFs> {
-        let dir = tempfile::Builder::new()
-            .prefix("headroom-loopfs-")
-            .tempdir()
-            .context("a temporary directory for a loop filesystem")?;
-        let image = dir.path().join("fs.img");
-        let mount = dir.path().join("mnt");
+    /// mkfs accepts): `DIR/fs.img`, mounted on `DIR/mnt`.
+    pub fn create(dir: &Path, kind: FsKind, mib: u64) -> Result<LoopFs> {
+        let image = dir.join("fs.img");
+        let mount = dir.join("mnt");
         make(
             &image,
             &mount,
             mib.max(kind.min_mib()) << 20,
             &Mkfs::steady(kind),
         )?;
-        Ok(LoopFs {
-            mount,
-            image,
-            kind,
-            dir,
-        })
+        Ok(LoopFs { mount, image, kind })
     }
 
     /// Available bytes after a `syncfs`, as `statvfs` counts them.
@@ -224,11 +213,6 @@ impl LoopFs {
         let vfs = rustix::fs::statvfs(&self.mount)
             .with_context(|| format!("statvfs {}", self.mount.display()))?;
         Ok(vfs.f_bavail.saturating_mul(vfs.f_frsize))
-    }
-
-    /// The temporary directory holding the image and the mount point.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

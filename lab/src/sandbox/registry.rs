@@ -14,8 +14,6 @@ pub struct Registry {
     inner: local::Registry,
     pub user: String,
     pub password: String,
-    /// Where it keeps its configuration and storage, when it made the directory itself.
-    _dir: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -38,19 +36,7 @@ impl Registry {
             user: inner.user.clone(),
             password,
             inner,
-            _dir: None,
         })
-    }
-
-    /// Start one for `user` in a temporary directory of its own, removed on drop.
-    pub fn temp(user: &str) -> Result<Registry> {
-        let dir = tempfile::Builder::new()
-            .prefix("headroom-registry-")
-            .tempdir()
-            .context("a temporary directory for the registry")?;
-        let mut registry = Registry::start_in(dir.path(), user)?;
-        registry._dir = Some(dir);
-        Ok(registry)
     }
 
     /// `127.0.0.1:PORT`.
