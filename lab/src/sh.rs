@@ -7,7 +7,9 @@
 //! programs with duct too.
 //!
 //! A [`Cmd`] is a duct expression that also knows how to show itself, so every error names
-//! the command line that failed, its exit status and what it said on stderr.
+//! the command line that failed, its exit status and what it said on stderr. Its environment
+//! is set as a program's usually is: the last `env` or `env_remove` of a variable wins (duct
+//! itself lets the innermost, that is the first, win).
 
 use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
@@ -19,6 +21,8 @@ use anyhow::{Result, anyhow, bail};
 #[derive(Debug, Clone)]
 pub struct Cmd {
     expr: duct::Expression,
+    /// Set (`Some`) or removed (`None`), in order: the last of a name wins.
+    env: Vec<(OsString, Option<OsString>)>,
     shown: String,
 }
 
@@ -40,46 +44,58 @@ where
     }
     Cmd {
         expr: duct::cmd(program.as_ref(), args),
+        env: Vec::new(),
         shown,
     }
 }
 
 impl Cmd {
-    pub fn env(self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
-        Cmd {
-            expr: self.expr.env(name.as_ref(), value.as_ref()),
-            shown: self.shown,
-        }
+    pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
+        let value = value.as_ref().to_owned();
+        self.env.push((name.as_ref().to_owned(), Some(value)));
+        self
     }
 
-    pub fn env_remove(self, name: impl AsRef<OsStr>) -> Cmd {
-        Cmd {
-            expr: self.expr.env_remove(name.as_ref()),
-            shown: self.shown,
-        }
+    pub fn env_remove(mut self, name: impl AsRef<OsStr>) -> Cmd {
+        self.env.push((name.as_ref().to_owned(), None));
+        self
     }
 
-    pub fn dir(self, dir: impl AsRef<Path>) -> Cmd {
-        Cmd {
-            expr: self.expr.dir(dir.as_ref()),
-            shown: self.shown,
-        }
+    pub fn dir(mut self, dir: impl AsRef<Path>) -> Cmd {
+        self.expr = self.expr.dir(dir.as_ref());
+        self
     }
 
     /// Send standard output nowhere (for [`Cmd::run`]).
-    pub fn stdout_null(self) -> Cmd {
-        Cmd {
-            expr: self.expr.stdout_null(),
-            shown: self.shown,
-        }
+    pub fn stdout_null(mut self) -> Cmd {
+        self.expr = self.expr.stdout_null();
+        self
     }
 
     /// This command's standard output into `next`'s standard input.
     pub fn pipe(self, next: Cmd) -> Cmd {
         Cmd {
             shown: format!("{} | {}", self.shown, next.shown),
-            expr: self.expr.pipe(next.expr),
+            expr: self.with_env().pipe(next.with_env()),
+            env: Vec::new(),
         }
+    }
+
+    /// The expression with its environment, each variable set or removed once.
+    fn with_env(&self) -> duct::Expression {
+        let mut expr = self.expr.clone();
+        let mut done: Vec<&OsString> = Vec::new();
+        for (name, value) in self.env.iter().rev() {
+            if done.contains(&name) {
+                continue;
+            }
+            done.push(name);
+            expr = match value {
+                Some(v) => expr.env(name, v),
+                None => expr.env_remove(name),
+            };
+        }
+        expr
     }
 
     /// The command line, quoted as a shell would need it.
@@ -90,7 +106,7 @@ impl Cmd {
     /// The duct expression, standard input closed, for streaming its output (`reader()`)
     /// or waiting with a deadline (`start()`).
     pub fn expression(&self) -> duct::Expression {
-        self.expr.stdin_null()
+        self.with_env().stdin_null()
     }
 
     /// Run to the end; its standard output, trimmed. Fails, with what it said on stderr,
@@ -196,6 +212,17 @@ mod tests {
         assert_eq!(out.read().unwrap(), "x b");
         assert!(cmd("true", NO_ARGS).succeeds());
         assert!(!cmd("false", NO_ARGS).succeeds());
+    }
+
+    #[test]
+    fn the_last_setting_of_a_variable_wins() {
+        let echo = |c: Cmd| c.read().unwrap();
+        let sh = || cmd("sh", ["-c", "echo \"${HR_X-unset}\""]);
+        assert_eq!(echo(sh().env("HR_X", "a").env_remove("HR_X")), "unset");
+        assert_eq!(echo(sh().env_remove("HR_X").env("HR_X", "b")), "b");
+        assert_eq!(echo(sh().env("HR_X", "a").env("HR_X", "c")), "c");
+        let piped = cmd("echo", ["in"]).pipe(sh().env_remove("HR_X").env("HR_X", "d"));
+        assert_eq!(echo(piped), "d");
     }
 
     #[test]
