@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::sh;
 
 /// Set in the re-executed test process: the body runs, already in its own mount namespace.
 const NS_VAR: &str = "HEADROOM_ATTACK_IN_NS";
@@ -119,118 +118,51 @@ fn excerpt(text: &str) -> String {
 }
 
 /// Filesystem types the suite makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsKind {
-    Ext4,
-    /// `mkfs.xfs -m reflink=1` (at least 300 MiB: mkfs.xfs refuses smaller ones).
-    Xfs,
-    Btrfs,
-}
+pub use headroom_lab::sandbox::FsKind;
 
-impl FsKind {
-    pub fn mkfs(self) -> &'static str {
-        match self {
-            FsKind::Ext4 => "mkfs.ext4",
-            FsKind::Xfs => "mkfs.xfs",
-            FsKind::Btrfs => "mkfs.btrfs",
-        }
-    }
-}
-
-/// Make a filesystem of `kind` in the image file `img`.
+/// Make a filesystem of `kind` in the image file `img`: no reserved blocks and, for ext4, no
+/// lazy init, so free space is exact and steady.
 pub fn make_fs(kind: FsKind, img: &str) {
-    match kind {
-        // No reserved blocks and no lazy init, so free space is exact and steady.
-        FsKind::Ext4 => sh(
-            "mkfs.ext4",
-            &[
-                "-q",
-                "-F",
-                "-m",
-                "0",
-                "-E",
-                "lazy_itable_init=0,lazy_journal_init=0",
-                img,
-            ],
-        ),
-        FsKind::Xfs => sh("mkfs.xfs", &["-q", "-f", "-m", "reflink=1", img]),
-        FsKind::Btrfs => sh("mkfs.btrfs", &["-q", "-f", img]),
-    };
+    headroom_lab::sandbox::Mkfs::steady(kind)
+        .make(Path::new(img))
+        .unwrap_or_else(|e| panic!("{img}: {e:#}"));
 }
 
 /// A small filesystem in a sparse file, loop-mounted on a temporary directory (root only,
-/// inside the test's private mount namespace). Unmounted and deleted on drop.
+/// inside the test's private mount namespace): the lab's loop filesystem. Unmounted and
+/// deleted on drop.
 #[derive(Debug)]
-pub struct TestFs {
-    pub mount: PathBuf,
-    pub kind: FsKind,
-    dir: tempfile::TempDir,
-}
+pub struct TestFs(crate::LoopFs);
 
 impl TestFs {
     pub fn ext4(mib: u64) -> TestFs {
         TestFs::new(FsKind::Ext4, mib)
     }
 
+    /// At least the size `kind`'s mkfs accepts (300 MiB for xfs, 160 for btrfs).
     pub fn new(kind: FsKind, mib: u64) -> TestFs {
-        let dir = tempfile::Builder::new()
-            .prefix("headroom-attack-")
-            .tempdir()
-            .expect("tempdir");
-        let image = dir.path().join("fs.img");
-        let mount = dir.path().join("mnt");
-        std::fs::create_dir(&mount).expect("mkdir mount point");
-        let mib = match kind {
-            FsKind::Ext4 => mib,
-            FsKind::Xfs => mib.max(300),
-            FsKind::Btrfs => mib.max(160),
-        };
-        let file = std::fs::File::create(&image).expect("create image");
-        file.set_len(mib << 20).expect("size image");
-        drop(file);
-        let img = image.to_str().expect("utf-8 temp path");
-        make_fs(kind, img);
-        sh(
-            "mount",
-            &["-o", "loop", img, mount.to_str().expect("utf-8")],
-        );
-        TestFs { mount, kind, dir }
+        TestFs(crate::LoopFs::of(kind, mib))
     }
 
     /// Available bytes after a `syncfs`, as `statvfs` counts them.
     pub fn available(&self) -> u64 {
-        sync_fs(&self.mount);
-        let vfs = rustix::fs::statvfs(&self.mount).expect("statvfs");
-        vfs.f_bavail.saturating_mul(vfs.f_frsize)
+        self.0.available()
     }
 }
 
-impl Drop for TestFs {
-    fn drop(&mut self) {
-        unmount(&self.mount);
-        let _ = &self.dir;
+impl std::ops::Deref for TestFs {
+    type Target = crate::LoopFs;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 /// `syncfs` on the filesystem holding `path`, so that freed blocks show in `statvfs`.
-pub fn sync_fs(path: &Path) {
-    if let Ok(fd) = rustix::fs::open(
-        path,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
-        let _ = rustix::fs::syncfs(&fd);
-    }
-}
+pub use headroom_lab::sandbox::loopfs::sync_fs;
 
 fn unmount(path: &Path) {
-    let ok = Command::new("umount")
-        .arg(path)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        let _ = Command::new("umount").arg("-l").arg(path).status();
-    }
+    let _ = headroom_lab::sandbox::loopfs::unmount(path);
 }
 
 /// A mount made by the test, unmounted on drop.
@@ -288,38 +220,12 @@ pub fn try_bind(source: &Path, target: &Path) -> Result<MountGuard, String> {
     })
 }
 
-/// Mount points in this namespace (field 5 of /proc/self/mountinfo, unescaped).
-pub fn mount_points() -> Vec<PathBuf> {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    table
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mountinfo(p)))
-        .collect()
-}
-
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && let Ok(v) = u8::from_str_radix(&field[i + 1..i + 4], 8)
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Mount points in this namespace.
+pub use headroom_lab::sandbox::loopfs::mount_points;
 
 /// True when `path` is a mount point in this namespace.
 pub fn is_mount_point(path: &Path) -> bool {
-    mount_points().iter().any(|m| m == path)
+    headroom_lab::sandbox::loopfs::is_mounted(path)
 }
 
 /// One entry of a [`Snapshot`].
@@ -469,42 +375,8 @@ pub fn checksum(path: &Path) -> u64 {
     hash
 }
 
-/// A small deterministic PRNG (splitmix64): the same seed, the same tree.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5851_f42d_4c95_7f2d)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    /// True with probability `percent` / 100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
+/// The lab's deterministic generator (SplitMix64): the same seed, the same tree.
+pub use headroom_lab::workload::Rng;
 
 /// Write `len` bytes from `rng` (non-zero, so the file is really allocated).
 pub fn write_random(path: &Path, len: usize, rng: &mut Rng) {

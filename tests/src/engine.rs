@@ -1,27 +1,24 @@
-//! A second, throwaway `dockerd` managed like a runner's: a `daemon.json`, and a service
-//! program (`engine start` / `engine stop`) that the code under test restarts it through.
-//! Its data root is on a loop filesystem; it has a bridge of its own and no iptables, so it
-//! touches neither docker0 nor the host's firewall. Stopped and removed on drop.
+//! A second, throwaway `dockerd` managed like a runner's: the lab's
+//! [`headroom_lab::sandbox::Engine`], with a `daemon.json` and a service program (`engine
+//! start` / `engine stop`, which returns at once as an init script does) that the code under
+//! test restarts it through. Its data root is on a loop filesystem, with a second one to move
+//! it to; it has a bridge of its own and no iptables, so it touches neither docker0 nor the
+//! host's firewall. Stopped and removed on drop.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
-use crate::{LoopFs, TestBridge};
+use headroom_lab::sandbox::{Engine, EngineSpec, Listen, Start};
+
+use crate::{LoopFs, test_bridge};
 
 #[derive(Debug)]
 pub struct ServiceEngine {
-    pub dir: tempfile::TempDir,
+    // Dropped in this order: the engine, its filesystems, its directory.
+    engine: Engine,
     /// The filesystem the data root starts on, and a second one to move it to.
     pub old_fs: LoopFs,
     pub new_fs: LoopFs,
-    pub config: PathBuf,
-    pub service: PathBuf,
-    pub pidfile: PathBuf,
-    pub host: String,
-    pub log: PathBuf,
-    /// Its network: a bridge of its own (never `bridge: none`, which deletes docker0).
-    pub bridge: TestBridge,
+    pub dir: tempfile::TempDir,
 }
 
 impl ServiceEngine {
@@ -36,97 +33,55 @@ impl ServiceEngine {
             .expect("tempdir in /run");
         let old_fs = LoopFs::new(400);
         let new_fs = LoopFs::new(400);
-        let old_root = old_fs.mount.join("docker");
-        let bridge = TestBridge::new(
+        let bridge = test_bridge(
             "hrsvc",
             headroom_docker::local::free_port().expect("a free port"),
         );
-        let mut config = config.clone();
-        config["bridge"] = serde_json::json!(bridge.name);
-        config["iptables"] = serde_json::json!(false);
-        let extra = if root_as_flag {
-            format!("--data-root '{}'", old_root.display())
-        } else {
-            config["data-root"] = serde_json::json!(old_root);
-            String::new()
-        };
-        // Where a runner keeps it, below the directory a pipeline test passes as --root.
-        let config_path = dir.path().join("etc/docker/daemon.json");
-        std::fs::create_dir_all(config_path.parent().expect("etc/docker")).expect("mkdir");
-        std::fs::write(
-            &config_path,
-            serde_json::to_string_pretty(&config).expect("json"),
-        )
-        .expect("write daemon.json");
-        let pidfile = dir.path().join("docker.pid");
-        let host = format!("unix://{}", dir.path().join("docker.sock").display());
-        let log = dir.path().join("dockerd.log");
-        let service = dir.path().join("engine");
-        let script = format!(
-            "#!/bin/sh\nset -eu\npidfile='{pid}'\ncase \"$1\" in\n\
-             start) setsid dockerd --config-file '{config}' --exec-root '{exec}' \
-             --pidfile \"$pidfile\" -H '{host}' {extra} </dev/null >>'{log}' 2>&1 & ;;\n\
-             stop) pid=$(cat \"$pidfile\" 2>/dev/null) || exit 0\n\
-             kill -TERM \"$pid\" 2>/dev/null || exit 0\n\
-             i=0; while [ -e \"$pidfile\" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done ;;\n\
-             esac\n",
-            pid = pidfile.display(),
-            config = config_path.display(),
-            exec = dir.path().join("exec").display(),
-            log = log.display(),
-        );
-        std::fs::write(&service, script).expect("write the service script");
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&service, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let engine = ServiceEngine {
-            dir,
+        let engine = Engine::start(EngineSpec {
+            dir: dir.path().to_path_buf(),
+            // Where a runner keeps it, below the directory a pipeline test passes as --root.
+            config: dir.path().join("etc/docker/daemon.json"),
+            settings: config.clone(),
+            data_root: old_fs.mount.join("docker"),
+            data_root_as_flag: root_as_flag,
+            bridge,
+            log: dir.path().join("dockerd.log"),
+            listen: Listen::Socket,
+            start: Start::Returns,
+        })
+        .unwrap_or_else(|e| panic!("the test engine: {e:#}"));
+        ServiceEngine {
+            engine,
             old_fs,
             new_fs,
-            config: config_path,
-            service,
-            pidfile,
-            host,
-            log,
-            bridge,
-        };
-        engine.service("start");
-        engine.wait_answering();
-        engine
+            dir,
+        }
     }
 
     pub fn service(&self, verb: &str) {
-        let st = Command::new(&self.service)
-            .arg(verb)
-            .status()
-            .expect("run the service script");
-        assert!(st.success(), "engine {verb}: {st}");
+        self.engine
+            .service_run(verb)
+            .unwrap_or_else(|e| panic!("engine {verb}: {e:#}"));
     }
 
     pub fn wait_answering(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.docker(&["version"]).is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "the test engine did not answer within 60 s; its log:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        self.engine
+            .wait_answering()
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// The docker CLI against this engine: its stdout, or `None` when it failed.
     pub fn docker(&self, args: &[&str]) -> Option<String> {
-        crate::docker_with(&[("DOCKER_HOST".into(), self.host.clone())], args)
+        self.engine.docker(args).read().ok()
     }
 
     pub fn data_root(&self) -> Option<PathBuf> {
-        self.docker(&["info", "--format", "{{.DockerRootDir}}"])
-            .map(PathBuf::from)
+        self.engine.data_root_now()
     }
 
     pub fn endpoint(&self) -> headroom_docker::engine::Endpoint {
         headroom_docker::engine::Endpoint {
-            host: self.host.clone(),
+            host: self.engine.host.clone(),
             tls: None,
             source: "the test's engine".into(),
         }
@@ -145,10 +100,19 @@ impl ServiceEngine {
     }
 }
 
+/// Its paths: `config`, `service`, `pidfile`, `host`, `log`, `bridge`.
+impl std::ops::Deref for ServiceEngine {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
 impl Drop for ServiceEngine {
     fn drop(&mut self) {
-        let _ = Command::new(&self.service).arg("stop").status();
-        // Whatever dockerd left mounted below its directories (netns, overlay).
-        crate::unmount_below(&[self.dir.path(), &self.old_fs.mount, &self.new_fs.mount]);
+        let _ = self.engine.stop();
+        // Whatever dockerd left mounted below the filesystems (overlays of a moved root).
+        crate::unmount_below(&[&self.old_fs.mount, &self.new_fs.mount]);
     }
 }

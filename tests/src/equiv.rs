@@ -520,30 +520,27 @@ pub fn merges(before: &Dockerfile, fixed: &Fixed, after: &Dockerfile) -> Vec<Mer
     out
 }
 
-/// A small deterministic generator (SplitMix64).
+/// The lab's deterministic generator (SplitMix64), counting in `usize` as the scripts'
+/// indices do.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(headroom_lab::workload::Rng);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(headroom_lab::workload::Rng::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A number below `n`.
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
+        self.0.below(n as u64) as usize
     }
 
     pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
+        self.0.pick::<&'a str>(items)
     }
 }
 

@@ -161,55 +161,46 @@ pub fn sh(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A small ext4 filesystem in a file, loop-mounted on a temporary directory (root only).
-/// Unmounted and deleted on drop.
+/// A small ext4 filesystem in a file, loop-mounted on a temporary directory (root only):
+/// the lab's [`headroom_lab::sandbox::LoopFs`]. Unmounted and deleted on drop.
 #[derive(Debug)]
 pub struct LoopFs {
-    pub mount: PathBuf,
-    dir: tempfile::TempDir,
+    // Unmounted before its directory goes.
+    fs: headroom_lab::sandbox::LoopFs,
+    _dir: tempfile::TempDir,
 }
 
 impl LoopFs {
     pub fn new(mib: u64) -> LoopFs {
+        LoopFs::of(headroom_lab::sandbox::FsKind::Ext4, mib)
+    }
+
+    /// A filesystem of `kind` (at least the size its mkfs accepts).
+    pub fn of(kind: headroom_lab::sandbox::FsKind, mib: u64) -> LoopFs {
         let dir = tempfile::Builder::new()
             .prefix("headroom-loopfs-")
             .tempdir()
             .expect("tempdir");
-        let image = dir.path().join("fs.img");
-        let mount = dir.path().join("mnt");
-        std::fs::create_dir(&mount).expect("mkdir mount point");
-        let file = std::fs::File::create(&image).expect("create image");
-        file.set_len(mib << 20).expect("size image");
-        drop(file);
-        let img = image.to_str().expect("utf-8 temp path");
-        attack::make_fs(attack::FsKind::Ext4, img);
-        sh(
-            "mount",
-            &["-o", "loop", img, mount.to_str().expect("utf-8")],
-        );
-        LoopFs { mount, dir }
+        let fs = headroom_lab::sandbox::LoopFs::create(dir.path(), kind, mib)
+            .unwrap_or_else(|e| panic!("a {mib} MiB {kind:?} loop filesystem: {e:#}"));
+        LoopFs { fs, _dir: dir }
     }
 
     pub fn is_mounted(path: &Path) -> bool {
-        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let want = path.to_string_lossy().replace(' ', "\\040");
-        table
-            .lines()
-            .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        headroom_lab::sandbox::loopfs::is_mounted(path)
+    }
+
+    /// Available bytes after a `syncfs`, as `statvfs` counts them.
+    pub fn available(&self) -> u64 {
+        self.fs.available().expect("statvfs")
     }
 }
 
-impl Drop for LoopFs {
-    fn drop(&mut self) {
-        let m = self.mount.to_string_lossy().into_owned();
-        let ok = Command::new("umount")
-            .arg(&m)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").args(["-l", &m]).status();
-        }
-        let _ = &self.dir;
+impl std::ops::Deref for LoopFs {
+    type Target = headroom_lab::sandbox::LoopFs;
+
+    fn deref(&self) -> &Self::Target {
+        &self.fs
     }
 }
 
@@ -305,57 +296,40 @@ pub fn check_report(path: &Path) -> headroom_pipeline::Report {
         .unwrap_or_else(|e| panic!("{}: not a typed report: {e}", path.display()))
 }
 
-/// Unmount (lazily) whatever is mounted strictly below `dirs`, deepest first: what a test
-/// engine left (network namespaces, overlay mounts).
+/// Unmount whatever is mounted strictly below `dirs`, deepest first: what a test engine left
+/// (network namespaces, overlay mounts).
 pub fn unmount_below(dirs: &[&Path]) {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut below: Vec<String> = table
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|m| {
-            dirs.iter()
-                .any(|d| m.starts_with(&*d.to_string_lossy()) && Path::new(m) != *d)
-        })
-        .collect();
-    below.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in below {
-        let _ = Command::new("umount").args(["-l", &m]).status();
-    }
+    headroom_lab::sandbox::loopfs::unmount_under(dirs, true);
 }
 
-/// A network bridge of a test's own engine, with a free 10.214.x.0/24; removed on drop.
-/// A test engine must never run with `bridge: none`: dockerd then deletes docker0, the main
-/// engine's bridge, and every later build on it loses its network.
+/// A network bridge of a test's own engine, with a free 10.214.x.0/24: the lab's
+/// [`headroom_lab::sandbox::Bridge`]; removed on drop. A test engine must never run with
+/// `bridge: none`: dockerd then deletes docker0, the main engine's bridge, and every later
+/// build on it loses its network.
 #[derive(Debug)]
-pub struct TestBridge {
-    pub name: String,
-}
+pub struct TestBridge(headroom_lab::sandbox::Bridge);
 
 impl TestBridge {
     /// `seed` spreads engines started at once over different subnets (a port, say).
     pub fn new(prefix: &str, seed: u16) -> TestBridge {
-        let name = format!("{prefix}{}", seed % 10000);
-        sh("ip", &["link", "add", &name, "type", "bridge"]);
-        let routes = sh("ip", &["-4", "route"]);
-        let third = (0..150u16)
-            .map(|i| 100 + (seed + i) % 150)
-            .find(|t| !routes.contains(&format!("10.214.{t}.")))
-            .expect("a free 10.214.x.0/24");
-        sh(
-            "ip",
-            &["addr", "add", &format!("10.214.{third}.1/24"), "dev", &name],
-        );
-        sh("ip", &["link", "set", &name, "up"]);
-        TestBridge { name }
+        TestBridge(test_bridge(prefix, seed))
     }
 }
 
-impl Drop for TestBridge {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.name])
-            .status();
+impl std::ops::Deref for TestBridge {
+    type Target = headroom_lab::sandbox::Bridge;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
+}
+
+/// The bridge `PREFIX{seed % 10000}` on the first free 10.214.x.0/24 from `100 + seed % 150`.
+pub fn test_bridge(prefix: &str, seed: u16) -> headroom_lab::sandbox::Bridge {
+    let name = format!("{prefix}{}", seed % 10000);
+    let thirds = (0..150u16).map(move |i| (100 + (seed + i) % 150) as u8);
+    headroom_lab::sandbox::Bridge::create(&name, 214, thirds)
+        .unwrap_or_else(|e| panic!("the bridge {name}: {e:#}"))
 }
 
 /// The docker CLI with this engine environment (no context): its trimmed stdout, or `None`

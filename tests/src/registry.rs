@@ -1,16 +1,16 @@
-//! The registry and base image for push tests: headroom-docker's local stand-ins, plus a
-//! look at what the registry itself says about a tag.
+//! The registry and base image for push tests: the lab's sandboxes, plus a look at what the
+//! registry itself says about a tag.
 
 use std::sync::OnceLock;
 
 pub use headroom_docker::local::Registry as LocalRegistry;
 
-/// A running registry with its own temporary directory; stopped on drop.
+/// A running registry with its own temporary directory and password (the lab's
+/// [`headroom_lab::sandbox::Registry`]); stopped on drop.
 #[derive(Debug)]
 pub struct Registry {
-    inner: LocalRegistry,
-    pub user: String,
-    pub password: String,
+    // Stopped before its directory goes.
+    inner: headroom_lab::sandbox::Registry,
     _dir: tempfile::TempDir,
 }
 
@@ -20,36 +20,29 @@ impl Registry {
             .prefix("headroom-registry-")
             .tempdir()
             .expect("tempdir");
-        let password = format!(
-            "pw-{}-{}",
-            std::process::id(),
-            headroom_docker::local::free_port().expect("port")
-        );
-        let inner =
-            LocalRegistry::start(dir.path(), "headroom", &password).expect("starting the registry");
-        Registry {
-            user: inner.user.clone(),
-            password,
-            inner,
-            _dir: dir,
-        }
-    }
-
-    pub fn host(&self) -> String {
-        self.inner.host()
-    }
-
-    pub fn stop(&mut self) {
-        self.inner.stop();
+        let inner = headroom_lab::sandbox::Registry::start_in(dir.path(), "headroom")
+            .unwrap_or_else(|e| panic!("starting the registry: {e:#}"));
+        Registry { inner, _dir: dir }
     }
 
     pub fn resume(&mut self) {
-        self.inner.resume().expect("restarting the registry");
+        self.inner
+            .resume()
+            .unwrap_or_else(|e| panic!("restarting the registry: {e:#}"));
     }
+}
 
-    /// The registry's `Docker-Content-Digest` for `repo:tag` (`repo` without the host).
-    pub fn manifest_digest(&self, repo: &str, tag: &str) -> Option<String> {
-        self.inner.manifest_digest(repo, tag)
+impl std::ops::Deref for Registry {
+    type Target = headroom_lab::sandbox::Registry;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Registry {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
     }
 }
 
@@ -59,7 +52,8 @@ pub fn base_image() -> &'static str {
     IMAGE.get_or_init(|| {
         let name = "headroom-test/busybox:latest".to_string();
         let dir = tempfile::tempdir().expect("tempdir");
-        headroom_docker::local::busybox_image(&name, None, dir.path()).expect("importing busybox");
+        headroom_lab::sandbox::base_image::busybox_image(&name, None, dir.path())
+            .expect("importing busybox");
         name
     })
 }

@@ -1,97 +1,32 @@
-//! A remote engine on this machine: a second `dockerd` listening on loopback TCP with TLS
-//! (a CA, server and client certificates made here with openssl), its data root on a loop
-//! filesystem of its own and its own bridge, so nothing it does touches the runner's disk
-//! or docker0. Stopped, unmounted and removed on drop.
+//! A remote engine on this machine: the lab's throwaway engine listening on loopback TCP with
+//! TLS (a CA, server and client certificates made here with openssl), its data root on a loop
+//! filesystem of its own and its own bridge, so nothing it does touches the runner's disk or
+//! docker0. Stopped, unmounted and removed on drop. And an sshd through which this machine's
+//! engine is reached as a remote one.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{LoopFs, TestBridge, docker_with, sh};
+use headroom_lab::sandbox::{Engine, EngineSpec, Listen, Start};
+
+use crate::{LoopFs, sh, test_bridge};
 
 #[derive(Debug)]
 pub struct TlsEngine {
-    pub dir: tempfile::TempDir,
+    // Dropped in this order: the engine, its filesystem, its directory.
+    engine: Engine,
     pub fs: LoopFs,
     pub port: u16,
     /// ca.pem, cert.pem, key.pem: what DOCKER_CERT_PATH points to.
     pub certs: PathBuf,
-    pub bridge: TestBridge,
-    pub log: PathBuf,
-    pub pidfile: PathBuf,
-    /// dockerd itself (setsid execs it): waited for on drop.
-    child: std::process::Child,
+    pub dir: tempfile::TempDir,
 }
 
 /// A CA, and a server (`127.0.0.1`, `localhost`) and client certificate it signed.
 pub fn make_certs(dir: &Path) {
-    std::fs::create_dir_all(dir).expect("certs dir");
-    let p = |name: &str| dir.join(name).display().to_string();
-    sh(
-        "openssl",
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=headroom test CA",
-            "-keyout",
-            &p("ca-key.pem"),
-            "-out",
-            &p("ca.pem"),
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("server.ext");
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").expect("client.ext");
-    for (who, key, cert, ext) in [
-        ("server", "server-key.pem", "server-cert.pem", "server.ext"),
-        ("client", "key.pem", "cert.pem", "client.ext"),
-    ] {
-        let csr = p(&format!("{who}.csr"));
-        sh(
-            "openssl",
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                &format!("/CN=headroom test {who}"),
-                "-keyout",
-                &p(key),
-                "-out",
-                &csr,
-            ],
-        );
-        sh(
-            "openssl",
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &p("ca.pem"),
-                "-CAkey",
-                &p("ca-key.pem"),
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &p(ext),
-                "-out",
-                &p(cert),
-            ],
-        );
-    }
+    headroom_lab::sandbox::engine::make_certs(dir)
+        .unwrap_or_else(|e| panic!("certificates in {}: {e:#}", dir.display()));
 }
 
 impl TlsEngine {
@@ -105,104 +40,50 @@ impl TlsEngine {
         make_certs(&certs);
         let fs = LoopFs::new(fs_mib);
         let port = headroom_docker::local::free_port().expect("a free port");
-        let bridge = TestBridge::new("hrtls", port);
-        let log = dir.path().join("dockerd.log");
-        let pidfile = dir.path().join("docker.pid");
-        let c = |name: &str| certs.join(name).display().to_string();
-        let logfile = std::fs::File::create(&log).expect("log");
-        let child = Command::new("setsid")
-            .arg("dockerd")
-            .args([
-                "--data-root",
-                &fs.mount.join("docker").display().to_string(),
-            ])
-            .args([
-                "--exec-root",
-                &dir.path().join("exec").display().to_string(),
-            ])
-            .args(["--pidfile", &pidfile.display().to_string()])
-            .args(["-H", &format!("tcp://127.0.0.1:{port}")])
-            .args([
-                "--tlsverify",
-                "--tlscacert",
-                &c("ca.pem"),
-                "--tlscert",
-                &c("server-cert.pem"),
-                "--tlskey",
-                &c("server-key.pem"),
-            ])
-            .args([
-                "--bridge",
-                &bridge.name,
-                "--iptables=false",
-                "--log-level",
-                "warn",
-            ])
-            .stdin(Stdio::null())
-            .stdout(logfile.try_clone().expect("log"))
-            .stderr(logfile)
-            .spawn()
-            .expect("starting dockerd");
-        let engine = TlsEngine {
-            child,
-            dir,
+        let engine = Engine::start(EngineSpec {
+            dir: dir.path().to_path_buf(),
+            config: dir.path().join("daemon.json"),
+            settings: serde_json::json!({"log-level": "warn"}),
+            data_root: fs.mount.join("docker"),
+            data_root_as_flag: true,
+            bridge: test_bridge("hrtls", port),
+            log: dir.path().join("dockerd.log"),
+            listen: Listen::Tls {
+                port,
+                certs: certs.clone(),
+            },
+            start: Start::Waits,
+        })
+        .unwrap_or_else(|e| panic!("the TLS engine: {e:#}"));
+        TlsEngine {
+            engine,
             fs,
             port,
             certs,
-            bridge,
-            log,
-            pidfile,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while engine
-            .docker(&["version", "--format", "{{.Server.Version}}"])
-            .is_none()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the TLS engine did not answer within 60 s:\n{}",
-                std::fs::read_to_string(&engine.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(250));
+            dir,
         }
-        engine
     }
 
     pub fn host(&self) -> String {
-        format!("tcp://127.0.0.1:{}", self.port)
+        self.engine.host.clone()
     }
 
     /// The environment a client needs: DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("DOCKER_HOST".into(), self.host()),
-            ("DOCKER_TLS_VERIFY".into(), "1".into()),
-            ("DOCKER_CERT_PATH".into(), self.certs.display().to_string()),
-        ]
+        self.engine.env()
     }
 
     /// The docker CLI against this engine: its stdout, or `None` when it failed.
     pub fn docker(&self, args: &[&str]) -> Option<String> {
-        docker_with(&self.env(), args)
+        self.engine.docker(args).read().ok()
     }
 
     /// Copy an image from the host's engine (nothing can be pulled here).
     pub fn load_from_host(&self, image: &str) {
-        let env: Vec<String> = self
-            .env()
-            .iter()
-            .map(|(k, v)| format!("{k}='{v}'"))
-            .collect();
-        sh(
-            "sh",
-            &[
-                "-c",
-                &format!(
-                    "docker save '{image}' | env {} docker load -q",
-                    env.join(" ")
-                ),
-            ],
-        );
+        headroom_lab::sh::cmd("docker", ["save", image])
+            .pipe(self.engine.docker(&["load", "-q"]))
+            .read()
+            .unwrap_or_else(|e| panic!("copying {image} to the TLS engine: {e:#}"));
     }
 
     /// Bytes used on the engine's own filesystem.
@@ -212,19 +93,19 @@ impl TlsEngine {
     }
 }
 
+/// Its paths: `pidfile`, `log`, `bridge`, `config`.
+impl std::ops::Deref for TlsEngine {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
 impl Drop for TlsEngine {
     fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        crate::unmount_below(&[self.dir.path(), &self.fs.mount]);
+        let _ = self.engine.stop();
+        crate::unmount_below(&[&self.fs.mount]);
     }
 }
 

@@ -1,25 +1,24 @@
 //! `cargo xtask`: headroom's commands. Each subcommand is a small struct with a `run`.
 //!
+//! The product's commands live here:
+//!
 //! - `free`: free disk space on a CI runner, by target, safely (see `cargo xtask free --help`).
 //! - `image`: free disk → build → smoke test → push (see `cargo xtask image --help`).
-//! - `base-image`: a local Debian base image for machines that cannot pull one.
 //! - `inspect`: where an image's bytes went, wasted bytes, and a CI gate.
+//! - `lint`: lint (and `--fix`) Dockerfiles.
+//!
+//! The lab's are handed to `headroom-lab` (`lab/`), which this binary runs:
+//!
+//! - `base-image`: a local Debian base image for machines that cannot pull one.
 //! - `simulate`: a small-disk runner that runs out of space, and the pipeline that cures it.
 //! - `bench`: benchmarks whose results are recorded in `docs/benchmarks.md`.
+//!
+//! `ui` is how the product's commands show things (progress, tables, GitHub Actions).
 
-mod base_image;
-mod bench;
-mod bench_build;
-mod bench_image;
-mod bench_inspect;
-mod bench_lint;
-mod bench_pipeline;
-mod bench_store;
 mod free;
 mod image;
 mod inspect;
 mod lint;
-mod simulate;
 mod ui;
 
 use std::path::PathBuf;
@@ -42,14 +41,14 @@ struct Cli {
 enum Command {
     Free(free::Free),
     Image(Box<image::Image>),
-    BaseImage(base_image::BaseImage),
+    BaseImage(headroom_lab::BaseImage),
     Inspect(inspect::Inspect),
     Lint(lint::Lint),
-    Simulate(simulate::Simulate),
+    Simulate(headroom_lab::Simulate),
     /// Benchmarks against the tools people use today (rm -rf, rmz, du, diskus, hadolint,
     /// dive), side by side in one run; --record writes docs/benchmarks.md.
     #[command(subcommand)]
-    Bench(bench::Bench),
+    Bench(headroom_lab::Bench),
 }
 
 fn main() -> ExitCode {

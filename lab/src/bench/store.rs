@@ -5,16 +5,19 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use headroom_disk::format_size;
 use serde::Serialize;
 
-use crate::bench::record_between;
-use crate::simulate::{self, Layout, RunSummary};
-use crate::ui;
+use crate::image_run::{RunSummary, run_image};
+use crate::report::{self, benchmarks_md, record_between};
+use crate::sandbox::bridge::Bridge;
+use crate::sandbox::runner::{Layout, Runner, say};
+use crate::sh::cmd;
+use crate::signals;
 
 /// Classic image store vs containerd image store: peak disk of one build, what stays, and
 /// cache export with the default driver.
@@ -32,7 +35,7 @@ use crate::ui;
 /// the local Debian base (`cargo xtask base-image`), with PyPI reached through NAT on the
 /// dedicated bridge, added for the run and removed after.
 #[derive(Args, Debug)]
-pub(crate) struct StoreBench {
+pub struct StoreBench {
     #[arg(long, value_enum, default_value_t = Profile::Sim)]
     profile: Profile,
     /// The sim profile's unit (its build writes about 5 of them).
@@ -104,27 +107,21 @@ const IMAGE: &str = "headroom/bench-store";
 const FULL_BASE: &str = "headroom/debian:bookworm";
 
 impl StoreBench {
-    pub(crate) fn run(self) -> Result<ExitCode> {
+    pub fn run(self) -> Result<ExitCode> {
         if !rustix::process::geteuid().is_root() {
             bail!(
                 "cargo xtask bench store needs root: it loop-mounts filesystems and starts dockerd"
             );
         }
-        let root = crate::project_root();
-        if self.profile == Profile::Full {
-            let known = Command::new("docker")
-                .args(["image", "inspect", FULL_BASE])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !known {
-                bail!(
-                    "the full profile builds on {FULL_BASE}: make it first with cargo xtask base-image"
-                );
-            }
+        let root = crate::repo::project_root();
+        if self.profile == Profile::Full
+            && !cmd("docker", ["image", "inspect", FULL_BASE]).succeeds()
+        {
+            bail!(
+                "the full profile builds on {FULL_BASE}: make it first with cargo xtask base-image"
+            );
         }
-        simulate::watch_signals();
+        signals::watch(say);
         let work = root.join("target/bench-store");
         let mut results = Vec::new();
         for store in [Store::Classic, Store::Containerd] {
@@ -132,13 +129,9 @@ impl StoreBench {
                 Store::Classic => "classic",
                 Store::Containerd => "containerd",
             }));
-            for p in simulate::teardown(&layout) {
-                simulate::say(&format!("warning: {p}"));
-            }
-            let result = self.one(&root, &layout, store);
-            for p in simulate::teardown(&layout) {
-                simulate::say(&format!("warning: {p}"));
-            }
+            let mut runner = Runner::new(layout);
+            let result = self.one(&root, &mut runner, store);
+            drop(runner);
             results.push(result?);
         }
         let md = self.markdown(&results);
@@ -147,29 +140,28 @@ impl StoreBench {
         let json = serde_json::to_string_pretty(&results)? + "\n";
         std::fs::write(work.join("results.json"), json)
             .context("target/bench-store/results.json")?;
-        ui::github_step_summary(&md)?;
+        report::github_step_summary(&md)?;
         if self.record {
-            record_between(&root.join("docs/benchmarks.md"), &md, START, END)?;
+            record_between(&benchmarks_md(), &md, START, END)?;
             eprintln!("bench: recorded in docs/benchmarks.md");
         }
         Ok(ExitCode::SUCCESS)
     }
 
-    fn one(&self, root: &Path, layout: &Layout, store: Store) -> Result<StoreResult> {
-        for dir in [&layout.work, &layout.logs, &layout.mnt] {
-            std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-        }
-        simulate::say(&format!(
+    fn one(&self, root: &Path, runner: &mut Runner, store: Store) -> Result<StoreResult> {
+        say(&format!(
             "{}: a fresh {} ext4 and a dockerd on it",
             store.name(),
             format_size(self.size)
         ));
-        simulate::make_disk(layout, self.size)?;
-        simulate::start_dockerd(layout, &store.daemon_json())?;
+        runner.make_disk(self.size)?;
+        runner.start_engine(&store.daemon_json())?;
+        let runner: &Runner = runner;
+        let layout = &runner.layout;
         let mut args: Vec<String> = Vec::new();
         let _nat = match self.profile {
             Profile::Sim => {
-                simulate::import_base(layout)?;
+                runner.import_base()?;
                 args.extend([
                     "--config".into(),
                     root.join("docker/simulate/image.toml")
@@ -181,21 +173,14 @@ impl StoreBench {
                 None
             }
             Profile::Full => {
-                simulate::say(&format!(
+                say(&format!(
                     "{}: loading {FULL_BASE} from the host's engine",
                     store.name()
                 ));
-                let status = Command::new("sh")
-                    .arg("-c")
-                    .arg(format!(
-                        "docker save {FULL_BASE} | DOCKER_HOST={} docker load -q",
-                        layout.docker_host()
-                    ))
-                    .status()
-                    .context("docker save | docker load")?;
-                if !status.success() {
-                    bail!("loading {FULL_BASE} into the bench's engine failed ({status})");
-                }
+                cmd("docker", ["save", FULL_BASE])
+                    .pipe(runner.engine()?.docker(&["load", "-q"]))
+                    .run()
+                    .with_context(|| format!("loading {FULL_BASE} into the bench's engine"))?;
                 args.extend([
                     "--config".into(),
                     root.join("docker/image.toml").display().to_string(),
@@ -204,7 +189,7 @@ impl StoreBench {
                     "--build-arg".into(),
                     "TORCH_INDEX_URL=https://pypi.org/simple".into(),
                 ]);
-                Some(Nat::add()?)
+                Some(Nat::add(&runner.engine()?.bridge)?)
             }
         };
         args.extend([
@@ -216,7 +201,7 @@ impl StoreBench {
             "free,smoke,push,inspect".into(),
         ]);
         let name = format!("{:?}", store).to_lowercase();
-        let build: RunSummary = simulate::run_image(layout, &format!("{name}-build"), &args, "")?;
+        let build: RunSummary = run_image(runner, &format!("{name}-build"), &args)?;
         let data_root_bytes = headroom_disk::measure(std::slice::from_ref(&layout.data_root))
             .size
             .disk_bytes;
@@ -226,7 +211,7 @@ impl StoreBench {
             "--cache-to".into(),
             format!("type=local,dest={},mode=max", cache.display()),
         ]);
-        let export = simulate::run_image(layout, &format!("{name}-cache"), &cached, "")?;
+        let export = run_image(runner, &format!("{name}-cache"), &cached)?;
         let cache_bytes = if cache.exists() {
             headroom_disk::measure(&[cache]).size.disk_bytes
         } else {
@@ -296,7 +281,7 @@ impl StoreBench {
     ];
 
     fn table(&self, results: &[StoreResult]) -> String {
-        ui::table(&Self::HEADER, &self.rows(results))
+        report::table(&Self::HEADER, &self.rows(results))
     }
 
     fn markdown(&self, results: &[StoreResult]) -> String {
@@ -351,21 +336,9 @@ struct Nat {
 }
 
 impl Nat {
-    fn add() -> Result<Nat> {
-        let addr = simulate::cmd("ip", &["-4", "-o", "addr", "show", simulate::BRIDGE])?;
-        let cidr = addr
-            .split_whitespace()
-            .skip_while(|w| *w != "inet")
-            .nth(1)
-            .context("the bridge has no IPv4 address")?;
-        let (ip, bits) = cidr
-            .split_once('/')
-            .context("an address without a prefix")?;
-        let net = ip
-            .rsplit_once('.')
-            .map(|(a, _)| format!("{a}.0/{bits}"))
-            .context("IPv4")?;
-        let b = simulate::BRIDGE;
+    fn add(bridge: &Bridge) -> Result<Nat> {
+        let net = bridge.network();
+        let b = bridge.name.as_str();
         let rules: Vec<Vec<String>> = [
             vec![
                 "-t",
@@ -401,7 +374,7 @@ impl Nat {
         for rule in rules {
             let mut args: Vec<&str> = vec![&rule[0], &rule[1], "-I", &rule[2]];
             args.extend(rule[3..].iter().map(String::as_str));
-            simulate::cmd("iptables", &args)?;
+            cmd("iptables", args).read()?;
             nat.rules.push(rule);
         }
         Ok(nat)
@@ -413,8 +386,8 @@ impl Drop for Nat {
         for rule in self.rules.drain(..) {
             let mut args: Vec<&str> = vec![&rule[0], &rule[1], "-D", &rule[2]];
             args.extend(rule[3..].iter().map(String::as_str));
-            if let Err(e) = simulate::cmd("iptables", &args) {
-                simulate::say(&format!("warning: removing an iptables rule: {e:#}"));
+            if let Err(e) = cmd("iptables", args).read() {
+                say(&format!("warning: removing an iptables rule: {e:#}"));
             }
         }
     }

@@ -2,21 +2,21 @@
 //! Dockerfile and the merged one — built on the same base with the same packages.
 
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use headroom_disk::format_size;
 
-use crate::bench::{capture, record_between};
-use crate::ui;
+use crate::report::{self, benchmarks_md, record_between, today};
+use crate::sh::cmd;
 
 /// Build docker/examples/Dockerfile.naive and docker/Dockerfile (full profile) from an
 /// emptied build cache, through `cargo xtask image`, and compare layers, image size, peak
 /// disk growth during the build (the watchdog's low-water mark) and build time.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
-pub(crate) struct ImageBench {
+pub struct ImageBench {
     /// Base image for both builds (make a local one with `cargo xtask base-image`).
     #[arg(long, value_name = "IMAGE", default_value = "headroom/debian:bookworm")]
     base: String,
@@ -39,8 +39,8 @@ struct Measured {
 }
 
 impl ImageBench {
-    pub(crate) fn run(self) -> Result<ExitCode> {
-        let root = crate::project_root();
+    pub fn run(self) -> Result<ExitCode> {
+        let root = crate::repo::project_root();
         let work = root.join("target/bench-image");
         std::fs::create_dir_all(&work)?;
         let base_layers = layers(&self.base).with_context(|| {
@@ -55,38 +55,38 @@ impl ImageBench {
             ("merged", "docker/Dockerfile"),
         ] {
             eprintln!("bench: {name}: emptying the build cache…");
-            capture(Command::new("docker").args(["builder", "prune", "--all", "--force"]))?;
+            cmd("docker", ["builder", "prune", "--all", "--force"]).read()?;
             let image = format!("headroom-bench/{name}");
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", &format!("{image}:latest")])
-                .output();
+            let _ = cmd("docker", ["rmi", "-f", &format!("{image}:latest")]).read();
             eprintln!("bench: {name}: building {dockerfile}…");
             let report_path = work.join(format!("{name}.json"));
-            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            cmd.current_dir(&root)
-                .args([
-                    "xtask",
-                    "image",
-                    "--config",
-                    "docker/image.toml",
-                    "--dockerfile",
-                    dockerfile,
-                ])
-                .args(["--image", &image, "--skip", "free,lint,smoke,push"])
-                .args(["--build-arg", &format!("BASE_IMAGE={}", self.base)])
-                .arg("--report")
-                .arg(&report_path)
-                .env_remove("GITHUB_ACTIONS");
+            let mut args: Vec<String> = [
+                "xtask",
+                "image",
+                "--config",
+                "docker/image.toml",
+                "--dockerfile",
+                dockerfile,
+                "--image",
+                &image,
+                "--skip",
+                "free,lint,smoke,push",
+                "--build-arg",
+                &format!("BASE_IMAGE={}", self.base),
+                "--report",
+                &report_path.display().to_string(),
+            ]
+            .map(String::from)
+            .to_vec();
             if let Some(url) = &self.torch_index_url {
-                cmd.args(["--build-arg", &format!("TORCH_INDEX_URL={url}")]);
+                args.extend(["--build-arg".into(), format!("TORCH_INDEX_URL={url}")]);
             }
-            let out = cmd.output().context("running cargo xtask image")?;
-            if !out.status.success() {
-                bail!(
-                    "{name}: cargo xtask image failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            cmd(cargo, args)
+                .dir(&root)
+                .env_remove("GITHUB_ACTIONS")
+                .read()
+                .with_context(|| format!("{name}: cargo xtask image"))?;
             results.push((name, measure(&report_path, base_layers)?));
         }
         let (naive, merged) = (&results[0].1, &results[1].1);
@@ -104,7 +104,7 @@ impl ImageBench {
             .collect();
         print!(
             "{}",
-            ui::table(
+            report::table(
                 &[
                     "build",
                     "layers added",
@@ -155,7 +155,7 @@ impl ImageBench {
         }
         println!("reproduce: {command}");
         if self.record {
-            let date = capture(Command::new("date").args(["-u", "+%F"]))?;
+            let date = today()?;
             let mut md = format!(
                 "{START}\n## Naive vs merged image (full profile)\n\n\
                  `docker/examples/Dockerfile.naive` (a RUN per package, caches left, cleanup in later layers) \
@@ -187,7 +187,7 @@ impl ImageBench {
                 naive.peak_growth_bytes as f64 / merged.peak_growth_bytes.max(1) as f64,
                 naive.seconds / merged.seconds.max(1e-9),
             ));
-            record_between(&root.join("docs/benchmarks.md"), &md, START, END)?;
+            record_between(&benchmarks_md(), &md, START, END)?;
             eprintln!("bench: recorded in docs/benchmarks.md");
         }
         Ok(ExitCode::SUCCESS)
@@ -195,12 +195,11 @@ impl ImageBench {
 }
 
 fn layers(image: &str) -> Result<u64> {
-    let out = capture(Command::new("docker").args([
-        "inspect",
-        "--format",
-        "{{len .RootFS.Layers}}",
-        image,
-    ]))?;
+    let out = cmd(
+        "docker",
+        ["inspect", "--format", "{{len .RootFS.Layers}}", image],
+    )
+    .read()?;
     out.trim()
         .parse()
         .with_context(|| format!("layers of {image}: {out:?}"))

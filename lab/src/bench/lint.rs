@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -12,8 +12,9 @@ use headroom_dockerfile::fix::{FixOptions, fix};
 use headroom_dockerfile::lint::{LintOptions, RULES};
 use serde_json::Value;
 
-use crate::bench::{capture, median, record_between};
-use crate::ui;
+use crate::harness::median;
+use crate::report::{self, benchmarks_md, record_between, today};
+use crate::sh::{Cmd, NO_ARGS, cmd};
 
 /// Lint every Dockerfile of the corpus (tests/fixtures/dockerfiles/lint, docker/Dockerfile,
 /// docker/examples/Dockerfile.naive, docker/simulate/Dockerfile*) with `cargo xtask lint`
@@ -24,7 +25,7 @@ use crate::ui;
 /// of a shared id (DL…) that headroom misses.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
-pub(crate) struct LintBench {
+pub struct LintBench {
     /// Timed runs over the corpus; medians are reported.
     #[arg(long, value_name = "N", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -72,8 +73,8 @@ struct FixFacts {
 }
 
 impl LintBench {
-    pub(crate) fn run(self) -> Result<ExitCode> {
-        let root = crate::project_root();
+    pub fn run(self) -> Result<ExitCode> {
+        let root = crate::repo::project_root();
         let files = corpus(&root)?;
         let work = root.join("target/bench-lint");
         std::fs::create_dir_all(&work)?;
@@ -81,33 +82,25 @@ impl LintBench {
         let config = work.join("headroom.toml");
         std::fs::write(&config, "")?;
         let xtask = std::env::current_exe().context("the xtask binary")?;
-        let hadolint_version = capture(Command::new(&self.hadolint).arg("--version"))
-            .with_context(|| {
-                format!(
-                    "--hadolint {} (scripts/provision installs it)",
-                    self.hadolint
-                )
-            })?;
+        let hadolint_version = cmd(&self.hadolint, ["--version"]).read().with_context(|| {
+            format!(
+                "--hadolint {} (scripts/provision installs it)",
+                self.hadolint
+            )
+        })?;
         let texts: Vec<Vec<u8>> = files
             .iter()
             .map(|f| std::fs::read(root.join(f)).with_context(|| format!("reading {f}")))
             .collect::<Result<_>>()?;
 
         let ours_cmd = |file: &str| {
-            let mut cmd = Command::new(&xtask);
-            cmd.args(["lint", "--format", "json", "--fail-on", "none", "--config"])
-                .arg(&config)
-                .arg(file)
-                .current_dir(&root)
-                .env_remove("GITHUB_ACTIONS");
-            cmd
+            let args = ["lint", "--format", "json", "--fail-on", "none", "--config"];
+            let mut args: Vec<&std::ffi::OsStr> = args.map(AsRef::as_ref).to_vec();
+            args.extend([config.as_os_str(), file.as_ref()]);
+            cmd(&xtask, args).dir(&root).env_remove("GITHUB_ACTIONS")
         };
-        let theirs_cmd = |file: &str| {
-            let mut cmd = Command::new(&self.hadolint);
-            cmd.args(["-f", "json", "--no-fail", file])
-                .current_dir(&root);
-            cmd
-        };
+        let theirs_cmd =
+            |file: &str| cmd(&self.hadolint, ["-f", "json", "--no-fail", file]).dir(&root);
 
         eprintln!(
             "bench: {} Dockerfiles, a warm-up pass of each tool …",
@@ -149,13 +142,8 @@ impl LintBench {
         };
         print!("{}", report.text());
         if self.record {
-            let date = capture(Command::new("date").args(["-u", "+%F"]))?;
-            record_between(
-                &root.join("docs/benchmarks.md"),
-                &report.markdown(&date),
-                START,
-                END,
-            )?;
+            let date = today()?;
+            record_between(&benchmarks_md(), &report.markdown(&date), START, END)?;
             eprintln!("bench: recorded in docs/benchmarks.md");
         }
         Ok(ExitCode::SUCCESS)
@@ -190,17 +178,13 @@ fn corpus(root: &Path) -> Result<Vec<String>> {
 /// Run `cmd` for each file, one process after another: the findings, and seconds per file.
 fn per_file(
     files: &[String],
-    cmd: &dyn Fn(&str) -> Command,
+    cmd: &dyn Fn(&str) -> Cmd,
     read: fn(&[u8]) -> Result<Found>,
 ) -> Result<(Findings, f64)> {
     let mut outputs = Vec::with_capacity(files.len());
     let start = Instant::now();
     for f in files {
-        let mut c = cmd(f);
-        let out = c
-            .output()
-            .with_context(|| format!("running {:?}", c.get_program()))?;
-        outputs.push(out);
+        outputs.push(cmd(f).output()?);
     }
     let seconds = start.elapsed().as_secs_f64() / files.len().max(1) as f64;
     let mut found = Findings::new();
@@ -585,9 +569,9 @@ impl Report {
     }
 
     fn text(&self) -> String {
-        let mut out = ui::table(&Self::HEADERS, &self.rows());
+        let mut out = report::table(&Self::HEADERS, &self.rows());
         out.push('\n');
-        out.push_str(&ui::table(&Self::COUNT_HEADERS, &self.count_rows()));
+        out.push_str(&report::table(&Self::COUNT_HEADERS, &self.count_rows()));
         for m in self.missed() {
             out.push_str(&format!("missed: {m}\n"));
         }
@@ -642,7 +626,7 @@ impl Report {
             self.files.len(),
             self.files.len() - fixtures,
             self.command,
-            capture(&mut Command::new("nproc")).unwrap_or_else(|_| "?".into()),
+            cmd("nproc", NO_ARGS).read().unwrap_or_else(|_| "?".into()),
             self.hadolint_version,
             Self::profile(),
         );

@@ -2,16 +2,17 @@
 //! small build and push through `cargo xtask image` and through `docker build && docker push`.
 
 use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use base64::Engine as _;
+use anyhow::{Context, Result};
 use clap::Args;
-use headroom_docker::local::{Registry, busybox_image};
 
-use crate::bench::{capture, median, record_between};
-use crate::ui;
+use crate::harness::median;
+use crate::report::{self, benchmarks_md, record_between, today};
+use crate::sandbox::base_image::busybox_image;
+use crate::sandbox::registry::Registry;
+use crate::sh::cmd;
 
 /// The same build + push through `cargo xtask image` and through plain `docker build` and
 /// `docker push`, against a local registry with authentication.
@@ -22,7 +23,7 @@ use crate::ui;
 /// is the pipeline's own overhead, not a difference between builders.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
-pub(crate) struct PipelineBench {
+pub struct PipelineBench {
     /// Timed runs of each; medians are reported.
     #[arg(long, value_name = "N", default_value_t = 9,
           value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -39,14 +40,13 @@ const START: &str = "<!-- bench-pipeline:start -->";
 const END: &str = "<!-- bench-pipeline:end -->";
 
 impl PipelineBench {
-    pub(crate) fn run(self) -> Result<ExitCode> {
+    pub fn run(self) -> Result<ExitCode> {
         let bytes = headroom_disk::parse_size(&self.size).with_context(|| "--size")?;
-        let root = crate::project_root();
+        let root = crate::repo::project_root();
         let work = root.join("target/bench-pipeline");
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).with_context(|| work.display().to_string())?;
-        let password = format!("bench-{}", std::process::id());
-        let registry = Registry::start(&work.join("registry"), "bench", &password)?;
+        let registry = Registry::start_in(&work.join("registry"), "bench")?;
         eprintln!("bench: registry on {}", registry.host());
         let base = "headroom-bench/busybox:latest";
         busybox_image(base, None, &work)?;
@@ -61,21 +61,12 @@ impl PipelineBench {
         // An empty image config: the bench passes everything as flags.
         std::fs::write(work.join("image.toml"), "")?;
         // The plain commands log in through a config file of their own.
-        let docker_config = work.join("docker-config");
-        std::fs::create_dir_all(&docker_config)?;
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("bench:{password}"));
-        std::fs::write(
-            docker_config.join("config.json"),
-            format!(
-                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
-                registry.host()
-            ),
-        )?;
+        let docker_config = registry.docker_config(&work.join("docker-config"))?;
 
         // One untimed round first: cargo's freshness check may rebuild the xtask once, and
         // both sides should start with the base image's layers in the page cache.
         eprintln!("bench: warm-up round…");
-        self.ours(&root, &work, &ctx, &registry, &password, 0)?;
+        self.ours(&root, &work, &ctx, &registry, 0)?;
         self.plain(&ctx, &registry, &docker_config, 0)?;
         let mut ours = Vec::new();
         let mut plain = Vec::new();
@@ -84,7 +75,7 @@ impl PipelineBench {
             for side in [ours_first, !ours_first] {
                 if side {
                     eprintln!("bench: run {run}/{}: cargo xtask image…", self.runs);
-                    ours.push(self.ours(&root, &work, &ctx, &registry, &password, run)?);
+                    ours.push(self.ours(&root, &work, &ctx, &registry, run)?);
                 } else {
                     eprintln!(
                         "bench: run {run}/{}: docker build && docker push…",
@@ -113,7 +104,7 @@ impl PipelineBench {
             .collect();
         print!(
             "{}",
-            ui::table(
+            report::table(
                 &["run", "cargo xtask image (s)", "docker build+push (s)"],
                 &rows
             )
@@ -130,7 +121,7 @@ impl PipelineBench {
         );
         println!("{verdict}\nreproduce: {command}");
         if self.record {
-            let date = capture(Command::new("date").args(["-u", "+%F"]))?;
+            let date = today()?;
             let mut md = format!(
                 "{START}\n## Pipeline overhead: `cargo xtask image` vs `docker build && docker push`\n\n\
                  A build that writes {} of random bytes into one layer, pushed under three tags to a local \
@@ -143,7 +134,7 @@ impl PipelineBench {
                 md.push_str(&format!("| {} | {} | {} |\n", r[0], r[1], r[2]));
             }
             md.push_str(&format!("\nResult: {verdict}.\n{END}\n"));
-            record_between(&root.join("docs/benchmarks.md"), &md, START, END)?;
+            record_between(&benchmarks_md(), &md, START, END)?;
             eprintln!("bench: recorded in docs/benchmarks.md");
         }
         drop(registry);
@@ -157,47 +148,51 @@ impl PipelineBench {
         work: &Path,
         ctx: &Path,
         registry: &Registry,
-        password: &str,
         run: u32,
     ) -> Result<f64> {
         let report = work.join("report.json");
+        let args: Vec<String> = [
+            "xtask",
+            "image",
+            "--backend",
+            "engine",
+            "--push",
+            "--skip",
+            "free,lint,smoke",
+            "--context",
+            &ctx.display().to_string(),
+            "--image",
+            &format!("{}/bench/ours", registry.host()),
+            "--tag",
+            "latest",
+            "--tag",
+            &format!("run{run}"),
+            "--build-arg",
+            &format!("RUN_ID=ours-{run}"),
+            "--report",
+            &report.display().to_string(),
+        ]
+        .map(String::from)
+        .to_vec();
+        let image = cmd(
+            std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            args,
+        )
+        .dir(root)
+        .env("REGISTRY_USERNAME", &registry.user)
+        .env("REGISTRY_PASSWORD", &registry.password)
+        .env_remove("GITHUB_ACTIONS");
         let start = Instant::now();
-        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(root)
-            .args([
-                "xtask",
-                "image",
-                "--backend",
-                "engine",
-                "--push",
-                "--skip",
-                "free,lint,smoke",
-            ])
-            .arg("--context")
-            .arg(ctx)
-            .args(["--image", &format!("{}/bench/ours", registry.host())])
-            .args(["--tag", "latest", "--tag", &format!("run{run}")])
-            .args(["--build-arg", &format!("RUN_ID=ours-{run}")])
-            .arg("--report")
-            .arg(&report)
-            .env("REGISTRY_USERNAME", &registry.user)
-            .env("REGISTRY_PASSWORD", password)
-            .env_remove("GITHUB_ACTIONS")
-            .output()
-            .context("running cargo xtask image")?;
+        let out = image.read();
         let seconds = start.elapsed().as_secs_f64();
-        if !out.status.success() {
-            bail!(
-                "cargo xtask image failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        out.context("cargo xtask image")?;
         Ok(seconds)
     }
 
     fn plain(&self, ctx: &Path, registry: &Registry, config: &Path, run: u32) -> Result<f64> {
         let repo = format!("{}/bench/plain", registry.host());
-        let short = capture(Command::new("git").args(["rev-parse", "--short=7", "HEAD"]))
+        let short = cmd("git", ["rev-parse", "--short=7", "HEAD"])
+            .read()
             .unwrap_or_else(|_| "0000000".into());
         let tags: Vec<String> = [
             "latest".to_string(),
@@ -208,24 +203,23 @@ impl PipelineBench {
         .map(|t| format!("{repo}:{t}"))
         .collect();
         let start = Instant::now();
-        let mut build = Command::new("docker");
-        build
+        let mut args: Vec<String> = vec!["build".into(), "-q".into()];
+        for t in &tags {
+            args.extend(["-t".into(), t.clone()]);
+        }
+        args.extend([
+            "--build-arg".into(),
+            format!("RUN_ID=plain-{run}"),
+            ctx.display().to_string(),
+        ]);
+        cmd("docker", args)
             .env("DOCKER_BUILDKIT", "0")
             .env("DOCKER_CONFIG", config)
-            .args(["build", "-q"]);
+            .read()?;
         for t in &tags {
-            build.args(["-t", t]);
-        }
-        build
-            .args(["--build-arg", &format!("RUN_ID=plain-{run}")])
-            .arg(ctx);
-        capture(&mut build)?;
-        for t in &tags {
-            capture(
-                Command::new("docker")
-                    .env("DOCKER_CONFIG", config)
-                    .args(["push", "-q", t]),
-            )?;
+            cmd("docker", ["push", "-q", t])
+                .env("DOCKER_CONFIG", config)
+                .read()?;
         }
         Ok(start.elapsed().as_secs_f64())
     }

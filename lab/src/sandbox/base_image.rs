@@ -1,11 +1,16 @@
-//! `cargo xtask base-image`: a local stand-in base image (debootstrap + `docker import`) for
-//! machines that cannot pull one, so the whole pipeline runs without any registry.
+//! Base images, made here because nothing can be pulled: the local Debian base of
+//! `cargo xtask base-image` (debootstrap + `docker import`), and busybox-static images
+//! (headroom-docker's local stand-ins) for tests and the simulator's workload.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
+
+use crate::sh::cmd;
+
+pub use headroom_docker::local::{busybox_image, busybox_image_all_applets};
 
 /// Make a minimal Debian base image locally: `debootstrap --variant=minbase` piped into
 /// `docker import`. The mirror is taken from this machine's own apt sources.
@@ -14,7 +19,7 @@ use clap::Args;
 /// rebuilt engine) imports it again without downloading.
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
-pub(crate) struct BaseImage {
+pub struct BaseImage {
     /// Image name to create.
     #[arg(long, default_value = "headroom/debian:bookworm")]
     name: String,
@@ -30,34 +35,33 @@ pub(crate) struct BaseImage {
 }
 
 impl BaseImage {
-    pub(crate) fn run(self) -> Result<ExitCode> {
+    pub fn run(self) -> Result<ExitCode> {
         if !self.force && image_exists(&self.name) {
             eprintln!("base-image: {} exists (use --force to rebuild)", self.name);
             println!("{}", self.name);
             return Ok(ExitCode::SUCCESS);
         }
-        let cache = crate::project_root()
+        let cache = crate::repo::project_root()
             .join("target/headroom")
             .join(format!("base-{}.tar", self.suite));
         if self.force || !cache.exists() {
             self.debootstrap(&cache)?;
         }
         eprintln!("base-image: importing {} as {}", cache.display(), self.name);
-        let status = Command::new("docker")
-            .args([
-                "import",
-                "--change",
-                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            ])
-            .args(["--change", "CMD [\"bash\"]"])
-            .arg(&cache)
-            .arg(&self.name)
-            .stdout(Stdio::null())
-            .status()
-            .context("running docker import")?;
-        if !status.success() {
-            bail!("docker import of {} failed ({status})", cache.display());
-        }
+        cmd(
+            "docker",
+            [
+                "import".as_ref(),
+                "--change".as_ref(),
+                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".as_ref(),
+                "--change".as_ref(),
+                "CMD [\"bash\"]".as_ref(),
+                cache.as_os_str(),
+                self.name.as_ref(),
+            ],
+        )
+        .stdout_null()
+        .run()?;
         println!("{}", self.name);
         Ok(ExitCode::SUCCESS)
     }
@@ -76,16 +80,17 @@ impl BaseImage {
             "base-image: debootstrap --variant=minbase {} from {mirror} (a few minutes)",
             self.suite
         );
-        let status = Command::new("debootstrap")
-            .args(["--variant=minbase", &self.suite])
-            .arg(&dir)
-            .arg(&mirror)
-            .stdout(Stdio::null())
-            .status()
-            .context("running debootstrap (install it with scripts/provision)")?;
-        if !status.success() {
-            bail!("debootstrap {} from {mirror} failed ({status})", self.suite);
-        }
+        cmd(
+            "debootstrap",
+            [
+                "--variant=minbase".as_ref(),
+                self.suite.as_ref(),
+                dir.as_os_str(),
+                mirror.as_ref(),
+            ],
+        )
+        .stdout_null()
+        .run()?;
         // The image must not carry the build machine's apt lists or caches.
         for sub in ["var/cache/apt/archives", "var/lib/apt/lists"] {
             let p = dir.join(sub);
@@ -98,17 +103,18 @@ impl BaseImage {
             }
         }
         let tmp = cache.with_extension("tar.partial");
-        let status = Command::new("tar")
-            .arg("-C")
-            .arg(&dir)
-            .args(["--numeric-owner", "-cf"])
-            .arg(&tmp)
-            .arg(".")
-            .status()
-            .context("running tar")?;
-        if !status.success() {
-            bail!("tar of {} failed ({status})", dir.display());
-        }
+        cmd(
+            "tar",
+            [
+                "-C".as_ref(),
+                dir.as_os_str(),
+                "--numeric-owner".as_ref(),
+                "-cf".as_ref(),
+                tmp.as_os_str(),
+                ".".as_ref(),
+            ],
+        )
+        .run()?;
         std::fs::rename(&tmp, cache).with_context(|| cache.display().to_string())?;
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
@@ -116,12 +122,7 @@ impl BaseImage {
 }
 
 fn image_exists(name: &str) -> bool {
-    Command::new("docker")
-        .args(["image", "inspect", name])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    cmd("docker", ["image", "inspect", name]).succeeds()
 }
 
 /// The first Debian archive URL in this machine's apt sources (deb822 or one-line format).

@@ -1,0 +1,20 @@
+//! Sandboxes: real components made and torn down here, one of each kind.
+//!
+//! - [`loopfs`]: a real filesystem in a file, loop-mounted;
+//! - [`bridge`]: a network bridge of a throwaway engine's own;
+//! - [`engine`]: a throwaway `dockerd` with a service program, on a socket or TLS;
+//! - [`registry`]: a registry on loopback that requires a password;
+//! - [`base_image`]: base images made locally (Debian by debootstrap, busybox-static);
+//! - [`runner`]: the simulated runner built from them, torn down by name.
+
+pub mod base_image;
+pub mod bridge;
+pub mod engine;
+pub mod loopfs;
+pub mod registry;
+pub mod runner;
+
+pub use bridge::Bridge;
+pub use engine::{Engine, EngineSpec, Listen, Start};
+pub use loopfs::{FsKind, LoopFs, Mkfs};
+pub use registry::Registry;
