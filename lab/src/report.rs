@@ -7,50 +7,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::sh::cmd;
 
-/// A plain text table with aligned columns; numeric-looking columns are right-aligned.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let right: Vec<bool> = (0..headers.len())
-        .map(|c| {
-            rows.iter().all(|r| {
-                r.get(c).is_none_or(|v| {
-                    v.chars().next().is_none_or(|ch| ch.is_ascii_digit()) && !v.contains('/')
-                })
-            })
-        })
-        .collect();
-    let mut out = String::new();
-    let mut push_row = |cells: Vec<String>| {
-        let mut line = String::new();
-        for (c, cell) in cells.iter().enumerate() {
-            let pad = widths[c].saturating_sub(cell.chars().count());
-            if c > 0 {
-                line.push_str("  ");
-            }
-            if right[c] {
-                line.push_str(&" ".repeat(pad));
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                if c + 1 < cells.len() {
-                    line.push_str(&" ".repeat(pad));
-                }
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    push_row(headers.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        push_row(row.clone());
-    }
-    out
-}
+/// The product's table for people (aligned columns, numbers to the right).
+pub use headroom_pipeline::render::human::table;
 
 /// On GitHub Actions: append Markdown to the step summary, if the runner provides one.
 pub fn github_step_summary(markdown: &str) -> Result<()> {
@@ -112,18 +70,6 @@ pub fn record_between(path: &Path, section: &str, start_mark: &str, end_mark: &s
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tables_align_columns() {
-        let t = table(
-            &["item", "size"],
-            &[
-                vec!["android".into(), "12 GB".into()],
-                vec!["x".into(), "1.5 MB".into()],
-            ],
-        );
-        assert_eq!(t, "item       size\nandroid   12 GB\nx        1.5 MB\n");
-    }
 
     #[test]
     fn record_replaces_the_section_or_appends_it() {

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-
 /// Set in the re-executed test process: the body runs, already in its own mount namespace.
 const NS_VAR: &str = "HEADROOM_ATTACK_IN_NS";
 
