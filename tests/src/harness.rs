@@ -37,6 +37,10 @@ pub enum Need {
     /// (`$HEADROOM_TOOLS_VENV/bin/NAME`, by default `/opt/headroom/venv/bin/NAME`), which
     /// answers `--version` (the venv's Python may be out of this user's reach).
     Tool(&'static str),
+    /// The BuildKit image of buildx's `docker-container` builders
+    /// (`moby/buildkit:buildx-stable-1`), in an engine that answers: scripts/provision loads it
+    /// from `../shared/buildkit/` or pulls it.
+    BuildKit,
     /// Anything else: what is missing when `met` says no.
     Other {
         missing: &'static str,
@@ -62,6 +66,16 @@ impl Need {
                     )
                 })
             }
+            Need::BuildKit => (!docker_answers()
+                || !headroom_lab::sandbox::builder::has_image(
+                    headroom_lab::sandbox::builder::BUILDKIT_IMAGE,
+                ))
+            .then(|| {
+                format!(
+                    "needs {} in the Docker engine (scripts/provision loads it)",
+                    headroom_lab::sandbox::builder::BUILDKIT_IMAGE
+                )
+            }),
             Need::Other { missing, met } => (!met()).then(|| missing.to_string()),
         }
     }

@@ -5,16 +5,19 @@
 //! - [`engine`]: a throwaway `dockerd` with a service program, on a socket or TLS;
 //! - [`registry`]: a registry on loopback that requires a password;
 //! - [`base_image`]: base images made locally (Debian by debootstrap, busybox-static);
+//! - [`builder`]: a buildx `docker-container` builder, as `docker/setup-buildx-action` makes it;
 //! - [`runner`]: the simulated runner built from them, torn down by name.
 
 pub mod base_image;
 pub mod bridge;
+pub mod builder;
 pub mod engine;
 pub mod loopfs;
 pub mod registry;
 pub mod runner;
 
 pub use bridge::Bridge;
+pub use builder::{BuilderSpec, ContainerBuilder, GcLimits};
 pub use engine::{Engine, EngineSpec, Listen, Start};
 pub use loopfs::{FsKind, LoopFs, Mkfs};
 pub use registry::Registry;
