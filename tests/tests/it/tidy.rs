@@ -13,6 +13,8 @@ headroom_tests::tests! {
     every_catalog_item_is_documented;
     benchmarks_come_with_their_command;
     the_readme_shows_the_sibling_example_as_it_is;
+    the_architecture_maps_every_crate_of_the_workspace;
+    no_source_file_is_over_900_lines;
 }
 
 fn root() -> PathBuf {
@@ -437,4 +439,58 @@ fn the_readme_shows_the_sibling_example_as_it_is() {
     for dep in manifest.lines().filter(|l| l.contains("git = ")) {
         assert!(readme.contains(dep), "README.md lacks: {dep}");
     }
+}
+
+/// docs/ARCHITECTURE.md has a `### \`PATH\`` section for each workspace member, and none for
+/// a member that is gone.
+fn the_architecture_maps_every_crate_of_the_workspace() {
+    let manifest: toml::Table = read("Cargo.toml").parse().unwrap();
+    let members: std::collections::BTreeSet<String> = manifest["workspace"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().trim_end_matches('/').to_string())
+        .collect();
+    let architecture = read("docs/ARCHITECTURE.md");
+    let mapped: std::collections::BTreeSet<String> = architecture
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `"))
+        .filter_map(|l| l.split('`').next())
+        .map(|p| p.trim_end_matches('/').to_string())
+        .collect();
+    assert_eq!(
+        mapped, members,
+        "docs/ARCHITECTURE.md's code map (### `PATH` sections) must list the workspace's members"
+    );
+    for member in &members {
+        let name: toml::Table = read(&format!("{member}/Cargo.toml")).parse().unwrap();
+        let name = name["package"]["name"].as_str().unwrap();
+        assert!(
+            name == "xtask" || name == "headroom-tests" || architecture.contains(name),
+            "docs/ARCHITECTURE.md does not name the crate {name} ({member})"
+        );
+    }
+}
+
+/// A file of the product's crates, the lab or the xtask over 900 lines does too many things;
+/// test modules in files of their own (`tests.rs`, `tests/`) aside.
+fn no_source_file_is_over_900_lines() {
+    let mut files = Vec::new();
+    for dir in ["crates", "lab/src", "xtask/src"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(!files.is_empty());
+    let mut long = Vec::new();
+    for f in files {
+        let is_test = f.file_name().is_some_and(|n| n == "tests.rs")
+            || f.components().any(|c| c.as_os_str() == "tests");
+        if is_test {
+            continue;
+        }
+        let lines = std::fs::read_to_string(&f).unwrap().lines().count();
+        if lines > 900 {
+            long.push(format!("{} ({lines} lines)", f.display()));
+        }
+    }
+    assert!(long.is_empty(), "split by responsibility: {long:?}");
 }
