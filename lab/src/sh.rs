@@ -221,7 +221,10 @@ mod tests {
         assert_eq!(echo(sh().env("HR_X", "a").env_remove("HR_X")), "unset");
         assert_eq!(echo(sh().env_remove("HR_X").env("HR_X", "b")), "b");
         assert_eq!(echo(sh().env("HR_X", "a").env("HR_X", "c")), "c");
-        let piped = cmd("echo", ["in"]).pipe(sh().env_remove("HR_X").env("HR_X", "d"));
+        // The right side reads its input first: one that exits unread kills `echo` with
+        // SIGPIPE, which a pipeline reports as its failure.
+        let reader = cmd("sh", ["-c", "cat >/dev/null; echo \"${HR_X-unset}\""]);
+        let piped = cmd("echo", ["in"]).pipe(reader.env_remove("HR_X").env("HR_X", "d"));
         assert_eq!(echo(piped), "d");
     }
 
