@@ -15,7 +15,14 @@ headroom_tests::tests! {
     the_readme_shows_the_sibling_example_as_it_is;
     the_architecture_maps_every_crate_of_the_workspace;
     no_source_file_is_over_900_lines;
+    no_module_imports_a_module_that_imports_it;
+    the_circle_finder_sees_a_circle_and_its_absence;
 }
+
+mod circles;
+use circles::{
+    no_module_imports_a_module_that_imports_it, the_circle_finder_sees_a_circle_and_its_absence,
+};
 
 fn root() -> PathBuf {
     headroom_tests::repo_root().to_path_buf()
