@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Removed,
+    /// Removed in part: something of the item left it mid-walk (renamed out) and was kept.
+    Partial,
     Planned,
     Skipped,
     Failed,
@@ -16,6 +18,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Removed => "removed",
+            Action::Partial => "partial",
             Action::Planned => "planned",
             Action::Skipped => "skipped",
             Action::Failed => "failed",

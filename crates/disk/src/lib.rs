@@ -78,7 +78,7 @@ mod watch;
 
 pub use accounting::Accounting;
 pub use action::Action;
-pub use atomic::write_atomically;
+pub use atomic::{check_replaceable, write_atomically};
 pub use catalog::{Catalog, CostModel, ItemSpec, ReclaimKind, UserConfig};
 pub use error::{Error, Result};
 pub use host::docker_data_root;

@@ -1,6 +1,5 @@
 //! Carrying out a plan: parallel deletion, host reclaimers, and a per-item account.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -81,7 +80,7 @@ pub fn reclaim(plan: &Plan, options: ReclaimOptions, progress: &dyn Progress) ->
         refusal = Some(why);
     }
 
-    let held_before: HashSet<u64> = accounting::held_open(dev).into_keys().collect();
+    let held_before = accounting::before(dev, &target);
     let before = available_bytes(&target).unwrap_or(plan.filesystem.available_bytes);
     let links = Links::default();
     let ctx = ItemCtx {
@@ -106,8 +105,8 @@ pub fn reclaim(plan: &Plan, options: ReclaimOptions, progress: &dyn Progress) ->
 
     sync_filesystem(&target);
     let after = available_bytes(&target).unwrap_or(before);
-    let held_after = accounting::held_open(dev);
-    let held = accounting::new_held_open(&held_before, &held_after);
+    let held_after = accounting::held(dev, &target, &held_before);
+    let held = accounting::new_held_open(&held_before.inodes, &held_after);
     let mut unlinked = 0u64;
     let mut held_total = 0u64;
     let mut example = None;
@@ -209,6 +208,7 @@ impl ItemCtx<'_> {
         let mut errors = Vec::new();
         let mut kept = item.keep.clone();
         let mut gone = Vec::new();
+        let mut left = Vec::new();
         let mut freed = 0u64;
 
         if let Some(why) = self.refusal {
@@ -234,7 +234,8 @@ impl ItemCtx<'_> {
                         }
                     }
                     if errors.is_empty() {
-                        freed = self.delete_paths(item, &mut kept, &mut errors, &mut gone);
+                        freed =
+                            self.delete_paths(item, &mut kept, &mut errors, &mut gone, &mut left);
                     }
                 }
                 ReclaimKind::AptClean => match host::apt_clean() {
@@ -272,6 +273,19 @@ impl ItemCtx<'_> {
                 String::new()
             };
             (Action::Failed, Some(format!("{}{more}", errors[0])))
+        } else if !left.is_empty() {
+            (
+                Action::Partial,
+                Some(format!(
+                    "{} director{} left the item while it was being deleted (renamed out of \
+                     it) and {} kept with everything in {}: {}",
+                    left.len(),
+                    if left.len() == 1 { "y" } else { "ies" },
+                    if left.len() == 1 { "was" } else { "were" },
+                    if left.len() == 1 { "it" } else { "them" },
+                    join(&left)
+                )),
+            )
         } else if !gone.is_empty() && gone.len() == item.paths.len() {
             (
                 Action::Skipped,
@@ -319,6 +333,7 @@ impl ItemCtx<'_> {
             errors,
             shared_bytes: item.size.shared_bytes,
             held_open_bytes: 0,
+            left: lossy(&left),
         }
     }
 
@@ -329,6 +344,7 @@ impl ItemCtx<'_> {
         kept: &mut Vec<PathBuf>,
         errors: &mut Vec<String>,
         gone: &mut Vec<PathBuf>,
+        left: &mut Vec<PathBuf>,
     ) -> u64 {
         let plan = self.plan;
         let Some(anchor) = plan.anchor.as_deref() else {
@@ -401,6 +417,7 @@ impl ItemCtx<'_> {
                 }
             }
             errors.extend(outcome.errors);
+            left.extend(outcome.left);
         }
         kept.sort();
         freed

@@ -6,6 +6,14 @@
 //! and a path outside the tree can never be reached. A mount point or an excluded path is
 //! kept, and with it its ancestors.
 //!
+//! The walk stays inside its tree whatever moves meanwhile: after listing a directory and
+//! before unlinking anything in it, the deleter asks the kernel where that directory is now
+//! (`/proc/self/fd`, or where that path is too long, the `..` chain up to the tree's parent
+//! against the identities held on the way down). A directory renamed out of the tree
+//! mid-walk is named in [`RemoveOutcome::left`] and nothing in it is deleted; only entries
+//! listed while it was still inside are ever unlinked, so nothing created after such a
+//! rename is touched.
+//!
 //! Bytes are counted as the filesystem gets them back: the blocks of each inode whose last
 //! link this deleter removed. A file hard-linked elsewhere is not counted until its last link
 //! goes, and then once, whichever tree held it.
@@ -17,7 +25,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use serde::Serialize;
@@ -37,6 +45,9 @@ pub struct RemoveOutcome {
     pub kept: Vec<PathBuf>,
     /// Entries that could not be removed, as `path: error`.
     pub errors: Vec<String>,
+    /// Directories that left the tree while it was being deleted (renamed out of it):
+    /// nothing in them was deleted after they left.
+    pub left: Vec<PathBuf>,
 }
 
 impl RemoveOutcome {
@@ -161,6 +172,8 @@ fn run_remover(
         dirs: AtomicU64::new(0),
         freed: AtomicU64::new(0),
         notes: Mutex::new((Vec::new(), Vec::new())),
+        left: Mutex::new(Vec::new()),
+        top: std::sync::OnceLock::new(),
     };
     fsio::pool().install(|| body(&remover));
     let (mut kept, mut errors) = remover
@@ -170,7 +183,10 @@ fn run_remover(
     kept.sort();
     kept.dedup();
     errors.sort();
+    let mut left = remover.left.into_inner().unwrap_or_else(|p| p.into_inner());
+    left.sort();
     RemoveOutcome {
+        left,
         files: remover.files.into_inner(),
         dirs: remover.dirs.into_inner(),
         freed_bytes: remover.freed.into_inner(),
@@ -187,7 +203,32 @@ struct Remover<'a> {
     dirs: AtomicU64,
     freed: AtomicU64,
     notes: Mutex<(Vec<PathBuf>, Vec<String>)>,
+    left: Mutex<Vec<PathBuf>>,
+    /// Where the kernel placed the top of the tree when it was opened (`None` without
+    /// `/proc`): every directory emptied must still be beneath it.
+    top: std::sync::OnceLock<Option<PathBuf>>,
 }
+
+/// One directory on the way down: its identity and its parent's. The root level is the
+/// parent of the tree's top.
+struct Level<'a> {
+    dev: u64,
+    ino: u64,
+    up: Option<&'a Level<'a>>,
+}
+
+/// Where the kernel has the directory `fd` now (its path as `/proc/self/fd` shows it).
+fn proc_path(fd: &impl AsFd) -> Result<PathBuf, Errno> {
+    use std::os::unix::ffi::OsStringExt;
+    let link = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    let target = rustix::fs::readlinkat(CWD, link, Vec::new())?;
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(
+        target.into_bytes(),
+    )))
+}
+
+/// Paths longer than this are not asked of `/proc` (the kernel refuses past `PATH_MAX`).
+const PROC_PATH_MAX: usize = 4000;
 
 impl Remover<'_> {
     fn keep(&self, path: PathBuf) {
@@ -297,11 +338,70 @@ impl Remover<'_> {
             }
             return;
         }
-        self.remove_subdir(parent, path, name, id.dev, mount, Some(&id));
+        let root = match resolve::identity(parent) {
+            Ok(p) => Level {
+                dev: p.dev,
+                ino: p.ino,
+                up: None,
+            },
+            Err(e) => return self.fail(path, e),
+        };
+        self.remove_subdir(parent, path, name, id.dev, mount, Some(&id), &root);
+    }
+
+    /// Whether the directory `dir` (at `path`, at `level`) is still inside the tree: beneath
+    /// the top's place as the kernel names it, or failing that, its `..` chain is the one
+    /// held on the way down.
+    fn inside(&self, dir: &OwnedFd, path: &Path, level: &Level<'_>) -> bool {
+        let top = self.top.get().and_then(Option::as_ref);
+        let beneath = |fd: &OwnedFd, path: &Path| -> Option<bool> {
+            let top = top?;
+            if path.as_os_str().len() > PROC_PATH_MAX {
+                return None;
+            }
+            proc_path(fd).ok().map(|now| now.starts_with(top))
+        };
+        if let Some(answer) = beneath(dir, path) {
+            return answer;
+        }
+        let mut node = level;
+        let mut ancestors = path.ancestors().skip(1);
+        let mut held: Option<OwnedFd> = None;
+        loop {
+            let Some(up) = node.up else { return true };
+            let from: &OwnedFd = held.as_ref().unwrap_or(dir);
+            let Ok(parent) = rustix::fs::openat(
+                from,
+                c"..",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) else {
+                return false;
+            };
+            match resolve::identity(&parent) {
+                Ok(id) if id.dev == up.dev && id.ino == up.ino => {}
+                _ => return false,
+            }
+            if up.up.is_some()
+                && let Some(at) = ancestors.next()
+                && let Some(answer) = beneath(&parent, at)
+            {
+                return answer;
+            }
+            held = Some(parent);
+            node = up;
+        }
     }
 
     /// Remove everything inside `dir`; true when it is now empty and may be removed.
-    fn empty_dir(&self, dir: &OwnedFd, path: &Path, dev: u64, mnt_id: u64) -> bool {
+    fn empty_dir(
+        &self,
+        dir: &OwnedFd,
+        path: &Path,
+        dev: u64,
+        mnt_id: u64,
+        level: &Level<'_>,
+    ) -> bool {
         let entries = match fsio::read_entries(dir) {
             Ok(e) => e,
             Err(e) => {
@@ -309,6 +409,15 @@ impl Remover<'_> {
                 return false;
             }
         };
+        // Listed first, then asked where it is: whatever the walk unlinks below was listed
+        // while the directory was still inside the tree.
+        if !entries.is_empty() && !self.inside(dir, path, level) {
+            self.left
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(path.to_path_buf());
+            return false;
+        }
         let mut complete = true;
         let mut removed = 0u64;
         let mut subdirs = Vec::new();
@@ -350,14 +459,15 @@ impl Remover<'_> {
             .into_par_iter()
             .map(|name| {
                 let child = path.join(name_path(&name));
-                self.remove_subdir(dir, &child, &name, dev, mnt_id, None)
+                self.remove_subdir(dir, &child, &name, dev, mnt_id, None, level)
             })
             .reduce(|| true, |a, b| a && b);
         complete && children_complete
     }
 
     /// Remove the directory `name` inside `parent` (at `path`); true when it is gone. With
-    /// `expect`, the directory opened must be that inode.
+    /// `expect`, the directory opened must be that inode; `up` is the parent's level.
+    #[allow(clippy::too_many_arguments)]
     fn remove_subdir(
         &self,
         parent: &OwnedFd,
@@ -366,6 +476,7 @@ impl Remover<'_> {
         dev: u64,
         mnt_id: u64,
         expect: Option<&Identity>,
+        up: &Level<'_>,
     ) -> bool {
         if self.excluded(path) {
             self.keep(path.to_path_buf());
@@ -423,7 +534,15 @@ impl Remover<'_> {
             );
             return false;
         }
-        if !self.empty_dir(&child, path, dev, mnt_id) {
+        if up.up.is_none() {
+            let _ = self.top.set(proc_path(&child).ok());
+        }
+        let level = Level {
+            dev: id.dev,
+            ino: id.ino,
+            up: Some(up),
+        };
+        if !self.empty_dir(&child, path, dev, mnt_id, &level) {
             return false;
         }
         drop(child);

@@ -44,6 +44,10 @@ pub struct ItemReport {
     /// not returned yet, not in `freed_bytes`.
     #[serde(default)]
     pub held_open_bytes: u64,
+    /// Directories that were renamed out of the item while it was being deleted: kept,
+    /// with whatever they held (the item is then `partial`).
+    #[serde(default)]
+    pub left: Vec<String>,
 }
 
 /// The result of a reclaim, or of a dry run.
@@ -110,6 +114,7 @@ impl FreeReport {
                     errors: Vec::new(),
                     shared_bytes: i.size.shared_bytes,
                     held_open_bytes: 0,
+                    left: Vec::new(),
                 }
             })
             .collect();

@@ -16,7 +16,8 @@
 //! - `error`: [`AuthError`];
 //! - `registry`: [`registry_host`] and the keys Docker files credentials under;
 //! - `config`: reading `config.json` (`credHelpers`, `credsStore`, `auths`);
-//! - `helper`: the `docker-credential-*` protocol.
+//! - `helper`: the `docker-credential-*` protocol;
+//! - `verify`: the credentials checked against the registry (a token request, no push).
 
 mod config;
 mod credentials;
@@ -26,6 +27,7 @@ mod registry;
 mod secret;
 #[cfg(test)]
 mod tests;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -7,14 +7,31 @@
 //! started again and asked where its root is. When any step after the stop fails, the
 //! original `daemon.json` is put back (or removed, if there was none) and the engine is
 //! started on its old root; the error says both what failed and what was restored.
+//!
+//! A move is a transaction. Everything that can refuse — `daemon.json` readable and
+//! replaceable (not immutable, not a mount point, its directory writable), the target
+//! absent or empty and apart from the old root, the service programs there — is asked
+//! before the engine stops. A journal beside `daemon.json` records each step
+//! ([`journal`]). SIGTERM or SIGINT during the move rolls it back (the engine restarted on
+//! the old root, the partial copy removed) and the error says so
+//! ([`MoveError::Interrupted`]); a run killed outright leaves the journal, and the next
+//! move, or [`recover`], finishes or rolls back before anything else.
 
+mod interrupt;
+mod journal;
+
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use headroom_disk::write_atomically;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Endpoint, Engine};
+use interrupt::{Halt, MovingGuard, check_program, or_interrupt, pause_at};
+pub use interrupt::{Interrupt, interrupt_signals, moving};
+pub use journal::{Journal, Recovered, Step, recover};
 
 /// How the engine is stopped and started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +114,9 @@ pub struct Moved {
     pub carried_images: Vec<String>,
     pub seconds: f64,
     pub service: String,
+    /// A move an earlier, killed run left halfway, finished or rolled back first.
+    #[serde(default)]
+    pub recovered: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +132,15 @@ pub enum MoveError {
     Failed {
         step: &'static str,
         message: String,
+        restored: String,
+    },
+    /// SIGTERM or SIGINT came during the move, at `step`: rolled back; `restored` says how.
+    /// `code` is the status to exit with (143, 130).
+    #[error("interrupted by {signal} while {step:?}: the move was rolled back: {restored}")]
+    Interrupted {
+        signal: &'static str,
+        code: u8,
+        step: Step,
         restored: String,
     },
 }
@@ -351,26 +380,83 @@ async fn wait_stopped(endpoint: &Endpoint, wait: Duration) -> Result<(), String>
 /// attributes (overlay2's whiteouts and opaque markers) and never follows a symbolic link;
 /// `-x` never crosses into another filesystem mounted inside the old root.
 async fn copy_root(from: &Path, to: &Path) -> Result<(), String> {
-    let argv: Vec<String> = [
-        "cp".to_string(),
-        "-a".into(),
-        "-x".into(),
-        "-T".into(),
-        from.display().to_string(),
-        to.display().to_string(),
-    ]
-    .into();
-    run_argv(&argv).await
+    // Killed (and reaped) when the move is interrupted and this future dropped: nothing may
+    // write into the target once the roll back removes it.
+    struct KillOnDrop(std::sync::Arc<duct::Handle>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+        }
+    }
+    let what = format!("cp -a -x -T {} {}", from.display(), to.display());
+    let handle = duct::cmd(
+        "cp",
+        [
+            std::ffi::OsStr::new("-a"),
+            "-x".as_ref(),
+            "-T".as_ref(),
+            from.as_os_str(),
+            to.as_os_str(),
+        ],
+    )
+    .stdin_null()
+    .stdout_null()
+    .stderr_capture()
+    .unchecked()
+    .start()
+    .map_err(|e| format!("{what}: {e}"))?;
+    let guard = KillOnDrop(std::sync::Arc::new(handle));
+    let waiting = guard.0.clone();
+    let out = tokio::task::spawn_blocking(move || waiting.wait().cloned())
+        .await
+        .map_err(|e| format!("{what}: {e}"))?
+        .map_err(|e| format!("{what}: {e}"))?;
+    drop(guard);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
-/// Move the data root (see the module's documentation).
+/// Move the data root (see the module's documentation), rolled back on SIGTERM or SIGINT.
 pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
+    move_data_root_until(req, &|_| {}, interrupt_signals()).await
+}
+
+/// [`move_data_root`], with `on_step` told each step once the journal records it, and
+/// `interrupt` as what rolls it back. With `HEADROOM_PAUSE_AT=STEP` (`stopping`, `copying`,
+/// `writing_config`, `starting`) in the environment, the move stops at that step, creates
+/// the file `HEADROOM_PAUSE_FILE` names, and waits for the interruption: how tests send
+/// signals at a known step.
+pub async fn move_data_root_until(
+    req: &MoveRequest,
+    on_step: &(dyn Fn(Step) + Sync),
+    interrupt: impl Future<Output = Interrupt> + Send,
+) -> Result<Moved, MoveError> {
     let start = Instant::now();
+    // A move a killed run left halfway is finished or rolled back before anything else; its
+    // partial copy is known as ours by the journal, and removed.
+    let recovered = match journal::recover(&req.config, &req.endpoint, req.wait).await? {
+        journal::Recovered::Nothing => None,
+        journal::Recovered::Completed(m) | journal::Recovered::RolledBack(m) => Some(m),
+    };
     let original = read_config(&req.config)?;
     let moving = req.to != req.from;
     if moving {
         check_target(&req.from, &req.to)?;
     }
+    // Everything that can refuse is asked before the engine stops.
+    headroom_disk::check_replaceable(&req.config).map_err(|message| MoveError::Config {
+        path: req.config.clone(),
+        message: format!("{message}; the engine was not stopped"),
+    })?;
+    check_program(&req.service.stop, &req.service.name)?;
+    check_program(&req.service.start, &req.service.name)?;
     let config = merged(
         original.as_ref().map(|(_, m)| m),
         &req.to,
@@ -399,72 +485,126 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
         }
         None => None,
     };
+    let mut journal = Journal {
+        step: Step::Stopping,
+        from: req.from.clone(),
+        to: req.to.clone(),
+        config: req.config.clone(),
+        backup: backup.clone(),
+        to_existed: moving && req.to.exists(),
+        service: req.service.clone(),
+        pid: std::process::id(),
+    };
+    journal.write()?;
     let carry = match (req.containerd_store, req.carry_images) {
-        (Some(_), true) => Some(save_images(req).await.map_err(|message| MoveError::Stop {
-            service: req.service.name.clone(),
-            message: format!("saving the images to bring across: {message}"),
-        })?),
+        (Some(_), true) => match save_images(req).await {
+            Ok(c) => Some(c),
+            Err(message) => {
+                journal.remove();
+                return Err(MoveError::Stop {
+                    service: req.service.name.clone(),
+                    message: format!("saving the images to bring across: {message}"),
+                });
+            }
+        },
         _ => None,
     };
-    let stopped = match run_argv(&req.service.stop).await {
-        Ok(()) => wait_stopped(&req.endpoint, req.wait).await,
-        Err(e) => Err(e),
-    };
-    if let Err(message) = stopped {
-        // It may have stopped halfway: make sure it runs, on its old root.
-        let _ = run_argv(&req.service.start).await;
-        return Err(MoveError::Stop {
-            service: req.service.name.clone(),
-            message,
-        });
-    }
+    let _moving = MovingGuard::enter();
+    let interrupt: Pin<&mut (dyn Future<Output = Interrupt> + Send)> = std::pin::pin!(interrupt);
+    let mut interrupt = interrupt;
     let before = headroom_disk::available_bytes(req.to.parent().unwrap_or(&req.to)).ok();
-    let moved = async {
-        if moving {
-            copy_root(&req.from, &req.to)
-                .await
-                .map_err(|m| ("copying the old data root", m))?;
+    let pause = |step: Step| pause_at(step);
+    let moved: Result<(), Halt> = async {
+        on_step(Step::Stopping);
+        // A point where whatever the hook set off (an interruption, a kill) is seen before
+        // the step's work begins.
+        tokio::task::yield_now().await;
+        or_interrupt(&mut interrupt, async {}).await?;
+        if pause(Step::Stopping) {
+            return Err(Halt::Interrupted(interrupt.as_mut().await));
         }
-        req.config
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| write_atomically(&req.config, &text))
-            .map_err(|e| {
-                (
-                    "writing daemon.json",
-                    format!("{}: {e}", req.config.display()),
-                )
-            })?;
-        run_argv(&req.service.start)
-            .await
-            .map_err(|m| ("starting the engine on the new data root", m))?;
-        wait_for_root(&req.endpoint, &req.to, req.containerd_store, req.wait)
-            .await
-            .map_err(|m| ("starting the engine on the new data root", m))
+        let stopped = match or_interrupt(&mut interrupt, run_argv(&req.service.stop)).await? {
+            Ok(()) => or_interrupt(&mut interrupt, wait_stopped(&req.endpoint, req.wait)).await?,
+            Err(e) => Err(e),
+        };
+        if let Err(message) = stopped {
+            return Err(Halt::Failed("stopping the engine", message));
+        }
+        for (step, what) in [
+            (Step::Copying, "copying the old data root"),
+            (Step::WritingConfig, "writing daemon.json"),
+            (Step::Starting, "starting the engine on the new data root"),
+        ] {
+            journal.step = step;
+            journal
+                .write()
+                .map_err(|e| Halt::Failed("writing the move's journal", e.to_string()))?;
+            on_step(step);
+            tokio::task::yield_now().await;
+            or_interrupt(&mut interrupt, async {}).await?;
+            if pause(step) {
+                return Err(Halt::Interrupted(interrupt.as_mut().await));
+            }
+            let done = match step {
+                Step::Copying if moving => {
+                    or_interrupt(&mut interrupt, copy_root(&req.from, &req.to)).await?
+                }
+                Step::Copying => Ok(()),
+                Step::WritingConfig => req
+                    .config
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| write_atomically(&req.config, &text))
+                    .map_err(|e| format!("{}: {e}", req.config.display())),
+                _ => match or_interrupt(&mut interrupt, run_argv(&req.service.start)).await? {
+                    Ok(()) => {
+                        or_interrupt(
+                            &mut interrupt,
+                            wait_for_root(&req.endpoint, &req.to, req.containerd_store, req.wait),
+                        )
+                        .await?
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            done.map_err(|m| Halt::Failed(what, m))?;
+        }
+        if let Some((tar, images)) = &carry
+            && !images.is_empty()
+        {
+            or_interrupt(&mut interrupt, load_images(req, tar))
+                .await?
+                .map_err(|m| Halt::Failed("loading the images into the new store", m))?;
+        }
+        Ok(())
     }
     .await;
-    let moved = match (moved, &carry) {
-        (Ok(()), Some((tar, images))) if !images.is_empty() => load_images(req, tar)
-            .await
-            .map_err(|m| ("loading the images into the new store", m)),
-        (other, _) => other,
-    };
     if let Some((tar, _)) = &carry {
         let _ = std::fs::remove_file(tar);
     }
-    if let Err((step, message)) = moved {
-        let restored = restore(
-            req,
-            original.as_ref().map(|(b, _)| b.as_slice()),
-            backup.as_deref(),
-        )
-        .await;
-        return Err(MoveError::Failed {
-            step,
-            message,
-            restored,
-        });
+    match moved {
+        Ok(()) => {}
+        Err(Halt::Failed(step, message)) => {
+            let restored = journal.roll_back(&req.endpoint, req.wait).await;
+            return Err(MoveError::Failed {
+                step,
+                message,
+                restored,
+            });
+        }
+        Err(Halt::Interrupted(interrupt)) => {
+            let restored = journal.roll_back(&req.endpoint, req.wait).await;
+            return Err(MoveError::Interrupted {
+                signal: interrupt.signal,
+                code: interrupt.code,
+                step: journal.step,
+                restored,
+            });
+        }
     }
+    journal.step = Step::Done;
+    journal.remove();
+    on_step(Step::Done);
     let after = headroom_disk::available_bytes(req.to.parent().unwrap_or(&req.to)).ok();
     Ok(Moved {
         from: req.from.clone(),
@@ -484,6 +624,7 @@ pub async fn move_data_root(req: &MoveRequest) -> Result<Moved, MoveError> {
         carried_images: carry.map(|(_, images)| images).unwrap_or_default(),
         seconds: start.elapsed().as_secs_f64(),
         service: req.service.name.clone(),
+        recovered,
     })
 }
 
@@ -534,51 +675,6 @@ async fn load_images(req: &MoveRequest, tar: &Path) -> Result<(), String> {
     )
     .await
     .map(|_| ())
-}
-
-/// Put `daemon.json` back as it was and start the engine on its old root; says what it did.
-async fn restore(req: &MoveRequest, original: Option<&[u8]>, backup: Option<&Path>) -> String {
-    let _ = run_argv(&req.service.stop).await;
-    let _ = wait_stopped(&req.endpoint, req.wait).await;
-    let config = match original {
-        Some(bytes) => write_atomically(&req.config, bytes)
-            .map(|()| format!("{} restored", req.config.display())),
-        None => match std::fs::remove_file(&req.config) {
-            Ok(()) => Ok(format!("{} removed (there was none)", req.config.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(format!("{} left absent", req.config.display()))
-            }
-            Err(e) => Err(e),
-        },
-    };
-    let config = match config {
-        Ok(done) => done,
-        Err(e) => {
-            return format!(
-                "restoring {} FAILED ({e}): {}",
-                req.config.display(),
-                match backup {
-                    Some(b) => format!("put its backup {} back by hand", b.display()),
-                    None => "remove it by hand (there was none before)".into(),
-                }
-            );
-        }
-    };
-    let engine = match run_argv(&req.service.start).await {
-        Ok(()) => match wait_for_root(&req.endpoint, &req.from, None, req.wait).await {
-            Ok(()) => format!("the engine runs on {} again", req.from.display()),
-            Err(e) => format!(
-                "the engine was started but is not back on {} ({e})",
-                req.from.display()
-            ),
-        },
-        Err(e) => format!("starting the engine again failed ({e})"),
-    };
-    // The copy is left for the user to look at: only what was planned is ever deleted.
-    format!(
-        "{config}, {engine}; the partial copy in {} was left as it is",
-        req.to.display()
-    )
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ impl Pipeline {
                 Ok(r) => (Some(r), None),
                 Err(e @ PipelineError::Interrupted { .. }) => {
                     let r = e.report().cloned();
-                    interrupted = Some(e.to_string());
+                    interrupted = Some((e.to_string(), e.exit_code()));
                     (r, Some(e.to_string()))
                 }
                 Err(e) => (e.report().cloned(), Some(e.to_string())),
@@ -88,8 +88,9 @@ impl Pipeline {
             }
         }
         match (interrupted, failure) {
-            (Some(message), _) => Err(PipelineError::Interrupted {
+            (Some((message, code)), _) => Err(PipelineError::Interrupted {
                 message,
+                code,
                 report: Box::new(report),
             }),
             (None, Some(message)) => Err(PipelineError::Failed {

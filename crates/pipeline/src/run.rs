@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use headroom_docker::build::BuildSpec;
 use headroom_docker::diagnose::diagnose;
 use headroom_docker::engine::{Engine, EngineFacts};
+use headroom_docker::relocate;
 use headroom_docker::tags;
 
 use crate::config::ConfigError;
@@ -25,7 +26,7 @@ use crate::settings::Settings;
 use crate::stage::Stage;
 use crate::stage::context::{Outcome, Run};
 use crate::stage::place::{self, Placed};
-use crate::stage::{build, free, inspect, lint, push, smoke};
+use crate::stage::{build, free, inspect, lint, preflight, push, smoke};
 
 /// Why a pipeline run did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -41,10 +42,11 @@ pub enum PipelineError {
         message: String,
         report: Box<Report>,
     },
-    /// Ctrl-C or SIGTERM stopped the run.
+    /// Ctrl-C or SIGTERM stopped the run; `code` is the status to exit with (130, 143).
     #[error("{message}")]
     Interrupted {
         message: String,
+        code: u8,
         report: Box<Report>,
     },
     /// The report could not be written; `failure` is the run's own failure, if any.
@@ -57,10 +59,11 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
-    /// The exit status a command should end with: 130 when interrupted, else 1.
+    /// The exit status a command should end with: 130 after SIGINT, 143 after SIGTERM, else
+    /// 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            PipelineError::Interrupted { .. } => 130,
+            PipelineError::Interrupted { code, .. } => *code,
             _ => 1,
         }
     }
@@ -166,26 +169,36 @@ impl Pipeline {
         }
         let mut run = Run::new(&self.settings, reporter);
         let start = run.started;
-        let mut interrupted = false;
         // Ctrl-C drops the stages' future: the build request is cancelled, and the engine
         // removes the build's intermediate containers (forcerm). SIGTERM is how CI cancels a
         // job: handled the same way, so containers and the buildx child are cleaned up by
-        // their drop guards.
-        let result = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            Err(e) => Err(anyhow::anyhow!("installing the SIGTERM handler: {e}")),
-            Ok(mut terminate) => tokio::select! {
-                r = self.stages(&mut run) => r,
-                _ = tokio::signal::ctrl_c() => {
-                    interrupted = true;
-                    Err(anyhow::anyhow!("interrupted (Ctrl-C): the pipeline was stopped"))
+        // their drop guards. A data-root move is never dropped halfway: it rolls back on the
+        // same signal (the engine back on its old root), and the run waits for that.
+        let mut signal: Option<relocate::Interrupt> = None;
+        let result = {
+            let stages = self.stages(&mut run);
+            tokio::pin!(stages);
+            let mut signals = relocate::interrupt_signals();
+            loop {
+                tokio::select! {
+                    r = &mut stages => break r,
+                    i = &mut signals, if signal.is_none() => {
+                        signal = Some(i);
+                        if !relocate::moving() {
+                            break Err(anyhow::anyhow!(
+                                "{}: the pipeline was stopped",
+                                if i == relocate::Interrupt::INT {
+                                    "interrupted (Ctrl-C)"
+                                } else {
+                                    "terminated (SIGTERM)"
+                                }
+                            ));
+                        }
+                    }
                 }
-                _ = terminate.recv() => {
-                    interrupted = true;
-                    Err(anyhow::anyhow!("terminated (SIGTERM): the pipeline was stopped"))
-                }
-            },
+            }
         };
+        let interrupted = signal.is_some();
         let mut report = run.report;
         report.seconds = start.elapsed().as_secs_f64();
         let failure = result.as_ref().err().map(|e| format!("{e:#}"));
@@ -200,6 +213,7 @@ impl Pipeline {
             None => Ok(report),
             Some(message) if interrupted => Err(PipelineError::Interrupted {
                 message,
+                code: signal.map_or(130, |i| i.code),
                 report: Box::new(report),
             }),
             Some(message) => Err(PipelineError::Failed {
@@ -277,6 +291,9 @@ impl Pipeline {
         let s = &self.settings;
         // The credentials need only the repository's host: asked first, so a half-set pair
         // fails in seconds, before the engine is asked anything.
+        // A data-root move a killed run left halfway is finished or rolled back before the
+        // engine is asked anything (it may be stopped).
+        place::recover(run).await?;
         let credentials = push::credentials(s).await?;
         let logins = push::cache_logins(s, credentials.as_ref()).await?;
         let Facts {
@@ -287,6 +304,9 @@ impl Pipeline {
         } = self.facts(run).await?;
         spec.registry_logins = logins;
         run.watch = watch.clone();
+        // Before the first destructive step: the context and Dockerfile readable, the
+        // references valid, the builder there, the registry accepting the credentials.
+        preflight::run(run, &engine, &spec, credentials.as_ref()).await?;
         // Cheap checks before anything destructive: the engine has answered and the
         // credentials are resolved; a Dockerfile the lint stops must not cost a deleted byte.
         stage(run, Stage::Lint, async |run| lint::run(run, &spec)).await?;

@@ -27,6 +27,9 @@ mod remote;
 mod sibling;
 mod simulate;
 mod tidy;
+mod trust;
+mod trust_move;
+mod trust_preflight;
 mod workflows;
 
 /// The fixer's image builds (dockerfile_fix, dockerfile_fix_cases), one at a time: the CI
@@ -54,6 +57,9 @@ fn main() -> ExitCode {
         sibling::TESTS,
         simulate::TESTS,
         tidy::TESTS,
+        trust::TESTS,
+        trust_move::TESTS,
+        trust_preflight::TESTS,
         workflows::TESTS,
     ])
 }

@@ -15,6 +15,7 @@ pub(crate) mod free;
 pub(crate) mod inspect;
 pub(crate) mod lint;
 pub mod place;
+pub(crate) mod preflight;
 pub(crate) mod push;
 pub(crate) mod smoke;
 

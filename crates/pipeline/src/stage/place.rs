@@ -317,6 +317,9 @@ async fn restart(
             bail!("free: {what}: {e}");
         }
     };
+    if let Some(m) = &moved.recovered {
+        run.reporter.note(Stage::Free, m);
+    }
     report.restarted = true;
     report.seconds = moved.seconds;
     if let Some(st) = &mut report.store {
@@ -395,6 +398,10 @@ pub(crate) fn candidates(s: &Settings, usage: &FsUsage) -> Vec<Candidate> {
 /// Why the engine may not be restarted here (for a move or a store switch), when it may
 /// not.
 async fn restart_blocked(s: &Settings, engine: &Engine) -> Option<String> {
+    // daemon.json must be replaceable, or the move would be refused after all.
+    if let Err(why) = headroom_disk::check_replaceable(&daemon_config(s.root.as_deref())) {
+        return Some(why);
+    }
     if s.engine_service.is_none() {
         return Some(if s.root.is_some() {
             "under --root, the simulated engine's service must be given \
@@ -422,6 +429,25 @@ async fn restart_blocked(s: &Settings, engine: &Engine) -> Option<String> {
         Ok(_) => None,
         Err(e) => Some(format!("the engine's containers could not be listed: {e}")),
     }
+}
+
+/// Finish or roll back a data-root move that a killed run left halfway (its journal beside
+/// `daemon.json`), before anything asks the engine: it may be stopped.
+pub(crate) async fn recover(run: &mut Run<'_>) -> Result<()> {
+    let s = run.settings;
+    let config = daemon_config(s.root.as_deref());
+    if relocate::Journal::read(&config)?.is_none() {
+        return Ok(());
+    }
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let endpoint = headroom_docker::engine::resolve_endpoint(&env)?;
+    match relocate::recover(&config, &endpoint, Duration::from_secs(90)).await? {
+        relocate::Recovered::Nothing => {}
+        relocate::Recovered::Completed(m) | relocate::Recovered::RolledBack(m) => {
+            run.reporter.note(Stage::Free, &m);
+        }
+    }
+    Ok(())
 }
 
 /// The new data root, when placement moved it.
