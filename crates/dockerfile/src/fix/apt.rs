@@ -34,6 +34,10 @@ pub(super) fn apt_use(cmd: &Cmd, script: &str) -> Option<AptUse> {
         return lists.then_some(AptUse::Removes);
     }
     let sh = cmd.shell();
+    if sh.cleans_apt_lists() {
+        // `find /var/lib/apt/lists … -delete`, `apt-get dist-clean`.
+        return Some(AptUse::Removes);
+    }
     match sh.program()? {
         "apt-get" | "apt" | "aptitude" => match sh.subcommand() {
             Some("update") => Some(AptUse::Update),
@@ -41,8 +45,34 @@ pub(super) fn apt_use(cmd: &Cmd, script: &str) -> Option<AptUse> {
             _ => Some(AptUse::Needs),
         },
         "apt-cache" | "apt-file" | "add-apt-repository" => Some(AptUse::Needs),
-        _ => None,
+        // Any other command that names the lists (or a directory above them) reads them
+        // by name: `ls /var/lib/apt/lists`, `tar -c /var/lib/apt`, `cp -a / /rootfs`.
+        _ => cmd
+            .words
+            .iter()
+            .skip(1)
+            .chain(&cmd.redirects)
+            .any(|w| names_the_lists(&w.text))
+            .then_some(AptUse::Needs),
     }
+}
+
+/// Whether a word names apt's lists or a directory that holds them.
+fn names_the_lists(word: &str) -> bool {
+    const LISTS: &str = "/var/lib/apt/lists";
+    let path = word.rsplit_once('=').map_or(word, |(_, v)| v);
+    word.contains(LISTS)
+        || (path.starts_with('/')
+            && matches!(
+                path.trim_end_matches('/'),
+                "" | "/var" | "/var/lib" | "/var/lib/apt"
+            ))
+}
+
+/// apt-get, apt or aptitude, read by [`apt_use`] (whose `None` means: a subcommand that
+/// does not read the lists, `clean`, `remove`, …).
+fn is_apt_front_end(cmd: &Cmd) -> bool {
+    matches!(cmd.shell().program(), Some("apt-get" | "apt" | "aptitude"))
 }
 
 /// What the commands of `script` (its text `text`) do to the package lists, in order;
@@ -75,7 +105,7 @@ pub(super) fn script_apt_uses(
         }
         if let Some(u) = apt_use(cmd, text) {
             out.push(u);
-        } else if shell::opaque(cmd, copied) {
+        } else if !is_apt_front_end(cmd) && shell::opaque(cmd, copied) {
             out.push(AptUse::May);
         }
     }

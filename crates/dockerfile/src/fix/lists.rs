@@ -53,7 +53,7 @@ impl Planner<'_> {
         for s in (0..self.stages.len()).rev() {
             let (range, base) = &self.stages[s];
             let Some(base) = *base else { continue };
-            let own = self.onbuild_needs_lists.get(s).copied().unwrap_or(true)
+            let own = self.needs_lists_after.get(s).copied().unwrap_or(true)
                 || range
                     .clone()
                     .flat_map(|i| self.apt_uses(i, plan))
@@ -96,7 +96,7 @@ impl Planner<'_> {
                 .next();
             if next.is_some_and(AptUse::reads)
                 || self
-                    .onbuild_needs_lists
+                    .needs_lists_after
                     .get(run.stage)
                     .copied()
                     .unwrap_or(true)
