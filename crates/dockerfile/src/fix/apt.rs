@@ -16,12 +16,15 @@ pub(super) enum AptUse {
     Removes,
     /// Code that cannot be seen (a script, `bash -c`, `xargs`, …): may read them.
     May,
+    /// Another program that names them (`ls /var/lib/apt/lists`, `cp -a / …`): reads them,
+    /// but is no place for their cleanup (that would be a cleanup in a later layer).
+    Named,
 }
 
 impl AptUse {
     /// Reads the lists (or may): they must still be there.
     pub(super) fn reads(self) -> bool {
-        matches!(self, AptUse::Needs | AptUse::May)
+        matches!(self, AptUse::Needs | AptUse::May | AptUse::Named)
     }
 }
 
@@ -47,13 +50,15 @@ pub(super) fn apt_use(cmd: &Cmd, script: &str) -> Option<AptUse> {
         "apt-cache" | "apt-file" | "add-apt-repository" => Some(AptUse::Needs),
         // Any other command that names the lists (or a directory above them) reads them
         // by name: `ls /var/lib/apt/lists`, `tar -c /var/lib/apt`, `cp -a / /rootfs`.
+        // (`cd /` and `mkdir -p /var/lib/apt/lists/partial` do not read them.)
+        "cd" | "pushd" | "mkdir" => None,
         _ => cmd
             .words
             .iter()
             .skip(1)
             .chain(&cmd.redirects)
             .any(|w| names_the_lists(&w.text))
-            .then_some(AptUse::Needs),
+            .then_some(AptUse::Named),
     }
 }
 

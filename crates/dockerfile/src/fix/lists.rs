@@ -83,8 +83,11 @@ impl Planner<'_> {
             };
             // Code that cannot be seen after the last apt command: it may need the lists
             // (and so would the same RUN once joined with a later one).
+            // Nor after a command that names them: once RUNs are joined, the cleanup would
+            // go after it where, apart, it would not (the fix must be idempotent).
             if uses[last..].contains(&AptUse::Removes)
                 || uses[last..].contains(&AptUse::May)
+                || uses[last..].contains(&AptUse::Named)
                 || !run.joinable()
                 || run.mounts.iter().any(|m| m.covers("/var/lib/apt/lists"))
             {

@@ -12,7 +12,8 @@
 //! # Code map
 //!
 //! [`lint`] and [`lint_with_fixes`] walk the stages (`stage.rs`: ENV, ONBUILD, COPY and ADD,
-//! and the stage's shape: `DL3059`, `HR004`, `HR006`; `HR007`, about the context, is here).
+//! and the stage's shape: `DL3059`, `HR004`, `HR006`, `HR008`; `HR007`, about the context,
+//! is here).
 //! Each RUN is read once (`run.rs`) and checked by `packages.rs` (the package managers'
 //! rules and `HR003`) and `leftovers.rs` (`HR001`, `HR005`). A check's finding is a `Raw`
 //! (`raw.rs`); `ignore.rs` drops the ignored ones, and the rest are made whole here: the

@@ -1,7 +1,8 @@
 //! The walk through one stage: ENV and ONBUILD, what COPY and ADD bring, each RUN given to
 //! the package checks (`packages.rs`) and to the tracking of what it leaves behind
 //! (`leftovers.rs`); and the rules about the stage's shape: `DL3059` (consecutive RUNs),
-//! `HR004` (`COPY .` before the dependencies), `HR006` (too many layers).
+//! `HR004` (`COPY .` before the dependencies), `HR006` (too many layers), `HR008`
+//! (`chown -R`/`chmod -R` over what a COPY added).
 
 use std::collections::BTreeMap;
 
