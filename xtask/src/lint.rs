@@ -20,9 +20,9 @@ use headroom_pipeline::render;
 /// Lint Dockerfiles for layer and cache problems.
 ///
 /// Rules: hadolint's DL3059, DL3009, DL3015, DL3042, DL3019, DL3032, DL3036, DL3040, DL3060
-/// (same ids, same meaning) and headroom's HR001-HR007 (cleanup in a later layer, apt-get
+/// (same ids, same meaning) and headroom's HR001-HR008 (cleanup in a later layer, apt-get
 /// update alone, one package per install, COPY . before the install, download and extract
-/// in different layers, too many layers, no .dockerignore). Ignore with
+/// in different layers, too many layers, no .dockerignore, chown -R over copied files). Ignore with
 /// `# hadolint ignore=ID` or `# headroom ignore=ID` above an instruction, or in headroom.toml:
 /// [lint] ignore = [..], fail_on = "error", max_layers = 12, [lint.severity] ID = "warning".
 ///

@@ -26,6 +26,7 @@ headroom_tests::tests! {
     apt_lists_stay_for_a_later_bash_c_install needs Docker;
     apt_lists_stay_for_a_later_script needs Docker;
     apt_lists_stay_for_an_onbuild_trigger needs Docker;
+    apt_lists_stay_for_wrappers_consumers_entrypoints_and_readers_by_name needs Docker;
     a_literal_backslash_ending_a_script_under_the_backtick_escape_is_kept needs Docker;
     a_windows_base_named_through_an_arg_gets_no_posix_rewrite needs Docker;
     a_base_of_unknown_os_gets_no_posix_rewrite needs Docker;
@@ -56,13 +57,17 @@ enum Outcome {
 }
 
 fn build(dockerfile: &Path, image: &str, base: &str) -> (Outcome, String) {
+    let text = std::fs::read_to_string(dockerfile).unwrap();
+    // The classic builder has no `RUN --mount`: such a file is built with the engine's
+    // BuildKit (no `# syntax=` line, so nothing is pulled).
+    let buildkit = if text.contains("--mount=") { "1" } else { "0" };
     let out = Command::new("docker")
         .args(["build", "--quiet", "--force-rm", "--tag", image])
         .arg("--file")
         .arg(dockerfile)
         .args(["--build-arg", &format!("BASE={base}")])
         .arg(cases().join("context"))
-        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_BUILDKIT", buildkit)
         .output()
         .unwrap();
     let log = format!(
@@ -73,7 +78,16 @@ fn build(dockerfile: &Path, image: &str, base: &str) -> (Outcome, String) {
     if !out.status.success() {
         return (Outcome::Failed, log);
     }
-    (Outcome::Built(files(image)), log)
+    let mut built = files(image);
+    if text.contains("\nENTRYPOINT") {
+        // What the image does when it runs is part of what it is.
+        let run = Command::new("docker")
+            .args(["run", "--rm", "--network", "none", image])
+            .output()
+            .unwrap();
+        built.push_str(&format!("entrypoint: {}\n", run.status));
+    }
+    (Outcome::Built(built), log)
 }
 
 /// Every file under /out of `image`: path, type, size, mode and a digest of its contents.
@@ -218,6 +232,32 @@ fn apt_lists_stay_for_a_later_script() {
 
 fn apt_lists_stay_for_an_onbuild_trigger() {
     check_files("apt-lists-onbuild", &["tree"]);
+}
+
+/// An install behind a wrapper the fixer does not know (`nice -n 5`), a stage that copies
+/// the lists (`COPY --from`) or mounts them (`RUN --mount=from=…`), an ENTRYPOINT that reads
+/// them when the image runs, a later `ls` of them: as fixed, each builds (and runs) as
+/// written, and the lists stay where the fix would have broken it.
+fn apt_lists_stay_for_wrappers_consumers_entrypoints_and_readers_by_name() {
+    for (name, files) in [
+        ("apt-lists-wrapper", &[][..]),
+        ("apt-lists-copy-from", &["tree"][..]),
+        ("apt-lists-mount-from", &["tree"][..]),
+        ("apt-lists-entrypoint", &[][..]),
+        ("apt-lists-read-by-name", &["count"][..]),
+    ] {
+        let (_, fixed) = check_files(name, files);
+        let df = headroom_dockerfile::parse(&fixed).unwrap();
+        let first_install = df
+            .instructions
+            .iter()
+            .find(|i| i.original.contains("--no-install-recommends hello"))
+            .unwrap();
+        assert!(
+            !first_install.original.contains("/var/lib/apt/lists"),
+            "{name}: the lists go in the RUN that fetched them:\n{fixed}"
+        );
+    }
 }
 
 fn a_literal_backslash_ending_a_script_under_the_backtick_escape_is_kept() {

@@ -20,6 +20,7 @@ mod image;
 mod inspect;
 mod lint;
 mod lint_fix;
+mod lint_hadolint_specs;
 mod lint_validation;
 mod matrix;
 mod relocate;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
         inspect::TESTS,
         lint::TESTS,
         lint_fix::TESTS,
+        lint_hadolint_specs::TESTS,
         lint_validation::TESTS,
         matrix::TESTS,
         relocate::TESTS,

@@ -16,12 +16,15 @@ pub(super) enum AptUse {
     Removes,
     /// Code that cannot be seen (a script, `bash -c`, `xargs`, …): may read them.
     May,
+    /// Another program that names them (`ls /var/lib/apt/lists`, `cp -a / …`): reads them,
+    /// but is no place for their cleanup (that would be a cleanup in a later layer).
+    Named,
 }
 
 impl AptUse {
     /// Reads the lists (or may): they must still be there.
     pub(super) fn reads(self) -> bool {
-        matches!(self, AptUse::Needs | AptUse::May)
+        matches!(self, AptUse::Needs | AptUse::May | AptUse::Named)
     }
 }
 
@@ -34,6 +37,10 @@ pub(super) fn apt_use(cmd: &Cmd, script: &str) -> Option<AptUse> {
         return lists.then_some(AptUse::Removes);
     }
     let sh = cmd.shell();
+    if sh.cleans_apt_lists() {
+        // `find /var/lib/apt/lists … -delete`, `apt-get dist-clean`.
+        return Some(AptUse::Removes);
+    }
     match sh.program()? {
         "apt-get" | "apt" | "aptitude" => match sh.subcommand() {
             Some("update") => Some(AptUse::Update),
@@ -41,8 +48,36 @@ pub(super) fn apt_use(cmd: &Cmd, script: &str) -> Option<AptUse> {
             _ => Some(AptUse::Needs),
         },
         "apt-cache" | "apt-file" | "add-apt-repository" => Some(AptUse::Needs),
-        _ => None,
+        // Any other command that names the lists (or a directory above them) reads them
+        // by name: `ls /var/lib/apt/lists`, `tar -c /var/lib/apt`, `cp -a / /rootfs`.
+        // (`cd /` and `mkdir -p /var/lib/apt/lists/partial` do not read them.)
+        "cd" | "pushd" | "mkdir" => None,
+        _ => cmd
+            .words
+            .iter()
+            .skip(1)
+            .chain(&cmd.redirects)
+            .any(|w| names_the_lists(&w.text))
+            .then_some(AptUse::Named),
     }
+}
+
+/// Whether a word names apt's lists or a directory that holds them.
+fn names_the_lists(word: &str) -> bool {
+    const LISTS: &str = "/var/lib/apt/lists";
+    let path = word.rsplit_once('=').map_or(word, |(_, v)| v);
+    word.contains(LISTS)
+        || (path.starts_with('/')
+            && matches!(
+                path.trim_end_matches('/'),
+                "" | "/var" | "/var/lib" | "/var/lib/apt"
+            ))
+}
+
+/// apt-get, apt or aptitude, read by [`apt_use`] (whose `None` means: a subcommand that
+/// does not read the lists, `clean`, `remove`, …).
+fn is_apt_front_end(cmd: &Cmd) -> bool {
+    matches!(cmd.shell().program(), Some("apt-get" | "apt" | "aptitude"))
 }
 
 /// What the commands of `script` (its text `text`) do to the package lists, in order;
@@ -75,7 +110,7 @@ pub(super) fn script_apt_uses(
         }
         if let Some(u) = apt_use(cmd, text) {
             out.push(u);
-        } else if shell::opaque(cmd, copied) {
+        } else if !is_apt_front_end(cmd) && shell::opaque(cmd, copied) {
             out.push(AptUse::May);
         }
     }

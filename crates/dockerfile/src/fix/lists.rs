@@ -53,7 +53,7 @@ impl Planner<'_> {
         for s in (0..self.stages.len()).rev() {
             let (range, base) = &self.stages[s];
             let Some(base) = *base else { continue };
-            let own = self.onbuild_needs_lists.get(s).copied().unwrap_or(true)
+            let own = self.needs_lists_after.get(s).copied().unwrap_or(true)
                 || range
                     .clone()
                     .flat_map(|i| self.apt_uses(i, plan))
@@ -83,8 +83,11 @@ impl Planner<'_> {
             };
             // Code that cannot be seen after the last apt command: it may need the lists
             // (and so would the same RUN once joined with a later one).
+            // Nor after a command that names them: once RUNs are joined, the cleanup would
+            // go after it where, apart, it would not (the fix must be idempotent).
             if uses[last..].contains(&AptUse::Removes)
                 || uses[last..].contains(&AptUse::May)
+                || uses[last..].contains(&AptUse::Named)
                 || !run.joinable()
                 || run.mounts.iter().any(|m| m.covers("/var/lib/apt/lists"))
             {
@@ -96,7 +99,7 @@ impl Planner<'_> {
                 .next();
             if next.is_some_and(AptUse::reads)
                 || self
-                    .onbuild_needs_lists
+                    .needs_lists_after
                     .get(run.stage)
                     .copied()
                     .unwrap_or(true)

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use super::apt::AptUse;
+use super::apt::{AptUse, apt_use};
 use super::cleanup::{Cache, cleanup_of};
 use super::plan::{Plan, Planner};
 use crate::ast::Keyword;
 use crate::rules::FixId;
-use crate::shell::Script;
+use crate::shell::{self, Script};
 
 impl Planner<'_> {
     /// The RUN a cleanup of `cache` in RUN `c` belongs in: the last RUN before it in the
@@ -23,7 +23,18 @@ impl Planner<'_> {
                 continue;
             }
             if let Some(r) = self.runs.get(&i) {
-                if cache.used_by(&r.uses) {
+                let apt = *cache == Cache::Apt;
+                let uses = if apt {
+                    self.apt_uses(i, &Plan::default())
+                } else {
+                    Vec::new()
+                };
+                // A RUN that may run apt where it cannot be seen may need the lists.
+                if uses.contains(&AptUse::May) {
+                    return None;
+                }
+                // One that reads them by name (`cp -a / /rootfs`) uses them.
+                if cache.used_by(&r.uses) || uses.iter().any(|u| u.reads()) {
                     let fits = r.joinable()
                         && !cache
                             .paths()
@@ -33,11 +44,6 @@ impl Planner<'_> {
                     return fits.then_some(i);
                 }
                 if cache.disturbed_by(inst, &r.uses) {
-                    return None;
-                }
-                // A RUN that may run apt where it cannot be seen may need the lists.
-                if *cache == Cache::Apt && self.apt_uses(i, &Plan::default()).contains(&AptUse::May)
-                {
                     return None;
                 }
             } else if cache.disturbed_by(inst, &inst.original) {
@@ -63,10 +69,16 @@ impl Planner<'_> {
                 };
                 // The cleanup is already where the data is made when a command before it
                 // in the same RUN uses the cache.
+                // So is it when a command before it may run apt where it cannot be seen (as
+                // a RUN between the maker and the cleanup keeps it in place, see `maker`).
                 let earlier_use = |cache: &Cache| {
-                    run.script.cmds[..k]
-                        .iter()
-                        .any(|e| cleanup_of(e, text).is_none() && cache.used_by(run.raw(e)))
+                    run.script.cmds[..k].iter().any(|e| {
+                        cleanup_of(e, text).is_none()
+                            && (cache.used_by(run.raw(e))
+                                || (*cache == Cache::Apt
+                                    && (shell::opaque(e, &|n| self.copied.contains(n))
+                                        || apt_use(e, text).is_some_and(AptUse::reads))))
+                    })
                 };
                 let mut by_maker: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
                 let mut all = true;

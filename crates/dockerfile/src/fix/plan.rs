@@ -57,9 +57,11 @@ pub(super) struct Planner<'a> {
     /// File names a COPY or ADD brings in (sources and destinations, without their
     /// directories): run as programs, what they do cannot be seen.
     pub(super) copied: BTreeSet<String>,
-    /// Per stage: an ONBUILD trigger in it may read the package lists (in the image built
-    /// on this one, after everything here).
-    pub(super) onbuild_needs_lists: Vec<bool>,
+    /// Per stage: something after its last instruction may read the package lists: an
+    /// ONBUILD trigger (in the image built on this one), a stage that copies or mounts its
+    /// files (`COPY --from`, `RUN --mount=from=…`) from a path that may hold them, or the
+    /// image's ENTRYPOINT or CMD (its own or inherited) running apt.
+    pub(super) needs_lists_after: Vec<bool>,
 }
 
 impl<'a> Planner<'a> {
@@ -147,6 +149,7 @@ impl<'a> Planner<'a> {
                     })
             })
             .collect();
+        let needs_lists_after = later_readers(df, &all, onbuild_needs_lists);
         Planner {
             src,
             df,
@@ -155,9 +158,101 @@ impl<'a> Planner<'a> {
             stages,
             nl,
             copied,
-            onbuild_needs_lists,
+            needs_lists_after,
         }
     }
+}
+
+/// [`Planner::needs_lists_after`]: `onbuild` (per stage, its ONBUILD triggers may read the
+/// lists) and the stages that read a stage's files and the ENTRYPOINTs and CMDs that run apt.
+fn later_readers(df: &Dockerfile, stages: &[crate::Stage], onbuild: Vec<bool>) -> Vec<bool> {
+    let mut needs = onbuild;
+    needs.resize(stages.len(), true);
+    let mut mark = |reference: &str, path: &str| {
+        if let crate::StageRef::Stage(s) = df.resolve_stage(reference)
+            && may_hold_lists(path)
+            && let Some(slot) = needs.get_mut(s)
+        {
+            *slot = true;
+        }
+    };
+    // Runs apt at run time, per stage (inherited by the stages built on it).
+    let mut runs_apt: Vec<bool> = Vec::with_capacity(stages.len());
+    for s in stages {
+        let mut own = s
+            .base_stage
+            .and_then(|b| runs_apt.get(b).copied())
+            .unwrap_or(false);
+        for inst in df
+            .instructions
+            .get(s.instructions.clone())
+            .unwrap_or_default()
+        {
+            match inst.keyword {
+                Keyword::Copy | Keyword::Add => {
+                    if let Some(from) = inst.flag("from").and_then(|f| f.value.as_deref()) {
+                        let words = inst.words();
+                        for w in words
+                            .get(..words.len().saturating_sub(1))
+                            .unwrap_or_default()
+                        {
+                            mark(from, &w.text);
+                        }
+                    }
+                }
+                Keyword::Run => {
+                    for m in inst.flags_named("mount").filter_map(|f| f.value.as_deref()) {
+                        let kv = |key: &[&str]| {
+                            m.split(',').find_map(|p| {
+                                p.split_once('=')
+                                    .filter(|(k, _)| key.contains(&k.trim()))
+                                    .map(|(_, v)| v.trim())
+                            })
+                        };
+                        if let Some(from) = kv(&["from"]) {
+                            mark(from, kv(&["source", "src"]).unwrap_or("/"));
+                        }
+                    }
+                }
+                Keyword::Entrypoint | Keyword::Cmd => {
+                    // The last one counts; an apt front end among its commands reads the lists.
+                    let text = match inst.exec() {
+                        Some(words) => words
+                            .iter()
+                            .map(|w| w.text.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        None => inst.shell().map(|w| w.text.clone()).unwrap_or_default(),
+                    };
+                    let script = shell::read(&text);
+                    own = script_apt_uses(&script, &text, &|_| false, &|_| false)
+                        .iter()
+                        .any(|u| matches!(u, AptUse::Update | AptUse::Needs))
+                        || shell::commands(&text)
+                            .iter()
+                            .any(|c| c.args().iter().any(|a| a.contains("apt-get")));
+                }
+                _ => {}
+            }
+        }
+        runs_apt.push(own);
+    }
+    for (slot, apt) in needs.iter_mut().zip(runs_apt) {
+        *slot |= apt;
+    }
+    needs
+}
+
+/// Whether a path copied or mounted from a stage may hold apt's lists: a directory above
+/// them or a path in them, or one whose value cannot be known here (`$VAR`, a glob).
+fn may_hold_lists(path: &str) -> bool {
+    const LISTS: &str = "/var/lib/apt/lists";
+    if path.contains(['$', '*', '?', '[']) {
+        return true;
+    }
+    let abs = format!("/{}", path.trim_start_matches("./").trim_start_matches('/'));
+    let abs = abs.trim_end_matches(['/', '.']);
+    abs.is_empty() || LISTS.starts_with(&format!("{abs}/")) || abs.starts_with(LISTS)
 }
 
 /// The ARGs declared before the first FROM, with their defaults: what a FROM line may use.

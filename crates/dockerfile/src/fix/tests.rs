@@ -564,10 +564,9 @@ fn the_engine_fixtures_are_fixed_as_the_engine_test_expects() {
         let f = sound(&read(name), &FixOptions::default());
         (f.before.final_stage.run, f.after.final_stage.run, ids(&f))
     };
-    assert_eq!(
-        runs("apt-split.Dockerfile"),
-        (4, 1, vec!["merge-runs", "apt-lists-cleanup"])
-    );
+    // `hello` and `tree`, run after the install, are programs the fixer does not know: they
+    // may run apt, so the lists stay.
+    assert_eq!(runs("apt-split.Dockerfile"), (4, 1, vec!["merge-runs"]));
     assert_eq!(
         runs("apt-late-cleanup.Dockerfile"),
         (3, 2, vec!["move-cleanup", "move-cleanup"])
@@ -748,4 +747,129 @@ fn apt_lists_stay_while_something_may_still_need_them() {
         &opts,
     );
     assert!(ids(&f).contains(&"apt-lists-cleanup"), "{}", f.text);
+}
+
+/// A command the fixer does not know may run apt: the lists stay before it, in the same RUN
+/// or a later one. Only a command on the allow-list (`shell/safe_commands.txt`) lets them go,
+/// and only when it does not name the lists.
+#[test]
+fn unknown_commands_after_apt_keep_the_lists() {
+    let adds_rm = |tail: &str| {
+        let src = format!(
+            "FROM debian\nRUN apt-get update && apt-get install -y --no-install-recommends curl{tail}\n"
+        );
+        let f = sound(&src, &FixOptions::default());
+        // In the RUN of the install (a later RUN that reads the lists may end with it).
+        let first = f.text.split("WORKDIR").next().unwrap_or_default();
+        first.contains("rm -rf /var/lib/apt/lists")
+    };
+    assert!(adds_rm(""));
+    assert!(adds_rm(" && mkdir -p /out && echo ok > /out/x"));
+    assert!(adds_rm("\nWORKDIR /w\nRUN ls /var/lib/dpkg > /out"));
+    for cmd in [
+        "nice -n 5 apt-get install -y tree",
+        "retry apt-get install -y tree",
+        "eatmydata apt-get install -y tree",
+        "ionice -c3 apt-get install -y tree",
+        "chronic apt-get install -y tree",
+        "setarch x86_64 apt-get install -y tree",
+        "doas apt-get install -y tree",
+        "numactl -N0 apt-get install -y tree",
+        "taskset -c 0 apt-get install -y tree",
+        "systemd-run apt-get install -y tree",
+        "cgexec -g cpu:x apt-get install -y tree",
+        "nala install -y tree",
+        "unattended-upgrade",
+        "my_function",
+        "$INSTALLER tree",
+        "\"$(which apt-get)\" install tree",
+        "awk 'BEGIN { system(\"apt-get install -y tree\") }'",
+        "\"$APT\" install -y tree",
+    ] {
+        assert!(!adds_rm(&format!(" && {cmd}")), "removed before: {cmd}");
+        assert!(
+            !adds_rm(&format!("\nWORKDIR /w\nRUN {cmd}")),
+            "removed before a later RUN {cmd}"
+        );
+    }
+    // apt under a quoted or escaped name (read as apt: the cleanup may follow it in the same
+    // RUN), or the lists read by name, in a later RUN.
+    for cmd in [
+        "a\\pt-get install -y tree",
+        "'apt-get' install -y tree",
+        "ls /var/lib/apt/lists",
+        "tar -cf /l.tar /var/lib/apt",
+        "cp -a / /rootfs",
+        "find / -name '*Packages' -exec cat {} +",
+    ] {
+        assert!(
+            !adds_rm(&format!("\nWORKDIR /w\nRUN {cmd}")),
+            "removed before a later RUN {cmd}"
+        );
+    }
+}
+
+/// A stage whose files another stage copies or mounts, and an image whose ENTRYPOINT or CMD
+/// runs apt, keep the lists.
+#[test]
+fn consumers_and_apt_entrypoints_keep_the_lists() {
+    let install = "RUN apt-get update && apt-get install -y --no-install-recommends curl";
+    let removes = |src: &str| {
+        let f = sound(src, &FixOptions::default());
+        f.text.contains("rm -rf /var/lib/apt/lists")
+    };
+    // Control: a final stage alone gets the cleanup.
+    assert!(removes(&format!("FROM debian\n{install}\n")));
+    for (tail, keeps) in [
+        (
+            "FROM debian\nCOPY --from=base /var/lib/apt/lists /l\n",
+            true,
+        ),
+        ("FROM debian\nCOPY --from=base / /rootfs\n", true),
+        ("FROM debian\nCOPY --from=0 var/lib /x\n", true),
+        (
+            "FROM debian\nCOPY --from=base /usr/bin/curl /usr/bin/\n",
+            false,
+        ),
+        (
+            "FROM debian\nRUN --mount=from=base,target=/b ls /b/var/lib/apt/lists\n",
+            true,
+        ),
+        (
+            "FROM debian\nRUN --mount=type=bind,from=base,source=/var/lib/apt,target=/b ls /b\n",
+            true,
+        ),
+        (
+            "FROM debian\nRUN --mount=type=bind,from=base,source=/usr/bin,target=/b ls /b\n",
+            false,
+        ),
+    ] {
+        let src = format!("FROM debian AS base\n{install}\n{tail}");
+        let f = sound(&src, &FixOptions::default());
+        let first = f.text.split("\nFROM debian\n").next().unwrap_or_default();
+        assert_eq!(
+            !first.contains("rm -rf /var/lib/apt/lists"),
+            keeps,
+            "{src}\n->\n{}",
+            f.text
+        );
+    }
+    for entry in [
+        "ENTRYPOINT [\"apt-get\", \"install\", \"-y\"]",
+        "CMD apt-get install -y tree && tree",
+        "ENTRYPOINT [\"sh\", \"-c\", \"apt-get install -y tree\"]",
+    ] {
+        assert!(
+            !removes(&format!("FROM debian\n{install}\n{entry}\n")),
+            "{entry}"
+        );
+        // Inherited by a stage built on it.
+        assert!(
+            !removes(&format!("FROM debian AS a\n{entry}\nFROM a\n{install}\n")),
+            "{entry}, inherited"
+        );
+    }
+    assert!(removes(&format!(
+        "FROM debian\n{install}\nCMD [\"curl\", \"--version\"]\n"
+    )));
 }

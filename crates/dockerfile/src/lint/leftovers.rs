@@ -61,7 +61,7 @@ pub(super) fn record_made(
     made: &mut Vec<Made>,
 ) {
     let line = run.inst.line;
-    if run.any(|c| c.is_apt("update")) && !run.removes("/var/lib/apt/lists") {
+    if run.any(|c| c.is_apt("update")) && !run.any(Command::cleans_apt_lists) {
         add_made(
             made,
             Made::new(
@@ -127,11 +127,16 @@ pub(super) fn record_made(
     }
 }
 
+/// The file a download writes: `curl -o F` / `--output F` / `-fsSLo F`, `curl -O URL` (the
+/// URL's last part, in the working directory), `wget -O F` / `--output-document=F`, and a
+/// plain `wget URL` (the URL's last part). Not standard output, not `/dev/null`.
 pub(super) fn download_target(c: &Command) -> Option<String> {
     let args = c.args();
-    let flag_value = |flags: &[&str]| {
+    // The value of an option: `-o F`, `--output=F`, or a short cluster ending in the option
+    // (`-fsSLo F`).
+    let flag_value = |long: &[&str], short: char| {
         args.iter().enumerate().find_map(|(i, a)| {
-            for f in flags {
+            for f in long {
                 if a == f {
                     return args.get(i + 1).cloned();
                 }
@@ -139,15 +144,54 @@ pub(super) fn download_target(c: &Command) -> Option<String> {
                     return Some(v.to_string());
                 }
             }
-            None
+            // `-o F`, `-fsSLo F`, `-qO-`, `-OF`: the value follows the option letter, or is
+            // the next word.
+            let opts = a.strip_prefix('-').filter(|o| !o.starts_with('-'))?;
+            let at = opts.find(short)?;
+            if !opts[..at].chars().all(|c| c.is_ascii_alphabetic()) {
+                return None;
+            }
+            match &opts[at + 1..] {
+                "" => args.get(i + 1).cloned(),
+                rest => Some(rest.to_string()),
+            }
         })
     };
+    let url_name = || {
+        let url = args.iter().find(|a| a.contains("://"))?;
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        let name = path
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty() && !path.ends_with("//"))?;
+        (!name.contains(['$', '`'])).then(|| name.to_string())
+    };
     let file = match c.program()? {
-        "curl" => flag_value(&["-o", "--output"]),
-        "wget" => flag_value(&["-O", "--output-document"]),
+        "curl" => flag_value(&["--output"], 'o').or_else(|| {
+            args.iter()
+                .any(|a| {
+                    a == "--remote-name"
+                        || (a.starts_with('-')
+                            && !a.starts_with("--")
+                            && a.contains('O')
+                            && a[1..].chars().all(|c| c.is_ascii_alphabetic()))
+                })
+                .then(url_name)
+                .flatten()
+        }),
+        "wget" => {
+            let to_dir = args
+                .iter()
+                .any(|a| a == "-P" || a.starts_with("--directory-prefix"));
+            match flag_value(&["--output-document"], 'O') {
+                Some(f) => Some(f),
+                None if !to_dir => url_name(),
+                None => None,
+            }
+        }
         _ => None,
     }?;
-    (file.starts_with('/') && file != "/dev/null" && file != "-").then_some(file)
+    (file != "/dev/null" && file != "-" && !file.is_empty()).then_some(file)
 }
 
 /// HR001 and HR005: a RUN cleaning up (or extracting) what an earlier RUN made.

@@ -12,7 +12,8 @@
 //! # Code map
 //!
 //! [`lint`] and [`lint_with_fixes`] walk the stages (`stage.rs`: ENV, ONBUILD, COPY and ADD,
-//! and the stage's shape: `DL3059`, `HR004`, `HR006`; `HR007`, about the context, is here).
+//! and the stage's shape: `DL3059`, `HR004`, `HR006`, `HR008`; `HR007`, about the context,
+//! is here).
 //! Each RUN is read once (`run.rs`) and checked by `packages.rs` (the package managers'
 //! rules and `HR003`) and `leftovers.rs` (`HR001`, `HR005`). A check's finding is a `Raw`
 //! (`raw.rs`); `ignore.rs` drops the ignored ones, and the rest are made whole here: the
@@ -31,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::ast::{Dockerfile, Instruction};
+use crate::ast::{Dockerfile, Instruction, Keyword};
 use crate::diagnostic::{Applicability, Fix};
 use crate::fix::{self, Fixes};
 use raw::Raw;
@@ -122,6 +123,23 @@ fn check(df: &Dockerfile, options: &LintOptions) -> Vec<Raw> {
     let mut stage_env: Vec<BTreeMap<String, String>> = Vec::new();
     // ENV set by ONBUILD triggers, which only other ONBUILD triggers see (as in hadolint).
     let mut onbuild_env: BTreeMap<String, String> = BTreeMap::new();
+    // Instructions before the first FROM other than ARG (no build accepts them, but hadolint
+    // lints them as a stage of their own, and so does its test suite): a stage with no base,
+    // the final one when the file has no FROM.
+    let first_from = stages.first().map_or(df.instructions.len(), |s| s.from);
+    let prefix: Vec<&Instruction> = df.instructions[..first_from].iter().collect();
+    if prefix.iter().any(|i| i.keyword != Keyword::Arg) {
+        let last = stages.is_empty();
+        stage::check_stage(
+            &prefix,
+            &mut BTreeMap::new(),
+            &mut onbuild_env,
+            last,
+            last,
+            options.max_layers,
+            &mut raw,
+        );
+    }
     for (n, stage) in stages.iter().enumerate() {
         let mut env = stage
             .base_stage

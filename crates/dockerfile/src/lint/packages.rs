@@ -15,6 +15,72 @@ pub(super) fn apt_runs(c: &Command, sub: &str) -> bool {
     matches!(c.program(), Some("apt-get" | "apt" | "aptitude")) && c.args().iter().any(|a| a == sub)
 }
 
+/// A package manager whose cache an install leaves in the layer unless a cleanup follows it
+/// in the same RUN (hadolint's DL3032, DL3036, DL3040): what installs, what cleans, which
+/// removals count as a cleanup, which cache or tmpfs mounts keep the cache out of the layer.
+struct Cleanup {
+    id: &'static str,
+    program: &'static str,
+    /// Subcommands (anywhere among the arguments, as hadolint matches them) that install.
+    install: &'static [&'static str],
+    /// Subcommands that clean, when they come after the install.
+    clean: &'static [&'static str],
+    /// `rm -r` of a path starting with one of these, after the install, cleans.
+    cache: &'static [&'static str],
+    /// A `type=cache` or `type=tmpfs` mount whose target holds one of these.
+    mounts: &'static [&'static str],
+}
+
+const DNF_INSTALL: &[&str] = &[
+    "install",
+    "in",
+    "groupinstall",
+    "localinstall",
+    "upgrade",
+    "up",
+    "upgrade-minimal",
+    "up-min",
+    "reinstall",
+    "rei",
+];
+const DNF_CACHE: &[&str] = &["/var/cache/dnf", "/var/cache/yum", "/var/cache/libdnf5"];
+const DNF_MOUNTS: &[&str] = &["/var/cache/libdnf5", ".cache/libdnf5", "/var/cache/dnf"];
+
+static CLEANUPS: &[Cleanup] = &[
+    Cleanup {
+        id: "DL3032",
+        program: "yum",
+        install: &["install", "groupinstall", "localinstall"],
+        clean: &["clean"],
+        cache: &["/var/cache/yum"],
+        mounts: &["/var/cache/yum"],
+    },
+    Cleanup {
+        id: "DL3036",
+        program: "zypper",
+        install: &["install", "in"],
+        clean: &["clean", "cc"],
+        cache: &[],
+        mounts: &["/var/cache/zypp"],
+    },
+    Cleanup {
+        id: "DL3040",
+        program: "dnf",
+        install: DNF_INSTALL,
+        clean: &["clean"],
+        cache: DNF_CACHE,
+        mounts: DNF_MOUNTS,
+    },
+    Cleanup {
+        id: "DL3040",
+        program: "microdnf",
+        install: DNF_INSTALL,
+        clean: &["clean"],
+        cache: DNF_CACHE,
+        mounts: DNF_MOUNTS,
+    },
+];
+
 /// The checks that look at one RUN alone.
 pub(super) fn check_run(
     run: &Run<'_>,
@@ -28,7 +94,7 @@ pub(super) fn check_run(
     // documentation writes it), keeps them out of the layer.
     let lists_mounted = run.cache_mount_on("/var/lib/apt/lists")
         || (run.cache_mount_on("/var/lib/apt") && run.cache_mount_on("/var/cache/apt"));
-    if updates && lists_matter && !run.removes("/var/lib/apt/lists") && !lists_mounted {
+    if updates && lists_matter && !run.any(Command::cleans_apt_lists) && !lists_mounted {
         out.push(Raw::at(
             "DL3009",
             inst,
@@ -62,21 +128,7 @@ pub(super) fn check_run(
                 "apt-get install without --no-install-recommends".into(),
             ));
         }
-        if c.pip_args()
-            .is_some_and(|a| a.iter().any(|w| w == "install"))
-            && !c
-                .pip_args()
-                .is_some_and(|a| a.iter().any(|w| w == "--no-cache-dir"))
-            && !env.get("PIP_NO_CACHE_DIR").is_some_and(|v| truthy(v))
-            && !sets_pip_no_cache_dir(run)
-            && !run.cache_mount_on(".cache/pip")
-        {
-            out.push(Raw::at(
-                "DL3042",
-                inst,
-                "pip install without --no-cache-dir: pip's cache stays in this layer".into(),
-            ));
-        }
+        pip_cache(run, c, env, out);
         if c.program() == Some("apk")
             && has(c, &["add"])
             && !c.has_any(&["--no-cache"])
@@ -84,52 +136,30 @@ pub(super) fn check_run(
         {
             out.push(Raw::at("DL3019", inst, "apk add without --no-cache".into()));
         }
-        for (program, install, clean, cache, id) in [
-            (
-                "yum",
-                &["install", "groupinstall", "localinstall"][..],
-                &["clean"][..],
-                &["/var/cache/yum"][..],
-                "DL3032",
-            ),
-            (
-                "zypper",
-                &["install", "in"][..],
-                &["clean", "cc"][..],
-                &[][..],
-                "DL3036",
-            ),
-            (
-                "dnf",
-                &["install", "groupinstall", "localinstall"][..],
-                &["clean"][..],
-                &["/var/cache/dnf", "/var/cache/yum"][..],
-                "DL3040",
-            ),
-            (
-                "microdnf",
-                &["install"][..],
-                &["clean"][..],
-                &["/var/cache/dnf", "/var/cache/yum"][..],
-                "DL3040",
-            ),
-        ] {
-            if c.program() == Some(program)
-                && has(c, install)
+        for m in CLEANUPS {
+            if c.program() == Some(m.program)
+                && has(c, m.install)
+                && !m.mounts.iter().any(|dir| run.cache_mount_on(dir))
                 && !later.iter().any(|o| {
-                    (o.program() == Some(program)
-                        && o.subcommand().is_some_and(|s| clean.contains(&s)))
-                        || cache.iter().any(|dir| removes(o, dir))
+                    (o.program() == Some(m.program)
+                        && o.subcommand().is_some_and(|s| m.clean.contains(&s)))
+                        || m.cache.iter().any(|dir| removes(o, dir))
                 })
             {
                 out.push(Raw::at(
-                    id,
+                    m.id,
                     inst,
-                    format!("{program} install without `{program} clean` after it in the same RUN"),
+                    format!(
+                        "{} install without `{} clean` after it in the same RUN",
+                        m.program, m.program
+                    ),
                 ));
             }
         }
-        if c.program() == Some("yarn")
+        // As hadolint: only in a stage that ends up in the image (the last, or one a later
+        // FROM builds on).
+        if lists_matter
+            && c.program() == Some("yarn")
             && (has(c, &["install"]) || c.subcommand().is_none())
             && !later.iter().any(|o| {
                 o.program() == Some("yarn")
@@ -144,8 +174,31 @@ pub(super) fn check_run(
             ));
         }
     }
+    for c in &run.substituted {
+        pip_cache(run, c, env, out);
+    }
     // HR005 within one RUN is fine (download and extract together); across RUNs it is
     // found by the cleanup tracking below.
+}
+
+/// DL3042: `c`, a command of `run` (or of a substitution in it), installs with pip and
+/// keeps pip's cache.
+fn pip_cache(run: &Run<'_>, c: &Command, env: &BTreeMap<String, String>, out: &mut Vec<Raw>) {
+    if c.pip_args()
+        .is_some_and(|a| a.iter().any(|w| w == "install"))
+        && !c
+            .pip_args()
+            .is_some_and(|a| a.iter().any(|w| w == "--no-cache-dir"))
+        && !env.get("PIP_NO_CACHE_DIR").is_some_and(|v| truthy(v))
+        && !sets_pip_no_cache_dir(run)
+        && !run.cache_mount_on(".cache/pip")
+    {
+        out.push(Raw::at(
+            "DL3042",
+            run.inst,
+            "pip install without --no-cache-dir: pip's cache stays in this layer".into(),
+        ));
+    }
 }
 
 /// `PIP_NO_CACHE_DIR=<truthy>` anywhere in the RUN: before a command, after `env`, `export`.

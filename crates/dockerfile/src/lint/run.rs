@@ -15,6 +15,9 @@ pub(super) struct Run<'a> {
     pub(super) lists_unread: bool,
     /// `--mount` values, for cache-mount exemptions.
     pub(super) mounts: Vec<String>,
+    /// The commands inside its `$( … )` and backquoted substitutions, at any depth: they
+    /// run too (`pip` inside `$( … )` still fills pip's cache).
+    pub(super) substituted: Vec<Command>,
 }
 
 impl<'a> Run<'a> {
@@ -42,8 +45,11 @@ impl<'a> Run<'a> {
             let text = words.join(" ");
             (shell::commands(&text), lists_unread_after_update(&text))
         };
+        let mut substituted = Vec::new();
+        substituted_commands(&commands, 0, &mut substituted);
         Some(Run {
             inst,
+            substituted,
             commands,
             lists_unread,
             mounts: inst
@@ -71,6 +77,23 @@ impl<'a> Run<'a> {
     /// `rm -r…` of a path starting with `prefix`.
     pub(super) fn removes(&self, prefix: &str) -> bool {
         self.commands.iter().any(|c| removes(c, prefix))
+    }
+}
+
+/// The commands of the substitutions in the words of `commands`, and of theirs (a few levels
+/// deep: a script cannot nest them without bound in a Dockerfile line anyway).
+fn substituted_commands(commands: &[Command], depth: usize, out: &mut Vec<Command>) {
+    if depth > 8 {
+        return;
+    }
+    for c in commands {
+        for w in c.assignments.iter().chain(&c.words) {
+            for script in shell::substitutions(w) {
+                let inner = shell::commands(script);
+                substituted_commands(&inner, depth + 1, out);
+                out.extend(inner);
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The walk through one stage: ENV and ONBUILD, what COPY and ADD bring, each RUN given to
 //! the package checks (`packages.rs`) and to the tracking of what it leaves behind
 //! (`leftovers.rs`); and the rules about the stage's shape: `DL3059` (consecutive RUNs),
-//! `HR004` (`COPY .` before the dependencies), `HR006` (too many layers).
+//! `HR004` (`COPY .` before the dependencies), `HR006` (too many layers), `HR008`
+//! (`chown -R`/`chmod -R` over what a COPY added).
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,10 @@ pub(super) fn check_stage(
     let mut context_copied: Option<usize> = None;
     let mut layers = 0usize;
     let mut run_index = 0usize;
+    // The working directory (absolute, as far as it is known) and what each COPY or ADD
+    // added: (line, absolute destination).
+    let mut workdir = String::from("/");
+    let mut copied: Vec<(usize, String)> = Vec::new();
     for inst in body {
         match inst.keyword {
             Keyword::Env => {
@@ -56,6 +61,9 @@ pub(super) fn check_stage(
                     .filter(|w| !w.starts_with("<<"))
                     .collect();
                 let sources = words.split_last().map(|(_, s)| s).unwrap_or_default();
+                if let Some(dest) = words.last() {
+                    copied.push((inst.line, absolute(&workdir, dest)));
+                }
                 if inst.flag("from").is_none()
                     && sources.iter().any(|s| matches!(*s, "." | "./" | "*"))
                     && context_copied.is_none()
@@ -89,6 +97,7 @@ pub(super) fn check_stage(
                     continue;
                 };
                 check_run(&run, env, lists_matter, out);
+                check_recursive_owner(&run, &workdir, &copied, out);
                 // hadolint counts every simple command twice (the command and its redirection
                 // wrapper) against a limit of 2: only single-command RUNs are merged.
                 if let Some(prev) = &previous_run
@@ -122,6 +131,12 @@ pub(super) fn check_stage(
                 }
                 previous_run = Some(run);
                 run_index += 1;
+            }
+            Keyword::Workdir => {
+                if let Some(w) = inst.words().first() {
+                    workdir = absolute(&workdir, &w.text);
+                }
+                previous_run = None;
             }
             _ => previous_run = None,
         }
@@ -208,4 +223,74 @@ pub(super) fn installs_dependencies(c: &Command) -> bool {
                 )
                 | (Some("uv"), Some("sync" | "pip"))
         )
+}
+
+/// `path` made absolute against the working directory `dir`, without a trailing `/`.
+fn absolute(dir: &str, path: &str) -> String {
+    let joined = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!(
+            "{}/{}",
+            dir.trim_end_matches('/'),
+            path.trim_start_matches("./")
+        )
+    };
+    let trimmed = joined.trim_end_matches(['/', '.']);
+    if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// HR008: `chown -R` / `chmod -R` over files a COPY or ADD of the stage added (the path, a
+/// directory above it, or one inside it): each file is copied up into the RUN's layer.
+fn check_recursive_owner(
+    run: &Run<'_>,
+    workdir: &str,
+    copied: &[(usize, String)],
+    out: &mut Vec<Raw>,
+) {
+    let within = |a: &str, b: &str| a == b || b == "/" || a.starts_with(&format!("{b}/"));
+    for c in &run.commands {
+        let Some(program @ ("chown" | "chmod")) = c.program() else {
+            continue;
+        };
+        let recursive = c.args().iter().any(|a| {
+            a == "--recursive"
+                || a.strip_prefix('-')
+                    .is_some_and(|o| !o.starts_with('-') && o.contains('R'))
+        });
+        if !recursive {
+            continue;
+        }
+        // After the owner or mode: the paths.
+        let operands = c.operands_all();
+        for path in operands.iter().skip(1) {
+            if path.contains(['$', '`', '*']) {
+                continue;
+            }
+            let path = absolute(workdir, path);
+            if let Some((line, dest)) = copied
+                .iter()
+                .rev()
+                .find(|(_, d)| within(d, &path) || within(&path, d))
+            {
+                let flag = if program == "chown" {
+                    "--chown"
+                } else {
+                    "--chmod"
+                };
+                out.push(Raw::at(
+                    "HR008",
+                    run.inst,
+                    format!(
+                        "`{program} -R {path}` rewrites what the COPY on line {line} put in {dest}: the files are in the image twice (use `COPY {flag}`)"
+                    ),
+                ));
+                return;
+            }
+        }
+    }
 }

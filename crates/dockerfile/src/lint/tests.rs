@@ -408,3 +408,104 @@ fn findings_carry_the_fix_that_answers_them() {
         linted.fixes
     );
 }
+
+#[test]
+fn lists_cleaned_by_find_or_dist_clean_are_not_dl3009() {
+    for clean in [
+        "find /var/lib/apt/lists -type f -delete",
+        "find /var/lib/apt/lists/ -mindepth 1 -delete",
+        "apt-get dist-clean",
+    ] {
+        let src =
+            format!("FROM debian\nRUN apt-get update && apt-get install -y curl && {clean}\n");
+        assert!(!has(&src, "DL3009"), "{clean}: {:?}", ids(&src));
+    }
+    // Finding without deleting is no cleanup.
+    assert!(has(
+        "FROM debian\nRUN apt-get update && apt-get install -y curl && find /var/lib/apt/lists\n",
+        "DL3009"
+    ));
+}
+
+#[test]
+fn pip_inside_a_command_substitution_is_dl3042() {
+    assert!(has(
+        "FROM python\nRUN echo \"$(pip install requests)\"\n",
+        "DL3042"
+    ));
+    assert!(has(
+        "FROM python\nRUN x=`pip3 install six` && echo $x\n",
+        "DL3042"
+    ));
+    assert!(!has(
+        "FROM python\nRUN echo \"$(pip install --no-cache-dir requests)\"\n",
+        "DL3042"
+    ));
+}
+
+#[test]
+fn instructions_before_any_from_are_linted_as_hadolint_does() {
+    assert!(has(
+        "RUN apt-get update && apt-get install -y curl\n",
+        "DL3009"
+    ));
+    assert!(has("RUN dnf -y upgrade-minimal\n", "DL3040"));
+    assert!(!has(
+        "RUN --mount=type=cache,target=/var/cache/zypp zypper install -y mariadb\n",
+        "DL3036"
+    ));
+    // Global ARGs alone are no stage.
+    assert!(ids("ARG A=1\nFROM debian\n").is_empty());
+}
+
+#[test]
+fn the_naive_download_in_three_layers_is_hr005_and_hr001() {
+    let hr = |src: &str| -> Vec<(&'static str, usize)> {
+        ids(src)
+            .into_iter()
+            .filter(|(id, _)| id.starts_with("HR"))
+            .collect()
+    };
+    for download in [
+        "wget https://e.org/tool-1.0.tar.gz",
+        "wget -q https://e.org/tool-1.0.tar.gz?x=1",
+        "curl -fsSLO https://e.org/tool-1.0.tar.gz",
+        "curl -fsSLo tool-1.0.tar.gz https://e.org/t",
+        "curl -fsSL -o tool-1.0.tar.gz https://e.org/t",
+        "curl --output=tool-1.0.tar.gz https://e.org/t",
+        "wget -Otool-1.0.tar.gz https://e.org/t",
+    ] {
+        let src = format!(
+            "FROM a\nRUN {download}\nRUN tar xzf tool-1.0.tar.gz -C /opt\nRUN rm tool-1.0.tar.gz\n"
+        );
+        assert_eq!(hr(&src), [("HR005", 3), ("HR001", 4)], "{download}");
+    }
+    // Streamed, or downloaded, extracted and removed in one RUN: nothing stays.
+    for ok in [
+        "RUN wget -qO- https://e.org/tool.tar.gz | tar xz -C /opt\nRUN rm -rf /opt/x\n",
+        "RUN curl -fsSL https://e.org/tool.tar.gz | tar xz\nRUN tar czf /b.tgz /opt\n",
+        "RUN wget https://e.org/t.tgz && tar xzf t.tgz && rm t.tgz\nRUN tar xzf t.tgz\n",
+    ] {
+        assert_eq!(hr(&format!("FROM a\n{ok}")), [], "{ok}");
+    }
+}
+
+#[test]
+fn recursive_chown_or_chmod_over_copied_files_is_hr008() {
+    let found = |src: &str| has(src, "HR008");
+    assert!(found("FROM a\nCOPY . /app\nRUN chown -R app:app /app\n"));
+    assert!(found(
+        "FROM a\nWORKDIR /app\nCOPY src/ ./src/\nRUN chmod -R a+rX src\n"
+    ));
+    assert!(found("FROM a\nCOPY x /opt/x/\nRUN chown -Rh 1000 /opt\n"));
+    assert!(found(
+        "FROM a\nCOPY . /app\nRUN pip install . && chown --recursive u /app/data\n"
+    ));
+    // Not recursive, not over what was copied, or a value that cannot be known.
+    assert!(!found("FROM a\nCOPY . /app\nRUN chown app /app\n"));
+    assert!(!found(
+        "FROM a\nCOPY . /app\nRUN chown -R app /var/log/app\n"
+    ));
+    assert!(!found("FROM a\nCOPY . /app\nRUN chown -R app $DIR\n"));
+    assert!(!found("FROM a\nRUN mkdir /data && chown -R app /data\n"));
+}

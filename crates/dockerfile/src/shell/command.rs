@@ -143,6 +143,23 @@ impl Command {
             .collect()
     }
 
+    /// Removes apt's package lists: `rm` of a path under `/var/lib/apt/lists`, `find` from
+    /// there with `-delete`, or `apt-get dist-clean` (apt 2.7 and later: `clean` and the
+    /// lists).
+    pub fn cleans_apt_lists(&self) -> bool {
+        const LISTS: &str = "/var/lib/apt/lists";
+        let under = |p: &str| p.starts_with(LISTS);
+        match self.program() {
+            Some("rm") => self.operands_all().into_iter().any(under),
+            Some("find") => {
+                self.args().first().is_some_and(|p| under(p))
+                    && self.args().iter().any(|a| a == "-delete")
+            }
+            Some("apt-get" | "apt") => self.subcommand() == Some("dist-clean"),
+            _ => false,
+        }
+    }
+
     /// `rm` with a recursive option.
     pub fn is_rm(&self) -> bool {
         self.program() == Some("rm")

@@ -99,72 +99,34 @@ pub(super) fn mentions_errexit(script: &str) -> bool {
     })
 }
 
-/// Whether a command runs code that cannot be seen from here, so that it may do anything
-/// (run apt, need its lists): another shell or interpreter, `xargs`, `eval`, `find -exec`,
-/// a script (by path, by its extension, or a program that `copied` names: files a COPY or
-/// ADD of the Dockerfile brings in), or a program whose name is computed.
+/// The commands that cannot run a package manager (`safe_commands.txt`, one a line).
+const SAFE_COMMANDS: &str = include_str!("safe_commands.txt");
+
+/// Whether `name` is on the allow-list of commands that cannot run a package manager.
+pub(crate) fn known_safe(name: &str) -> bool {
+    use std::collections::BTreeSet;
+    use std::sync::OnceLock;
+    static SAFE: OnceLock<BTreeSet<&'static str>> = OnceLock::new();
+    SAFE.get_or_init(|| {
+        SAFE_COMMANDS
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
+    .contains(name)
+}
+
+/// Whether a command may run code that cannot be seen from here, and so may do anything (run
+/// apt, need its lists). Unknown means "may": only a program on the allow-list of commands
+/// that cannot run a package manager ([`known_safe`]) is known not to, and then only when it
+/// is named plainly (no `$`, no directory outside the system's), no COPY or ADD of the
+/// Dockerfile brings in a file of its name (`copied`), and its arguments run nothing
+/// (`find -exec`, awk's `system` or pipes). pip is known too: a package installer that does
+/// not run apt, and so are `python -m venv|ensurepip|compileall`.
 pub(crate) fn opaque(cmd: &Cmd, copied: &dyn Fn(&str) -> bool) -> bool {
-    const RUNNERS: &[&str] = &[
-        "sh",
-        "bash",
-        "dash",
-        "zsh",
-        "ksh",
-        "mksh",
-        "ash",
-        "busybox",
-        "eval",
-        ".",
-        "source",
-        "xargs",
-        "parallel",
-        "su",
-        "runuser",
-        "chroot",
-        "timeout",
-        "stdbuf",
-        "setsid",
-        "flock",
-        "watch",
-        "time",
-        "strace",
-        "script",
-        "make",
-        "gmake",
-        "fakeroot",
-        "unshare",
-        "nsenter",
-        "gosu",
-        "su-exec",
-        "tini",
-        "dumb-init",
-        "xvfb-run",
-        "python",
-        "python2",
-        "python3",
-        "perl",
-        "ruby",
-        "node",
-        "php",
-        "lua",
-        "Rscript",
-        "tclsh",
-        "expect",
-        "run-parts",
-        "dpkg-reconfigure",
-        "debconf",
-        "ansible",
-        "ansible-playbook",
-        "salt-call",
-        "puppet",
-        "chef-solo",
-        "invoke-rc.d",
-        "service",
-        "systemctl",
-    ];
     let sh = cmd.shell();
     if sh.pip_args().is_some() {
-        // pip, and `python -m pip`: a package installer that does not run apt.
         return false;
     }
     let words = sh.effective_words();
@@ -174,27 +136,26 @@ pub(crate) fn opaque(cmd: &Cmd, copied: &dyn Fn(&str) -> bool) -> bool {
     };
     let name = first.rsplit('/').next().unwrap_or(first);
     if name.starts_with("python") {
-        // `python -m venv|ensurepip|compileall`: known modules.
         let m = words.iter().position(|w| w == "-m");
-        if m.and_then(|i| words.get(i + 1))
-            .is_some_and(|m| matches!(m.as_str(), "venv" | "ensurepip" | "compileall"))
-        {
-            return false;
-        }
-        return true;
+        return !m
+            .and_then(|i| words.get(i + 1))
+            .is_some_and(|m| matches!(m.as_str(), "venv" | "ensurepip" | "compileall"));
     }
     let system = ["/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/"]
         .iter()
         .any(|d| first.strip_prefix(d).is_some_and(|r| !r.contains('/')));
-    first.contains(['$', '`'])
-        || RUNNERS.contains(&name)
-        || (first.contains('/') && !system)
-        || [".sh", ".bash", ".py", ".pl", ".rb", ".js"]
+    let runs_commands = match name {
+        "find" => words
             .iter()
-            .any(|e| name.ends_with(e))
-        || (name == "find"
-            && words
-                .iter()
-                .any(|w| matches!(w.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir")))
+            .any(|w| matches!(w.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir")),
+        "awk" | "gawk" | "mawk" => words[1..]
+            .iter()
+            .any(|w| w.contains("system") || w.contains('|')),
+        _ => false,
+    };
+    !known_safe(name)
+        || first.contains(['$', '`'])
+        || (first.contains('/') && !system)
+        || runs_commands
         || copied(name)
 }
