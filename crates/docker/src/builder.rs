@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::Endpoint;
+
 /// What a builder is, as `docker buildx inspect` and `docker buildx du` tell it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuilderFacts {
@@ -47,12 +49,20 @@ impl BuilderFacts {
     }
 }
 
-/// `docker buildx` against `host` (the engine's `DOCKER_HOST`) with `args`.
-fn buildx(host: &str, args: &[&str]) -> Result<String, String> {
+/// The docker CLI pointed at `endpoint`, as the buildx backend points it (TLS files too).
+fn docker(endpoint: &Endpoint, args: &[&str]) -> duct::Expression {
+    let mut cmd = duct::cmd("docker", args).env_remove("DOCKER_CONTEXT");
+    for (k, v) in endpoint.cli_env() {
+        cmd = cmd.env(k, v);
+    }
+    cmd
+}
+
+/// `docker buildx` against `endpoint` with `args`.
+fn buildx(endpoint: &Endpoint, args: &[&str]) -> Result<String, String> {
     let mut all = vec!["buildx"];
     all.extend_from_slice(args);
-    let out = duct::cmd("docker", &all)
-        .env("DOCKER_HOST", host)
+    let out = docker(endpoint, &all)
         .stdin_null()
         .stderr_to_stdout()
         .stdout_capture()
@@ -71,35 +81,35 @@ fn buildx(host: &str, args: &[&str]) -> Result<String, String> {
 }
 
 /// The builder `name` (`None`: the one buildx would use, `BUILDX_BUILDER` or the current
-/// one), on the engine at `host`.
-pub fn inspect(name: Option<&str>, host: &str) -> Result<BuilderFacts, String> {
+/// one), on the engine at `endpoint`.
+pub fn inspect(name: Option<&str>, endpoint: &Endpoint) -> Result<BuilderFacts, String> {
     let mut args = vec!["inspect"];
     args.extend(name);
-    let text = buildx(host, &args)?;
+    let text = buildx(endpoint, &args)?;
     let mut facts = parse_inspect(&text);
     if facts.driver == "docker-container"
         && let Some(node) = &facts.node
     {
         let volume = format!("buildx_buildkit_{node}_state");
-        facts.state_dir = duct::cmd(
-            "docker",
-            ["volume", "inspect", "--format", "{{.Mountpoint}}", &volume],
+        // Its directory is read only where the engine is this machine's.
+        facts.state_dir = docker(
+            endpoint,
+            &["volume", "inspect", "--format", "{{.Mountpoint}}", &volume],
         )
-        .env("DOCKER_HOST", host)
         .stderr_null()
         .read()
         .ok()
         .map(|d| PathBuf::from(d.trim()))
-        .filter(|d| d.is_dir());
+        .filter(|d| endpoint.is_local() && d.is_dir());
         facts.state_volume = Some(volume);
     }
-    measure(&mut facts, host);
+    measure(&mut facts, endpoint);
     Ok(facts)
 }
 
 /// Read the state's size again (after a build, after a prune).
-pub fn measure(facts: &mut BuilderFacts, host: &str) {
-    facts.du_bytes = buildx(host, &["du", "--builder", &facts.name])
+pub fn measure(facts: &mut BuilderFacts, endpoint: &Endpoint) {
+    facts.du_bytes = buildx(endpoint, &["du", "--builder", &facts.name])
         .ok()
         .and_then(|t| parse_du_total(&t));
     facts.state_bytes = facts.state_dir.as_ref().map(|d| {
@@ -111,8 +121,8 @@ pub fn measure(facts: &mut BuilderFacts, host: &str) {
 
 /// Free the builder's state: `docker buildx prune --all --force`. Its images are in the
 /// registry by then; what goes is BuildKit's snapshots, blobs and cache.
-pub fn prune(name: &str, host: &str) -> Result<(), String> {
-    buildx(host, &["prune", "--builder", name, "--all", "--force"]).map(|_| ())
+pub fn prune(name: &str, endpoint: &Endpoint) -> Result<(), String> {
+    buildx(endpoint, &["prune", "--builder", name, "--all", "--force"]).map(|_| ())
 }
 
 /// `docker buildx inspect`'s text: the name, the driver, the first node, the GC policy.

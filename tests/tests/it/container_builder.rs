@@ -75,6 +75,7 @@ impl Fixture {
                     min_free_space: 1_000_000_000,
                 }),
                 docker_config: None,
+                docker_host: None,
             },
         )
         .unwrap();

@@ -45,6 +45,12 @@ pub(crate) async fn run(
     let guard = background.zip(watch).filter(|(bg, _)| bg.freeing());
     let (result, stops) =
         build_keeping_floor(engine, backend, spec, &on_event, guard, reporter, &steps).await?;
+    // The route's end (the builder's state freed, the image pulled) is watched too: its
+    // peak is the build's.
+    let routed = match &result {
+        Ok(outcome) => super::output::finish(run, engine, spec, outcome, credentials).await,
+        Err(_) => Ok(()),
+    };
     let timeline = watchers.stop(run, engine).await;
     run.report.disk.build_stops = stops;
     if let Some(t) = &timeline {
@@ -52,7 +58,7 @@ pub(crate) async fn run(
     }
     match result {
         Ok(outcome) => {
-            super::output::finish(run, engine, spec, &outcome, credentials).await?;
+            routed?;
             record_image(run, engine, spec, outcome).await;
             Ok(Outcome::Passed)
         }

@@ -9,7 +9,7 @@ use headroom_disk::format_size;
 use headroom_docker::auth::Credentials;
 use headroom_docker::build::{Backend, BuildOutcome, BuildSpec, Output};
 use headroom_docker::builder::{self, BuilderFacts};
-use headroom_docker::engine::Engine;
+use headroom_docker::engine::{Endpoint, Engine};
 
 use super::Stage;
 use super::context::Run;
@@ -30,8 +30,8 @@ pub(crate) async fn prepare(
         Backend::Engine => None,
         Backend::Buildx => {
             let name = spec.builder.clone();
-            let host = engine.endpoint.host.clone();
-            match tokio::task::spawn_blocking(move || builder::inspect(name.as_deref(), &host))
+            let endpoint = engine.endpoint.clone();
+            match tokio::task::spawn_blocking(move || builder::inspect(name.as_deref(), &endpoint))
                 .await
                 .context("reading the builder")?
             {
@@ -131,9 +131,9 @@ async fn finish_route(
     report: &mut BuilderReport,
     credentials: Option<&Credentials>,
 ) -> Result<()> {
-    let host = engine.endpoint.host.clone();
+    let endpoint = &engine.endpoint;
     if let Some(f) = report.facts.clone() {
-        let f = remeasure(f, &host).await?;
+        let f = remeasure(f, endpoint).await?;
         report.state_after_build_bytes = f.bytes();
         report.facts = Some(f);
     }
@@ -150,12 +150,12 @@ async fn finish_route(
         && let Some(f) = report.facts.clone()
     {
         let name = f.name.clone();
-        let h = host.clone();
-        tokio::task::spawn_blocking(move || builder::prune(&name, &h))
+        let e = endpoint.clone();
+        tokio::task::spawn_blocking(move || builder::prune(&name, &e))
             .await
             .context("pruning the builder")?
             .map_err(|e| anyhow!("freeing the builder's state after the push: {e}"))?;
-        let f = remeasure(f, &host).await?;
+        let f = remeasure(f, endpoint).await?;
         report.pruned = true;
         report.state_after_prune_bytes = f.bytes();
         run.reporter.note(
@@ -183,10 +183,10 @@ async fn finish_route(
     Ok(())
 }
 
-async fn remeasure(mut f: BuilderFacts, host: &str) -> Result<BuilderFacts> {
-    let host = host.to_string();
+async fn remeasure(mut f: BuilderFacts, endpoint: &Endpoint) -> Result<BuilderFacts> {
+    let endpoint = endpoint.clone();
     tokio::task::spawn_blocking(move || {
-        builder::measure(&mut f, &host);
+        builder::measure(&mut f, &endpoint);
         f
     })
     .await
