@@ -17,6 +17,8 @@
 //!   deterministic tar, streamed);
 //! - [`build`]: one interface, two backends (files in `image_build/`: `spec`, `outcome`,
 //!   `engine` for the Engine API, `buildx` for `docker buildx build`);
+//! - [`builder`]: the buildx builder a build runs on (driver, state and its size, GC
+//!   policy), and freeing its state after a push;
 //! - [`tags`]: tags and OCI labels from git;
 //! - [`auth`]: registry credentials as the Docker CLI finds them (`auth/`: `config`,
 //!   `helper`, `registry`, `credentials`, `error`, `secret`);
@@ -33,6 +35,7 @@ pub mod auth;
 // folder for build output.
 #[path = "image_build/mod.rs"]
 pub mod build;
+pub mod builder;
 pub mod context;
 pub mod diagnose;
 pub mod engine;

@@ -257,23 +257,7 @@ async fn push_attempt(
     credentials: Option<&Credentials>,
     progress: &dyn PushProgress,
 ) -> Result<String, String> {
-    let creds = credentials.map(|c| {
-        if c.is_identity_token() {
-            // `docker login` with a token stores it under the username `<token>`.
-            DockerCredentials {
-                identitytoken: Some(c.password.expose().to_string()),
-                serveraddress: Some(c.server.clone()),
-                ..Default::default()
-            }
-        } else {
-            DockerCredentials {
-                username: Some(c.username.clone()),
-                password: Some(c.password.expose().to_string()),
-                serveraddress: Some(c.server.clone()),
-                ..Default::default()
-            }
-        }
-    });
+    let creds = credentials.map(engine_credentials);
     let options = PushImageOptionsBuilder::default().tag(tag).build();
     let mut stream = engine.docker.push_image(repo, Some(options), creds);
     let mut digest = None;
@@ -295,6 +279,56 @@ async fn push_attempt(
         }
     }
     digest.ok_or_else(|| "the engine reported no digest for the push".to_string())
+}
+
+/// The credentials as the Engine API takes them.
+fn engine_credentials(c: &Credentials) -> DockerCredentials {
+    if c.is_identity_token() {
+        // `docker login` with a token stores it under the username `<token>`.
+        DockerCredentials {
+            identitytoken: Some(c.password.expose().to_string()),
+            serveraddress: Some(c.server.clone()),
+            ..Default::default()
+        }
+    } else {
+        DockerCredentials {
+            username: Some(c.username.clone()),
+            password: Some(c.password.expose().to_string()),
+            serveraddress: Some(c.server.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Pull `reference` into the engine (what a builder pushed, for the stages that need the
+/// image here), with the push's credentials; errors never hold the password.
+pub async fn pull(
+    engine: &Engine,
+    reference: &str,
+    credentials: Option<&Credentials>,
+) -> Result<(), String> {
+    let (repo, tag) = split_reference(reference);
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+        .from_image(&repo)
+        .tag(&tag)
+        .build();
+    let mut stream =
+        engine
+            .docker
+            .create_image(Some(options), None, credentials.map(engine_credentials));
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            let message = match e {
+                bollard::errors::Error::DockerStreamError { error } => error,
+                e => e.to_string(),
+            };
+            return Err(format!(
+                "pulling {reference}: {}",
+                scrub(&message, credentials)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `latest: digest: sha256:… size: 528` → `sha256:…`.

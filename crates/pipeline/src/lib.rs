@@ -59,6 +59,7 @@ pub mod policy;
 pub mod render;
 mod report;
 mod reporter;
+pub mod route;
 mod run;
 mod runner;
 pub mod settings;

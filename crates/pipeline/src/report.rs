@@ -32,6 +32,10 @@ pub struct Report {
     #[serde(default)]
     pub disk: DiskReport,
     pub build: Option<BuildOutcome>,
+    /// The builder (driver, state and its size, GC policy), the route the image took out of
+    /// it, and its cache warnings.
+    #[serde(default)]
+    pub builder: Option<crate::route::BuilderReport>,
     pub smoke: Option<SmokeReport>,
     /// The inspect stage's analysis and gate.
     pub inspect: Option<serde_json::Value>,
@@ -64,6 +68,7 @@ impl Default for Report {
             endpoint: None,
             disk: DiskReport::default(),
             build: None,
+            builder: None,
             smoke: None,
             inspect: None,
             diagnostics: None,

@@ -340,7 +340,15 @@ impl Pipeline {
         };
         let watch = watch.as_deref();
         let built = stage(run, Stage::Build, async |run| {
-            build::run(run, &engine, &spec, watch, background.as_ref()).await
+            build::run(
+                run,
+                &engine,
+                &spec,
+                watch,
+                background.as_ref(),
+                credentials.as_ref(),
+            )
+            .await
         })
         .await;
         if let Some(bg) = background {

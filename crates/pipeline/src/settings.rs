@@ -96,6 +96,15 @@ pub struct ImageArgs {
     /// Push the tags after a successful build and smoke test.
     #[arg(long)]
     pub push: bool,
+    /// Where the image goes from a builder apart from the engine: auto, load (--load),
+    /// push (straight from the builder), push-pull (push, free the builder's state, pull for
+    /// the smoke test) [default: `route` in the config, else auto].
+    #[arg(long, value_name = "ROUTE")]
+    pub route: Option<crate::route::RouteChoice>,
+    /// The Actions cache's budget: a type=gha,mode=max export whose last image took more
+    /// than half of it is made mode=min [default: `cache_budget` in the config, else 10G].
+    #[arg(long, value_name = "SIZE")]
+    pub cache_budget: Option<String>,
     /// Stages to skip (comma-separated): lint, free, build, inspect, smoke, push.
     #[arg(long, value_name = "STAGES", value_delimiter = ',')]
     pub skip: Vec<Stage>,
@@ -186,6 +195,10 @@ pub struct ImageConfig {
     #[serde(default)]
     pub secrets: Vec<String>,
     pub builder: Option<String>,
+    /// `--route`.
+    pub route: Option<crate::route::RouteChoice>,
+    /// `--cache-budget`.
+    pub cache_budget: Option<String>,
     pub provenance: Option<bool>,
     pub sbom: Option<bool>,
     #[serde(default)]
@@ -315,6 +328,12 @@ pub struct Settings {
     pub git_dirs: Vec<PathBuf>,
     pub backend: BackendChoice,
     pub push: bool,
+    /// Where the image goes from a container builder (`crate::route`).
+    pub route: crate::route::RouteChoice,
+    /// The Actions cache's budget in bytes.
+    pub cache_budget: u64,
+    /// The image's expected size: the last report's image.
+    pub expected_image_bytes: Option<u64>,
     pub skip: Vec<Stage>,
     pub report_path: PathBuf,
     /// `--password-stdin`'s password: `Debug` shows `***`.
@@ -383,12 +402,18 @@ impl Settings {
         let size = |flag: &str, v: &str| {
             parse_size(v).map_err(|e| ConfigError::new(flag, format!("{v:?}: {e}")))
         };
+        let last = Report::read(&report_path).ok();
+        let cache_budget = match (&args.cache_budget, &config.cache_budget) {
+            (Some(b), _) => size("--cache-budget", b)?,
+            (None, Some(b)) => size(&format!("{origin}: cache_budget"), b)?,
+            (None, None) => crate::route::ACTIONS_CACHE_BUDGET,
+        };
         let need = match (&args.need, &config.free.need) {
             (Some(n), _) => Some((size("--need", n)?, NeedSource::Given)),
             (None, Some(n)) => Some((size(&format!("{origin}: free.need"), n)?, NeedSource::Given)),
-            (None, None) => Report::read(&report_path)
-                .ok()
-                .and_then(|r| crate::policy::estimate_need(&r))
+            (None, None) => last
+                .as_ref()
+                .and_then(crate::policy::estimate_need)
                 .map(|n| (n, NeedSource::LastReport)),
         };
         let free_floor = match &args.free_floor {
@@ -445,6 +470,9 @@ impl Settings {
             git_dirs,
             backend: args.backend.or(config.backend).unwrap_or_default(),
             push: args.push,
+            route: args.route.or(config.route).unwrap_or_default(),
+            cache_budget,
+            expected_image_bytes: last.as_ref().and_then(|r| r.image.size_bytes),
             skip: args.skip.clone(),
             report_path,
             password,
@@ -685,6 +713,8 @@ fn build_spec(
         provenance: config.provenance,
         sbom: config.sbom,
         no_cache: args.no_cache,
+        // The build stage routes it (`stage::output`).
+        output: Default::default(),
         registry_logins: Vec::new(),
     })
 }

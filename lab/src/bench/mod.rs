@@ -6,6 +6,7 @@
 //! the records) is [`crate::harness`] and [`crate::report`], which import no benchmark.
 
 mod build;
+mod builder;
 mod free;
 mod image;
 mod inspect;
@@ -28,6 +29,7 @@ pub enum Bench {
     Lint(lint::LintBench),
     Build(build::BuildBench),
     Store(store::StoreBench),
+    Builder(builder::BuilderBench),
 }
 
 impl Bench {
@@ -40,6 +42,7 @@ impl Bench {
             Bench::Lint(bench) => bench.run(),
             Bench::Build(bench) => bench.run(),
             Bench::Store(bench) => bench.run(),
+            Bench::Builder(bench) => bench.run(),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct BuilderSpec {
     /// The Docker CLI's config directory (`DOCKER_CONFIG`) buildx keeps its builders in; `None`
     /// for the caller's own.
     pub docker_config: Option<PathBuf>,
+    /// The engine the builder runs on (`DOCKER_HOST`); `None` for the caller's own.
+    pub docker_host: Option<String>,
 }
 
 /// BuildKit's garbage collection limits for one worker.
@@ -48,6 +50,7 @@ pub struct GcLimits {
 pub struct ContainerBuilder {
     name: String,
     docker_config: Option<PathBuf>,
+    docker_host: Option<String>,
     config_file: PathBuf,
 }
 
@@ -55,7 +58,14 @@ impl ContainerBuilder {
     /// Create and start (`--bootstrap`) the builder `name`, its `buildkitd.toml` written in
     /// `dir`. The BuildKit image must be in the engine ([`ensure_buildkit_image`]).
     pub fn create(name: &str, dir: &Path, spec: &BuilderSpec) -> Result<ContainerBuilder> {
-        if !has_image(BUILDKIT_IMAGE) {
+        let has = match &spec.docker_host {
+            None => has_image(BUILDKIT_IMAGE),
+            Some(host) => cmd("docker", ["image", "inspect", BUILDKIT_IMAGE])
+                .env("DOCKER_HOST", host)
+                .stdout_null()
+                .succeeds(),
+        };
+        if !has {
             bail!(
                 "the engine has no {BUILDKIT_IMAGE}: load it (scripts/provision does, from \
                  ../shared/buildkit/ or a registry)"
@@ -68,6 +78,7 @@ impl ContainerBuilder {
         let builder = ContainerBuilder {
             name: name.to_string(),
             docker_config: spec.docker_config.clone(),
+            docker_host: spec.docker_host.clone(),
             config_file,
         };
         // A builder of this name left by a killed run goes first.
@@ -108,17 +119,15 @@ impl ContainerBuilder {
 
     /// The state volume's directory on the engine's data root.
     pub fn state_dir(&self) -> Result<PathBuf> {
-        let dir = cmd(
-            "docker",
-            [
+        let dir = self
+            .docker([
                 "volume",
                 "inspect",
                 "--format",
                 "{{.Mountpoint}}",
                 self.state_volume().as_str(),
-            ],
-        )
-        .read()?;
+            ])
+            .read()?;
         Ok(PathBuf::from(dir.trim()))
     }
 
@@ -130,9 +139,20 @@ impl ContainerBuilder {
     fn buildx<const N: usize>(&self, args: [&str; N]) -> crate::sh::Cmd {
         let mut all = vec!["buildx"];
         all.extend(args);
-        let mut c = cmd("docker", all);
+        self.docker(all)
+    }
+
+    /// The docker CLI for this builder's engine and config.
+    fn docker<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: impl IntoIterator<Item = S>,
+    ) -> crate::sh::Cmd {
+        let mut c = cmd("docker", args);
         if let Some(dir) = &self.docker_config {
             c = c.env("DOCKER_CONFIG", dir);
+        }
+        if let Some(host) = &self.docker_host {
+            c = c.env("DOCKER_HOST", host);
         }
         c
     }
@@ -140,12 +160,12 @@ impl ContainerBuilder {
     fn remove_quietly(&self) {
         let _ = self.buildx(["rm", "--force", self.name.as_str()]).output();
         // A builder that buildx no longer knows can still have left its container and volume.
-        let _ = cmd("docker", ["rm", "--force", self.container().as_str()]).output();
-        let _ = cmd(
-            "docker",
-            ["volume", "rm", "--force", self.state_volume().as_str()],
-        )
-        .output();
+        let _ = self
+            .docker(["rm", "--force", self.container().as_str()])
+            .output();
+        let _ = self
+            .docker(["volume", "rm", "--force", self.state_volume().as_str()])
+            .output();
     }
 }
 
@@ -226,6 +246,7 @@ mod tests {
                 min_free_space: 3,
             }),
             docker_config: None,
+            docker_host: None,
         };
         let text = buildkitd_toml(&spec);
         let doc: toml::Table = text.parse().expect("valid TOML");

@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 use std::sync::Mutex;
 
+mod container_builder;
 mod docker_image;
 mod docker_items;
 mod dockerfile_fix;
@@ -39,6 +40,7 @@ static BUILDS: Mutex<()> = Mutex::new(());
 
 fn main() -> ExitCode {
     headroom_tests::harness::main(&[
+        container_builder::TESTS,
         docker_image::TESTS,
         docker_items::TESTS,
         dockerfile_fix::TESTS,

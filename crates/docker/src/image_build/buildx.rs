@@ -10,7 +10,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::outcome::{BuildError, BuildEvent, BuildOutcome, BuildProgress, Tail};
-use super::spec::BuildSpec;
+use super::spec::{BuildSpec, Output};
 use crate::engine::Engine;
 
 /// Whether the `docker buildx` plugin answers.
@@ -80,7 +80,7 @@ pub fn buildx_args(spec: &BuildSpec, metadata: &std::path::Path) -> Vec<String> 
         pair("--cache-from", c.clone());
     }
     for c in &spec.cache_to {
-        pair("--cache-to", c.clone());
+        pair("--cache-to", cache_export(c));
     }
     if let Some(b) = &spec.builder {
         pair("--builder", b.clone());
@@ -94,12 +94,38 @@ pub fn buildx_args(spec: &BuildSpec, metadata: &std::path::Path) -> Vec<String> 
     if spec.no_cache {
         args.push("--no-cache".into());
     }
-    // Several platforms cannot be loaded into the engine's store; one can.
-    if spec.platforms.len() <= 1 {
-        args.push("--load".into());
+    match spec.output {
+        // Several platforms cannot be loaded into the engine's store; one can.
+        Output::Load if spec.platforms.len() <= 1 => args.push("--load".into()),
+        Output::Load => {}
+        Output::Push => args.push("--push".into()),
     }
     args.push(spec.context.display().to_string());
     args
+}
+
+/// A cache export as buildx is given it: `ignore-error=true` added unless the user set
+/// `ignore-error` (a cache that cannot be written must not fail a build whose image is
+/// done; the failure is reported as a warning instead). `type=inline` has no export of its
+/// own and is left as it is.
+pub fn cache_export(spec: &str) -> String {
+    let keys = spec
+        .split(',')
+        .map(|kv| kv.split('=').next().unwrap_or("").trim());
+    let mut inline = false;
+    for (i, kv) in spec.split(',').enumerate() {
+        inline |= kv.trim() == "type=inline" || (i == 0 && kv.trim() == "inline");
+    }
+    if inline || keys.clone().any(|k| k == "ignore-error") {
+        return spec.to_string();
+    }
+    format!("{spec},ignore-error=true")
+}
+
+/// Whether a BuildKit vertex is a cache export ("exporting cache to registry", "exporting
+/// to GitHub Actions Cache", …).
+fn is_cache_export(name: &str) -> bool {
+    name.starts_with("exporting") && name.to_ascii_lowercase().contains("cache")
 }
 
 /// One line of `--progress=rawjson`.
@@ -136,6 +162,8 @@ struct Buildx {
     reader: std::sync::Arc<duct::ReaderHandle>,
     dir: PathBuf,
     metadata: PathBuf,
+    /// The image goes to the registry (`--push`).
+    pushed: bool,
 }
 
 /// Kills the buildx child when the build is abandoned (a no-op once it has exited), and
@@ -190,6 +218,7 @@ fn start_buildx(
         reader: std::sync::Arc::new(reader),
         dir,
         metadata,
+        pushed: spec.output == Output::Push,
     })
 }
 
@@ -201,6 +230,7 @@ fn read_buildx(
         reader,
         dir,
         metadata,
+        pushed,
     } = started;
     let reader = &*reader;
     let mut tail = Tail::default();
@@ -258,11 +288,18 @@ fn read_buildx(
                     cached: true,
                 });
             }
+            let real = v
+                .error
+                .filter(|e| !e.is_empty() && !e.contains("context canceled"));
+            if let Some(e) = real.as_ref().filter(|_| is_cache_export(&v.name)) {
+                let warning = format!("{}: {e}", v.name);
+                if !outcome.cache_warnings.contains(&warning) {
+                    outcome.cache_warnings.push(warning);
+                }
+            }
             // Keep the first real error: later ones are usually "context canceled" echoes,
             // and some (a missing cache to import) do not fail the build at all.
-            if let Some(e) = v
-                .error
-                .filter(|e| !e.is_empty() && !e.contains("context canceled"))
+            if let Some(e) = real
                 && error.is_none()
             {
                 failing = Some(v.name.clone());
@@ -317,6 +354,10 @@ fn read_buildx(
     }
     outcome.image_id = meta["containerimage.config.digest"]
         .as_str()
+        .map(String::from);
+    outcome.pushed_digest = meta["containerimage.digest"]
+        .as_str()
+        .filter(|_| pushed)
         .map(String::from);
     outcome.last_lines = tail.take();
     Ok(outcome)

@@ -15,9 +15,9 @@ mod tests;
 
 use std::time::Instant;
 
-pub use buildx::{buildx_args, buildx_available, client_config};
+pub use buildx::{buildx_args, buildx_available, cache_export, client_config};
 pub use outcome::{BuildError, BuildEvent, BuildOutcome, BuildProgress, is_no_space};
-pub use spec::{Backend, BackendChoice, BuildSpec, SecretSpec, buildkit_syntax};
+pub use spec::{Backend, BackendChoice, BuildSpec, Output, SecretSpec, buildkit_syntax};
 
 use crate::engine::Engine;
 

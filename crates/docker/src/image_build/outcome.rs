@@ -36,6 +36,13 @@ pub struct BuildOutcome {
     pub cached_steps: u32,
     pub seconds: f64,
     pub last_lines: Vec<String>,
+    /// The digest the builder pushed (`--push`), as buildx's metadata gives it.
+    #[serde(default)]
+    pub pushed_digest: Option<String>,
+    /// Cache exports that failed in a build that passed (`ignore-error=true`): the vertex
+    /// and BuildKit's error.
+    #[serde(default)]
+    pub cache_warnings: Vec<String>,
 }
 
 /// A failed build: the step that failed, the last lines, and whether the disk was full.

@@ -37,6 +37,17 @@ pub enum Backend {
     Buildx,
 }
 
+/// Where a buildx build puts the image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Output {
+    /// Into the engine's image store (`--load`; one platform only).
+    #[default]
+    Load,
+    /// Straight from the builder to the registry (`--push`), nothing into the engine.
+    Push,
+}
+
 /// A build secret: made available to `RUN --mount=type=secret,id=ID`, never stored in a layer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretSpec {
@@ -88,6 +99,8 @@ pub struct BuildSpec {
     pub provenance: Option<bool>,
     pub sbom: Option<bool>,
     pub no_cache: bool,
+    /// Where buildx puts the image (the engine backend always builds into the engine).
+    pub output: Output,
     /// Credentials buildx must use for these registries (a private registry cache, the
     /// registry pushed to) that it would not find in Docker's config: those resolved from
     /// the environment or `--password-stdin`. Handed to buildx through a private Docker

@@ -114,3 +114,36 @@ fn no_space_is_recognised() {
     assert!(is_no_space("write /x: no space left on device"));
     assert!(!is_no_space("exit code 1"));
 }
+
+#[test]
+fn every_cache_export_ignores_errors_unless_the_user_said() {
+    assert_eq!(
+        cache_export("type=gha,mode=max"),
+        "type=gha,mode=max,ignore-error=true"
+    );
+    assert_eq!(
+        cache_export("type=registry,ref=r/c:x,ignore-error=false"),
+        "type=registry,ref=r/c:x,ignore-error=false"
+    );
+    assert_eq!(cache_export("type=inline"), "type=inline");
+}
+
+#[test]
+fn the_output_route_decides_load_or_push() {
+    let mut spec = BuildSpec {
+        context: PathBuf::from("."),
+        dockerfile: PathBuf::from("Dockerfile"),
+        image: "r/app".into(),
+        tags: vec!["latest".into()],
+        cache_to: vec!["type=local,dest=/c".into()],
+        ..BuildSpec::default()
+    };
+    let args = buildx_args(&spec, std::path::Path::new("/m.json"));
+    assert!(args.contains(&"--load".to_string()));
+    assert!(!args.contains(&"--push".to_string()));
+    assert!(args.contains(&"type=local,dest=/c,ignore-error=true".to_string()));
+    spec.output = Output::Push;
+    let args = buildx_args(&spec, std::path::Path::new("/m.json"));
+    assert!(args.contains(&"--push".to_string()));
+    assert!(!args.contains(&"--load".to_string()));
+}

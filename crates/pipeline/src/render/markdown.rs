@@ -41,6 +41,9 @@ pub fn step_summary(r: &Report) -> String {
             None => "not pushed (no digest)".into(),
         },
     ));
+    if let Some(b) = &r.builder {
+        md.push_str(&builder_line(b));
+    }
     md.push_str(&phases_table(&r.disk.phases));
     if let Some(t) = &r.disk.timeline
         && t.samples.len() > 1
@@ -51,6 +54,40 @@ pub fn step_summary(r: &Report) -> String {
             format_size(t.low_water_bytes),
             xs.join(", "),
             ys.join(", ")
+        ));
+    }
+    md
+}
+
+/// The route the image took out of the builder, and the builder's disk.
+fn builder_line(b: &crate::route::BuilderReport) -> String {
+    let size = |v: Option<u64>| v.map(format_size).unwrap_or_else(|| "?".into());
+    let mut md = format!(
+        "\nRoute: **{}** — {}\n",
+        b.route.map(|r| r.as_str()).unwrap_or("?"),
+        b.why.replace('|', "\\|")
+    );
+    if let Some(f) = &b.facts {
+        md.push_str(&format!(
+            "\nBuilder `{}` (driver {}): state {} before the build, {} after it{}\n",
+            f.name,
+            f.driver,
+            size(b.state_before_bytes),
+            size(b.state_after_build_bytes),
+            if b.pruned {
+                format!(", {} after it was freed", size(b.state_after_prune_bytes))
+            } else {
+                String::new()
+            }
+        ));
+    }
+    for n in &b.notes {
+        md.push_str(&format!("\n{n}\n"));
+    }
+    for w in &b.cache_warnings {
+        md.push_str(&format!(
+            "\n> [!WARNING]\n> Cache export failed (the image is built and pushed): {}\n",
+            w.replace('\n', " ")
         ));
     }
     md

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use headroom_disk::{PlanRequest, Sample, Selection, Timeline, WatchConfig, Watchdog, format_size};
+use headroom_docker::auth::Credentials;
 use headroom_docker::build::{self, Backend, BuildError, BuildEvent, BuildOutcome, BuildSpec};
 use headroom_docker::engine::Engine;
 
@@ -23,15 +24,18 @@ use crate::settings::Settings;
 use crate::{budget, policy};
 
 /// Build the image; `watch` is the data root when it is on this machine, `background` the
-/// free stage when it runs alongside.
+/// free stage when it runs alongside, `credentials` the push registry's (to pull what a
+/// builder pushed).
 pub(crate) async fn run(
     run: &mut Run<'_>,
     engine: &Engine,
     spec: &BuildSpec,
     watch: Option<&Path>,
     background: Option<&BackgroundFree>,
+    credentials: Option<&Credentials>,
 ) -> Result<Outcome> {
     let backend = choose_backend(run.settings, spec).await?;
+    let spec = &super::output::prepare(run, engine, backend, spec).await?;
     let build_start = Instant::now();
     let watchers = Watchers::start(engine, watch)?;
     let reporter = run.reporter;
@@ -41,6 +45,12 @@ pub(crate) async fn run(
     let guard = background.zip(watch).filter(|(bg, _)| bg.freeing());
     let (result, stops) =
         build_keeping_floor(engine, backend, spec, &on_event, guard, reporter, &steps).await?;
+    // The route's end (the builder's state freed, the image pulled) is watched too: its
+    // peak is the build's.
+    let routed = match &result {
+        Ok(outcome) => super::output::finish(run, engine, spec, outcome, credentials).await,
+        Err(_) => Ok(()),
+    };
     let timeline = watchers.stop(run, engine).await;
     run.report.disk.build_stops = stops;
     if let Some(t) = &timeline {
@@ -48,6 +58,7 @@ pub(crate) async fn run(
     }
     match result {
         Ok(outcome) => {
+            routed?;
             record_image(run, engine, spec, outcome).await;
             Ok(Outcome::Passed)
         }

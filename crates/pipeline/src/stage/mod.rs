@@ -1,6 +1,7 @@
 //! The stages: the declared list ([`Stage`]), and one module per stage with its I/O, how it
 //! fills the report and what it tells the reporter — `lint`, [`place`] and `free` (the free
-//! stage: placement first, then deleting), `build`, `inspect`, `smoke`, `push`. Each stage
+//! stage: placement first, then deleting), `build` (with `output`: the builder and the
+//! route its image takes), `inspect`, `smoke`, `push`. Each stage
 //! is a function of the run's state (`context::Run`) returning its `Outcome`; the
 //! sequencer (`crate::run`) calls them in order and records them.
 //!
@@ -14,6 +15,7 @@ pub(crate) mod context;
 pub(crate) mod free;
 pub(crate) mod inspect;
 pub(crate) mod lint;
+pub(crate) mod output;
 pub mod place;
 pub(crate) mod preflight;
 pub(crate) mod push;

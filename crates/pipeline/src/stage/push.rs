@@ -39,13 +39,15 @@ pub(crate) async fn credentials(s: &Settings) -> Result<Option<auth::Credentials
     )
 }
 
-/// What buildx must be given for the registries of the build's cache and push: buildx
-/// authenticates to a registry cache itself and reads only Docker's config, so credentials
-/// that came from the environment or `--password-stdin` would never reach it, and a private
-/// cache would silently miss. Those credentials name "the registry": the one pushed to, or,
-/// without --push, the one registry the cache refs name. They are never handed out for any
-/// other host (a cache elsewhere uses Docker's config, `docker login`), so a password
-/// cannot travel to a registry it was not meant for.
+/// What buildx must be given for the registries of the build's cache, base images and push:
+/// buildx (its builder) authenticates to them itself and reads only Docker's config, so
+/// credentials that came from the environment or `--password-stdin` would never reach it,
+/// and a private cache would silently miss, a `FROM` on the push registry fail with 401 and
+/// a push from the builder be refused. Those credentials name "the registry": the one pushed
+/// to (given for everything on it: base, cache, push, one login as `docker login` would
+/// make), or, without --push, the one registry the cache refs name. They are never handed
+/// out for any other host (a cache elsewhere uses Docker's config, `docker login`), so a
+/// password cannot travel to a registry it was not meant for.
 pub(crate) async fn cache_logins(
     s: &Settings,
     push: Option<&auth::Credentials>,
@@ -67,16 +69,13 @@ pub(crate) async fn cache_logins(
         .collect();
     hosts.sort();
     hosts.dedup();
+    if s.push && !s.skipped(Stage::Push) {
+        // The login is for the push registry's host alone (client_config writes it under
+        // `c.server`), whatever else the build reaches.
+        return Ok(push.filter(|c| given(c)).cloned().into_iter().collect());
+    }
     if hosts.is_empty() {
         return Ok(Vec::new());
-    }
-    if s.push && !s.skipped(Stage::Push) {
-        let push_host = auth::registry_host(&spec.image);
-        return Ok(push
-            .filter(|c| given(c) && hosts.contains(&push_host))
-            .cloned()
-            .into_iter()
-            .collect());
     }
     let [host] = hosts.as_slice() else {
         return Ok(Vec::new());
@@ -100,6 +99,26 @@ pub(crate) async fn run(
         return Ok(Outcome::Skipped(
             "--push not given: nothing leaves this machine".into(),
         ));
+    }
+    // The builder pushed already (route push or push-pull): its digest is every tag's.
+    let from_builder = run.report.builder.as_ref().and_then(|b| b.route);
+    if let Some(digest) = run
+        .report
+        .build
+        .as_ref()
+        .and_then(|b| b.pushed_digest.clone())
+        .filter(|_| from_builder.is_some_and(crate::route::Route::pushes))
+    {
+        let r = &mut run.report;
+        for reference in spec.references() {
+            r.image.digests.insert(reference, digest.clone());
+        }
+        r.image.digest = Some(digest);
+        run.reporter.note(
+            Stage::Push,
+            "pushed from the builder during the build (nothing loaded to push again)",
+        );
+        return Ok(Outcome::Passed);
     }
     let reporter = run.reporter;
     let pushed = push::push_all(
