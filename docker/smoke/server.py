@@ -5,11 +5,12 @@ Why it exists: the image is also checked as it runs in production, started with 
 command and watched through Docker's HEALTHCHECK (crates/docker/src/smoke.rs). This is the
 smallest such service, standard library only:
 
-  GET /health -> 200 {"status": "healthy", "cuda": <bool>, "model_loaded": <bool>}
+  GET /health -> 200 {"status": "healthy", "cuda": <bool>, "ready": <bool>, "model_loaded": <bool>}
   anything else -> 404 {"error": "not found", "path": "..."}
 
-It listens on 0.0.0.0:$PORT (default 8000). `cuda` is torch.cuda.is_available(), computed
-once at start (false without torch). When HEADROOM_SMOKE_MODEL is set, the model is loaded
+It listens on 0.0.0.0:$PORT (default 8000) at once; `cuda` is torch.cuda.is_available(),
+computed once in the background after the port opened (false without torch), and `ready` turns
+true when that is done. When HEADROOM_SMOKE_MODEL is set, the model is loaded
 at start with smoke.py's loader, in a background thread so the port opens at once;
 `model_loaded` turns true when that succeeds and stays false if it fails (logged to stderr).
 SIGTERM and SIGINT stop it promptly with exit status 0.
@@ -47,6 +48,7 @@ def port_from_env():
 
 class State(object):
     cuda = False
+    ready = False  # torch imported and CUDA initialised (or found absent)
     model_loaded = False
 
 
@@ -58,7 +60,7 @@ def make_handler(state):
             path = urlsplit(self.path).path
             if path == "/health":
                 self.send_json(200, {"status": "healthy", "cuda": state.cuda,
-                                     "model_loaded": state.model_loaded})
+                                     "ready": state.ready, "model_loaded": state.model_loaded})
             else:
                 self.send_json(404, {"error": "not found", "path": path})
 
@@ -90,6 +92,17 @@ def load_in_background(name, torch, state):
     return thread
 
 
+def init_in_background(name, state):
+    torch, error = smoke.import_torch()
+    if error:
+        log("no torch (%s): cuda is false" % error)
+    state.cuda = smoke.pick_device(torch) == "cuda"
+    state.ready = True
+    log("cuda: %s" % str(state.cuda).lower())
+    if name:
+        load_in_background(name, torch, state)
+
+
 class Stop(Exception):
     pass
 
@@ -102,17 +115,15 @@ def serve(port):
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        torch, error = smoke.import_torch()
-        if error:
-            log("no torch (%s): cuda is false" % error)
         state = State()
-        state.cuda = smoke.pick_device(torch) == "cuda"
+        # The port opens first: importing torch and initialising CUDA can take longer than
+        # the HEALTHCHECK's start period on a big multi-GPU host. `cuda` is false until then.
         httpd = ThreadingHTTPServer(("0.0.0.0", port), make_handler(state))
         httpd.daemon_threads = True
         name = os.environ.get("HEADROOM_SMOKE_MODEL", "").strip()
-        if name:
-            load_in_background(name, torch, state)
-        log("listening on 0.0.0.0:%d (cuda: %s)" % (port, str(state.cuda).lower()))
+        threading.Thread(target=init_in_background, args=(name, state), name="cuda-init",
+                         daemon=True).start()
+        log("listening on 0.0.0.0:%d" % port)
         try:
             httpd.serve_forever()
         finally:

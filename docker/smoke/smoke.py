@@ -4,9 +4,12 @@
 Why it exists: an image that builds is not yet an image that works. This script runs inside the
 freshly built image (see crates/docker/src/smoke.rs) and proves, in numbers, that Python, torch,
 CUDA, cuDNN and the GPUs are usable: it times a matrix multiply and, optionally, loads a model and
-runs one forward pass. It prints EXACTLY ONE JSON object on stdout (diagnostics go to stderr) and
-exits 0 when every check passes, 1 when one fails. The JSON is printed in every case, also when
-something raises: errors are reported in it, never as a bare traceback.
+runs one forward pass. Its result is ONE JSON object on the LAST line of stdout, after the marker
+"HEADROOM-SMOKE-JSON " (diagnostics go to stderr); it exits 0 when every check passes, 1 when one
+fails. The JSON is printed in every case, also when something raises: errors are reported in it,
+never as a bare traceback. The marker is the channel no entrypoint can pollute: a base image's
+entrypoint (NVIDIA's prints a banner, the license and a driver warning on stdout before it execs
+the command) may write what it likes before it; the Rust side reads the last marked line.
 
 The parts are pure so they can be tested without torch:
   collect(torch, env)   -> the facts (torch may be None: the pure-Python path still runs)
@@ -20,6 +23,12 @@ Environment:
   HEADROOM_SMOKE_REQUIRE_TORCH=1     fail unless torch imports
   HEADROOM_SMOKE_TORCH_VERSION=2.0.1 fail unless torch.__version__ matches (local part "+cu117" ignored)
   HEADROOM_SMOKE_MIN_TFLOPS=X        fail unless the matmul reaches X TFLOP/s
+  CUDA_VERSION, NV_CUDNN_VERSION     what the image was built for (set by NVIDIA's base): torch's
+                                     CUDA and cuDNN must match them (major.minor, major)
+
+Evidence of work on the device (the Rust side judges it again): the driver, each GPU's name,
+compute capability and memory, a small matmul of integers checked exactly against Python's
+product, and a cuDNN convolution checked the same way, both on the device the run used.
 """
 
 import contextlib
@@ -37,6 +46,8 @@ GPU_N, CPU_N, PYTHON_N = 2048, 512, 64
 GPU_ITERS, CPU_ITERS, PYTHON_ITERS = 10, 3, 3
 TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 NO_MODEL = "HEADROOM_SMOKE_MODEL is not set"
+MARKER = "HEADROOM-SMOKE-JSON "
+CHECK_N = 16  # small integers: every product and sum is exact in float16 and bfloat16
 
 
 def describe(exc):
@@ -94,6 +105,14 @@ def empty_report():
         "matmul": {"device": "cpu", "backend": "python", "n": None, "dtype": "float64",
                    "iterations": 0, "seconds": None, "tflops": None, "error": None},
         "peak_gpu_memory_bytes": None,
+        "driver": None,
+        "cuda_driver": None,
+        "gpus": [],
+        "image_cuda": None,
+        "image_cudnn": None,
+        "matmul_check": {"device": None, "dtype": None, "n": CHECK_N, "max_error": None,
+                         "error": None},
+        "conv": {"device": None, "dtype": None, "cudnn": None, "max_error": None, "error": None},
         "model": "skipped",
         "model_reason": NO_MODEL,
         "imports": {},
@@ -133,6 +152,89 @@ def _torch_facts(torch, report):
             name = _try(report, "torch.cuda.get_device_name(%d)" % i,
                         lambda i=i: torch.cuda.get_device_name(i))
             report["devices"].append(None if name is None else str(name))
+            props = _try(report, "torch.cuda.get_device_properties(%d)" % i,
+                         lambda i=i: torch.cuda.get_device_properties(i))
+            report["gpus"].append({
+                "index": i, "name": None if name is None else str(name),
+                "capability": None if props is None else "%d.%d" % (props.major, props.minor),
+                "memory_bytes": None if props is None else int(props.total_memory)})
+        report["driver"] = read_driver()
+        report["cuda_driver"] = read_cuda_driver()
+
+
+def read_driver(path="/proc/driver/nvidia/version"):
+    """The kernel module's version ('535.104.05'), None without a driver."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None
+    words = text.split()
+    for i, word in enumerate(words):
+        if word == "Module" and i + 1 < len(words):
+            return words[i + 1]
+    return None
+
+
+def read_cuda_driver():
+    """The CUDA version the driver supports ('12.2'), from libcuda; None without one."""
+    try:
+        import ctypes
+        lib = ctypes.CDLL("libcuda.so.1")
+        version = ctypes.c_int(0)
+        if lib.cuDriverGetVersion(ctypes.byref(version)) != 0:
+            return None
+        return "%d.%d" % (version.value // 1000, version.value % 1000 // 10)
+    except Exception:
+        return None
+
+
+def check_matrices(n):
+    """Two n×n matrices of small integers and their exact product, in plain Python."""
+    a = [[(i * 7 + j * 3) % 5 - 2 for j in range(n)] for i in range(n)]
+    b = [[(i * 5 + j * 11) % 5 - 2 for j in range(n)] for i in range(n)]
+    product = [[sum(a[i][k] * b[k][j] for k in range(n)) for j in range(n)] for i in range(n)]
+    return a, b, product
+
+
+def conv_reference(image, kernel):
+    """A valid 2-D cross-correlation (what conv2d computes) of lists, in plain Python."""
+    kh, kw = len(kernel), len(kernel[0])
+    return [[sum(image[i + u][j + v] * kernel[u][v] for u in range(kh) for v in range(kw))
+             for j in range(len(image[0]) - kw + 1)] for i in range(len(image) - kh + 1)]
+
+
+def max_error(got, want):
+    return max(abs(float(g) - w) for gr, wr in zip(got, want) for g, w in zip(gr, wr))
+
+
+def _checked_work(torch, device, dtype, report):
+    """A matmul and a convolution (cuDNN's on a GPU) of small integers on `device`, each
+    compared with Python's exact result: the device did the work, and did it right."""
+    m, c = report["matmul_check"], report["conv"]
+    m.update(device=device, dtype=dtype)
+    c.update(device=device, dtype=dtype)
+    kind = getattr(torch, dtype)
+    try:
+        a, b, want = check_matrices(CHECK_N)
+        ta = torch.tensor(a, device=device, dtype=kind)
+        tb = torch.tensor(b, device=device, dtype=kind)
+        got = torch.matmul(ta, tb)
+        _sync(torch, device)
+        m["max_error"] = max_error(got.tolist(), want)
+    except Exception as exc:
+        m["error"] = describe(exc)
+    try:
+        image = [[(i * 3 + j) % 7 - 3 for j in range(8)] for i in range(8)]
+        kernel = [[1, 0, -1], [2, 1, 0], [0, -1, 1]]
+        c["cudnn"] = bool(torch.backends.cudnn.is_available()) if device == "cuda" else False
+        ti = torch.tensor([[image]], device=device, dtype=kind)
+        tk = torch.tensor([[kernel]], device=device, dtype=kind)
+        got = torch.nn.functional.conv2d(ti, tk)
+        _sync(torch, device)
+        c["max_error"] = max_error(got.tolist()[0][0], conv_reference(image, kernel))
+    except Exception as exc:
+        c["error"] = describe(exc)
 
 
 def tflops(n, iterations, seconds):
@@ -185,6 +287,8 @@ def _matmul(torch, env, report):
     n, error = parse_positive_int(env, "HEADROOM_SMOKE_N", n)
     m.update(device=device, backend="python" if torch is None else "torch", n=n, dtype=dtype,
              iterations=iterations, error=error)
+    if torch is not None:
+        _checked_work(torch, device, dtype, report)
     if error:
         return
     try:
@@ -273,6 +377,8 @@ def collect(torch, env=None, torch_error=None, transformers=None):
     torch's failures (they land in report["errors"], matmul.error or model.error)."""
     env = os.environ if env is None else env
     report = empty_report()
+    report["image_cuda"] = env.get("CUDA_VERSION") or None
+    report["image_cudnn"] = env.get("NV_CUDNN_VERSION") or None
     if torch is None:
         report["torch_error"] = torch_error or "torch is not importable"
     else:
@@ -303,6 +409,30 @@ def version_matches(have, want):
         return have == want
     wanted = want.split(".")
     return have.split("+")[0].split(".")[:len(wanted)] == wanted
+
+
+def major_minor(version):
+    return ".".join(str(version).split(".")[:2])
+
+
+def cudnn_major(version):
+    """torch's cuDNN number: 8902 is 8.9.2, 90100 is 9.1.0."""
+    return version // 10000 if version >= 10000 else version // 1000
+
+
+def cuda_build_problems(torch_version, cuda, image_cuda, cudnn, image_cudnn):
+    """What is inconsistent between torch's CUDA, its wheel's tag and the image's CUDA."""
+    problems = []
+    local = (torch_version or "").partition("+")[2]
+    if local.startswith("cu") and local[2:].isdigit():
+        tagged = "%s.%s" % (local[2:-1], local[-1])
+        if major_minor(cuda) != tagged:
+            problems.append("torch %s says CUDA %s but reports CUDA %s" % (torch_version, tagged, cuda))
+    if image_cuda and major_minor(cuda) != major_minor(image_cuda):
+        problems.append("torch is built for CUDA %s, the image for CUDA %s" % (cuda, image_cuda))
+    if image_cudnn and finite(cudnn) and str(cudnn_major(int(cudnn))) != str(image_cudnn).split(".")[0]:
+        problems.append("torch's cuDNN is %s, the image's %s" % (cudnn, image_cudnn))
+    return problems
 
 
 def evaluate(report, env):
@@ -348,6 +478,22 @@ def evaluate(report, env):
         else:
             add("min_tflops", ran and rate >= minimum,
                 "want >= %g TFLOP/s, have %s" % (minimum, rate if ran else "none"))
+    if torch_version is not None:
+        for key, what in (("matmul_check", "matmul of integers"), ("conv", "convolution")):
+            w = report.get(key) or {}
+            err = w.get("max_error")
+            ok = w.get("error") is None and finite(err) and err == 0
+            add(key, ok, "%s %dx%d %s on %s: exact%s" % (
+                what, CHECK_N, CHECK_N, w.get("dtype"), w.get("device"),
+                " (cuDNN)" if w.get("cudnn") else "") if ok else
+                "%s on %s: %s" % (what, w.get("device"), w.get("error") or "max error %s" % err))
+    cuda = report.get("cuda")
+    if cuda:
+        problems = cuda_build_problems(torch_version, cuda, report.get("image_cuda"),
+                                       report.get("cudnn"), report.get("image_cudnn"))
+        add("cuda_build", not problems, "; ".join(problems) or "torch %s built for CUDA %s%s" % (
+            torch_version, cuda, ", as the image (CUDA %s)" % report["image_cuda"]
+            if report.get("image_cuda") else ""))
     imports = report.get("imports") or {}
     if imports:
         failed = ["%s: %s" % (k, v.get("error")) for k, v in sorted(imports.items()) if v.get("error")]
@@ -417,7 +563,7 @@ def main():
         report["errors"].append("smoke: " + describe(exc))
         report["checks"] = [{"name": "collect", "ok": False, "detail": report["errors"][0]}]
         report["ok"] = False
-    sys.stdout.write(render(report) + "\n")
+    sys.stdout.write(MARKER + render(report) + "\n")
     sys.stdout.flush()
     return 0 if report["ok"] else 1
 

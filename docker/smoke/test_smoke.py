@@ -31,33 +31,52 @@ sys.path.insert(0, HERE)
 import smoke  # noqa: E402
 
 FIXTURES = os.path.join(HERE, "fixtures")
-GPU_FIXTURE_ENV = {"HEADROOM_SMOKE_REQUIRE_CUDA": "1", "HEADROOM_SMOKE_REQUIRE_TORCH": "1",
+GPU_FIXTURE_ENV = {"CUDA_VERSION": "11.8.0", "NV_CUDNN_VERSION": "8.9.6.50",
+                   "HEADROOM_SMOKE_REQUIRE_CUDA": "1", "HEADROOM_SMOKE_REQUIRE_TORCH": "1",
                    "HEADROOM_SMOKE_TORCH_VERSION": "2.0.1", "HEADROOM_SMOKE_MIN_TFLOPS": "1",
                    "HEADROOM_SMOKE_MODEL": "hf-internal-testing/tiny-random-bert"}
 
 
 class FakeTensor(object):
-    def __init__(self, shape, device="cpu", dtype="float32"):
-        self.shape, self.device, self.dtype = tuple(shape), device, dtype
+    """Shapes only, or (from torch.tensor) values too: a matmul and a conv of 2-D lists."""
+
+    def __init__(self, shape, device="cpu", dtype="float32", data=None):
+        self.shape, self.device, self.dtype, self.data = tuple(shape), device, dtype, data
 
     def to(self, device):
-        return FakeTensor(self.shape, device, self.dtype)
+        return FakeTensor(self.shape, device, self.dtype, self.data)
 
     def __matmul__(self, other):
-        return FakeTensor((self.shape[0], other.shape[1]), self.device, self.dtype)
+        data = None
+        if self.data is not None and other.data is not None:
+            cols = list(zip(*other.data))
+            data = [[sum(x * y for x, y in zip(row, col)) for col in cols] for row in self.data]
+        return FakeTensor((self.shape[0], other.shape[1]), self.device, self.dtype, data)
+
+    def tolist(self):
+        return self.data
 
 
 class FakeTorch(object):
     """Just enough of torch for smoke.py: an H200 machine (cuda=True) or CPU-only."""
 
-    def __init__(self, cuda=True, bf16=True):
+    def __init__(self, cuda=True, bf16=True, cuda_version="11.8", wrong_by=0):
         self.__version__ = "2.0.1+cu118" if cuda else "2.0.1+cpu"
         self.float16, self.bfloat16, self.float32 = "float16", "bfloat16", "float32"
-        self.version = types.SimpleNamespace(cuda="12.1" if cuda else None)
-        self.backends = types.SimpleNamespace(
-            cudnn=types.SimpleNamespace(version=lambda: 8902 if cuda else None))
+        self.version = types.SimpleNamespace(cuda=cuda_version if cuda else None)
+        self.backends = types.SimpleNamespace(cudnn=types.SimpleNamespace(
+            version=lambda: 8700 if cuda else None, is_available=lambda: cuda))
         self.synchronized = 0
-        self.matmuls = []
+        self.matmuls, self.convs = [], []
+        self.wrong_by = wrong_by  # a broken device: every result off by this much
+
+        def conv2d(image, kernel):
+            self.convs.append((image.device, image.dtype))
+            out = smoke.conv_reference(image.data[0][0], kernel.data[0][0])
+            out = [[v + self.wrong_by for v in row] for row in out]
+            return FakeTensor((1, 1, len(out), len(out[0])), image.device, image.dtype, [[out]])
+
+        self.nn = types.SimpleNamespace(functional=types.SimpleNamespace(conv2d=conv2d))
 
         def synchronize():
             self.synchronized += 1
@@ -65,18 +84,23 @@ class FakeTorch(object):
         self.cuda = types.SimpleNamespace(
             is_available=lambda: cuda, device_count=lambda: 1 if cuda else 0,
             get_device_name=lambda i=0: "NVIDIA H200", is_bf16_supported=lambda: bf16,
+            get_device_properties=lambda i=0: types.SimpleNamespace(
+                name="NVIDIA H200", major=9, minor=0, total_memory=150_000_000_000),
             synchronize=synchronize, reset_peak_memory_stats=lambda: None,
             max_memory_allocated=lambda: 25165824)
 
     def randn(self, *shape, **kw):
         return FakeTensor(shape, kw.get("device", "cpu"), kw.get("dtype", "float32"))
 
-    def tensor(self, data, device="cpu"):
-        return FakeTensor((len(data), len(data[0])), device, "int64")
+    def tensor(self, data, device="cpu", dtype="int64"):
+        return FakeTensor((len(data), len(data[0])), device, dtype, data)
 
     def matmul(self, a, b):
         self.matmuls.append((a.device, a.dtype, a.shape))
-        return a @ b
+        out = a @ b
+        if out.data is not None:
+            out.data = [[v + self.wrong_by for v in row] for row in out.data]
+        return out
 
     def no_grad(self):
         return contextlib.nullcontext()
@@ -128,10 +152,13 @@ def gpu_fixture():
     """With a clock that ticks 0.5 ms per reading, so the saved numbers are stable."""
     ticks = iter(range(10 ** 6))
     original, smoke.time = smoke.time, types.SimpleNamespace(perf_counter=lambda: next(ticks) * 0.0005)
+    drivers = smoke.read_driver, smoke.read_cuda_driver
+    smoke.read_driver, smoke.read_cuda_driver = (lambda: "550.54.15"), (lambda: "12.4")
     try:
         return smoke.build_report(FakeTorch(), GPU_FIXTURE_ENV, transformers=fake_transformers()[0])
     finally:
         smoke.time = original
+        smoke.read_driver, smoke.read_cuda_driver = drivers
 
 
 def cpu_fixture():
@@ -160,12 +187,18 @@ class CollectTest(unittest.TestCase):
     def test_gpu_branch(self):
         torch = FakeTorch()
         r = smoke.build_report(torch, {})
-        self.assertEqual((r["torch"], r["cuda"], r["cudnn"]), ("2.0.1+cu118", "12.1", 8902))
+        self.assertEqual((r["torch"], r["cuda"], r["cudnn"]), ("2.0.1+cu118", "11.8", 8700))
+        self.assertEqual(r["gpus"], [{"index": 0, "name": "NVIDIA H200", "capability": "9.0",
+                                      "memory_bytes": 150_000_000_000}])
+        self.assertEqual((r["matmul_check"]["device"], r["matmul_check"]["max_error"]), ("cuda", 0))
+        self.assertEqual((r["conv"]["device"], r["conv"]["cudnn"], r["conv"]["max_error"]),
+                         ("cuda", True, 0))
+        self.assertEqual(torch.convs, [("cuda", "bfloat16")])
         self.assertEqual((r["cuda_available"], r["device_count"], r["devices"]), (True, 1, ["NVIDIA H200"]))
         m = r["matmul"]
         self.assertEqual((m["device"], m["backend"], m["n"], m["dtype"]), ("cuda", "torch", 2048, "bfloat16"))
         self.assertGreater(m["tflops"], 0)
-        self.assertEqual(len(torch.matmuls), 1 + smoke.GPU_ITERS)  # warm-up + timed
+        self.assertEqual(len(torch.matmuls), 2 + smoke.GPU_ITERS)  # checked + warm-up + timed
         self.assertGreaterEqual(torch.synchronized, 2)
         self.assertEqual(r["peak_gpu_memory_bytes"], 25165824)
         self.assertEqual((r["model"], r["model_reason"]), ("skipped", smoke.NO_MODEL))
@@ -207,6 +240,35 @@ class CollectTest(unittest.TestCase):
         self.assertIn("no kernel image", check(r, "matmul")["detail"])
         self.assertFalse(r["ok"])
         json.loads(smoke.render(r))
+
+
+class EvidenceTest(unittest.TestCase):
+    def test_a_device_that_computes_wrong_fails_both_checks(self):
+        r = smoke.build_report(FakeTorch(wrong_by=1), {})
+        self.assertEqual((check(r, "matmul_check")["ok"], check(r, "conv")["ok"]), (False, False))
+        self.assertIn("max error 1", check(r, "conv")["detail"])
+        self.assertFalse(r["ok"])
+
+    def test_impossible_cuda_builds_fail(self):
+        r = smoke.build_report(FakeTorch(cuda_version="12.1"), {})
+        self.assertIn("says CUDA 11.8 but reports CUDA 12.1", check(r, "cuda_build")["detail"])
+        self.assertFalse(r["ok"])
+        r = smoke.build_report(FakeTorch(), {"CUDA_VERSION": "12.1.0", "NV_CUDNN_VERSION": "8.9.6.50"})
+        self.assertIn("the image for CUDA 12.1.0", check(r, "cuda_build")["detail"])
+        r = smoke.build_report(FakeTorch(), {"CUDA_VERSION": "11.8.0", "NV_CUDNN_VERSION": "9.1.0.70"})
+        self.assertIn("cuDNN is 8700, the image's 9.1.0.70", check(r, "cuda_build")["detail"])
+        r = smoke.build_report(FakeTorch(), {"CUDA_VERSION": "11.8.0", "NV_CUDNN_VERSION": "8.9.6.50"})
+        self.assertTrue(check(r, "cuda_build")["ok"] and r["ok"], r["checks"])
+        self.assertEqual((r["image_cuda"], r["image_cudnn"]), ("11.8.0", "8.9.6.50"))
+
+    def test_driver_version_is_read_from_the_kernel_module(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n")
+        try:
+            self.assertEqual(smoke.read_driver(f.name), "535.104.05")
+        finally:
+            os.unlink(f.name)
+        self.assertIsNone(smoke.read_driver("/nonexistent/version"))
 
 
 class EvaluateTest(unittest.TestCase):
@@ -297,9 +359,11 @@ class MainTest(unittest.TestCase):
     def run_smoke(self, **env):
         proc = subprocess.run([sys.executable, os.path.join(HERE, "smoke.py")], env=clean_env(**env),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
-        report = json.loads(proc.stdout.decode())  # exactly one JSON document, or this raises
+        out = proc.stdout.decode()
+        self.assertEqual(out.count("\n"), 1)
+        self.assertTrue(out.startswith(smoke.MARKER), out)
+        report = json.loads(out[len(smoke.MARKER):])  # exactly one JSON document, or this raises
         self.assertIsInstance(report, dict)
-        self.assertEqual(proc.stdout.decode().count("\n"), 1)
         self.assertEqual(set(report), set(smoke.empty_report()))
         return proc.returncode, report
 
@@ -322,7 +386,7 @@ class MainTest(unittest.TestCase):
                 code = smoke.main()
         finally:
             smoke.collect = original
-        report = json.loads(out.getvalue())
+        report = json.loads(out.getvalue()[len(smoke.MARKER):])
         self.assertEqual((code, report["ok"]), (1, False))
         self.assertIn("ZeroDivisionError", check(report, "collect")["detail"])
 
@@ -340,7 +404,8 @@ class FixtureTest(unittest.TestCase):
     def test_gpu_fixture_content(self):
         with open(os.path.join(FIXTURES, "gpu-fake-h200.json")) as f:
             saved = json.load(f)
-        self.assertEqual((saved["devices"], saved["cuda"], saved["cudnn"]), (["NVIDIA H200"], "12.1", 8902))
+        self.assertEqual((saved["devices"], saved["cuda"], saved["cudnn"]), (["NVIDIA H200"], "11.8", 8700))
+        self.assertEqual((saved["conv"]["device"], saved["matmul_check"]["max_error"]), ("cuda", 0))
         self.assertEqual(saved["matmul"]["device"], "cuda")
         self.assertIsInstance(saved["model"], dict)
 

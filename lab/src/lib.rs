@@ -23,6 +23,8 @@
 //!   they share, and import none of them.
 //! - [`simulate`]: `cargo xtask simulate`, the out-of-space failure and its cure on the
 //!   simulated runner.
+//! - [`smoke_judge`]: `cargo xtask smoke-judge`, the smoke stage's judgement of a smoke
+//!   result made outside a container (`scripts/gpu-check` on a lent GPU machine).
 //! - [`sh`]: the lab's one way to run a program (duct), with errors that name the command.
 //! - [`signals`]: Ctrl-C and SIGTERM during a long run: every step checks, the foreground
 //!   child is told, and the sandboxes are torn down on the way out.
@@ -41,8 +43,10 @@ pub mod sandbox;
 pub mod sh;
 pub mod signals;
 pub mod simulate;
+pub mod smoke_judge;
 pub mod workload;
 
 pub use bench::Bench;
 pub use sandbox::base_image::BaseImage;
 pub use simulate::Simulate;
+pub use smoke_judge::SmokeJudge;

@@ -26,6 +26,15 @@ impl ServiceEngine {
     /// filesystem: set as `data-root` in daemon.json, or, `root_as_flag`, passed by the
     /// service on dockerd's command line (as a unit file's `ExecStart` may).
     pub fn start(config: &serde_json::Value, root_as_flag: bool) -> ServiceEngine {
+        ServiceEngine::start_with(config, root_as_flag, None)
+    }
+
+    /// [`ServiceEngine::start`] with `extra_path` first on dockerd's `PATH`.
+    pub fn start_with(
+        config: &serde_json::Value,
+        root_as_flag: bool,
+        extra_path: Option<&Path>,
+    ) -> ServiceEngine {
         // Short: the socket path must stay under 108 bytes.
         let dir = tempfile::Builder::new()
             .prefix("hr-eng-")
@@ -48,6 +57,7 @@ impl ServiceEngine {
             log: dir.path().join("dockerd.log"),
             listen: Listen::Socket,
             start: Start::Returns,
+            extra_path: extra_path.map(Path::to_path_buf),
         })
         .unwrap_or_else(|e| panic!("the test engine: {e:#}"));
         ServiceEngine {

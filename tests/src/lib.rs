@@ -39,6 +39,18 @@ pub fn debian_base() -> &'static str {
     })
 }
 
+/// The stand-in of NVIDIA's CUDA base (`cargo xtask base-image --cuda`, on the Debian base):
+/// its entrypoint, environment, labels, user and paths, without libraries and driver. Made
+/// once per test process; its name.
+pub fn cuda_base() -> &'static str {
+    static BASE: OnceLock<String> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let run = xtask(&["base-image", "--cuda"], &[]);
+        assert!(run.success(), "cargo xtask base-image --cuda: {run:?}");
+        run.stdout.trim().to_string()
+    })
+}
+
 /// Path of the xtask binary, built once per test process with the same profile.
 pub fn xtask_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -53,6 +53,7 @@ impl TlsEngine {
                 certs: certs.clone(),
             },
             start: Start::Waits,
+            extra_path: None,
         })
         .unwrap_or_else(|e| panic!("the TLS engine: {e:#}"));
         TlsEngine {

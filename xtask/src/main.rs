@@ -9,7 +9,10 @@
 //!
 //! The lab's are handed to `headroom-lab` (`lab/`), which this binary runs:
 //!
-//! - `base-image`: a local Debian base image for machines that cannot pull one.
+//! - `base-image`: a local Debian base image for machines that cannot pull one (`--cuda`:
+//!   the stand-in of NVIDIA's CUDA base on it).
+//! - `smoke-judge`: the smoke stage's verdict on a smoke result made elsewhere
+//!   (`scripts/gpu-check`).
 //! - `simulate`: a small-disk runner that runs out of space, and the pipeline that cures it.
 //! - `bench`: benchmarks whose results are recorded in `docs/benchmarks.md`.
 //!
@@ -45,6 +48,7 @@ enum Command {
     Inspect(inspect::Inspect),
     Lint(lint::Lint),
     Simulate(headroom_lab::Simulate),
+    SmokeJudge(headroom_lab::SmokeJudge),
     /// Benchmarks against the tools people use today (rm -rf, rmz, du, diskus, hadolint,
     /// dive), side by side in one run; --record writes docs/benchmarks.md.
     #[command(subcommand)]
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Inspect(cmd) => cmd.run(),
         Command::Lint(cmd) => cmd.run(),
         Command::Simulate(cmd) => cmd.run(),
+        Command::SmokeJudge(cmd) => cmd.run(),
         Command::Bench(cmd) => cmd.run(),
     };
     match result {

@@ -8,12 +8,27 @@ use headroom_docker::smoke::SmokeRun;
 use crate::report::Report;
 
 /// What the configuration expects of the smoke run, on top of the script's own checks.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SmokeExpectations {
     /// The torch version to find (the local `+cuXXX` part is ignored unless given).
     pub torch: Option<String>,
     /// Minimum matrix-multiply throughput, TFLOP/s.
     pub min_tflops: Option<f64>,
+    /// Whether the command prints a JSON result to judge (headroom's smoke script does).
+    pub json: bool,
+    /// The exit status the command must end with.
+    pub exit_code: i64,
+}
+
+impl Default for SmokeExpectations {
+    fn default() -> Self {
+        SmokeExpectations {
+            torch: None,
+            min_tflops: None,
+            json: true,
+            exit_code: 0,
+        }
+    }
 }
 
 /// What the last build consumed on the data root (before − low-water), plus a quarter and
@@ -81,9 +96,20 @@ pub fn smoke_mismatches(
     gpu_requested: bool,
 ) -> Vec<String> {
     let mut out = Vec::new();
+    if !expect.json {
+        if run.exit_code != expect.exit_code {
+            out.push(format!(
+                "the smoke command exited with code {}, {} expected; last lines: {}",
+                run.exit_code,
+                expect.exit_code,
+                run.log_tail.join(" | ")
+            ));
+        }
+        return out;
+    }
     let Some(r) = &run.result else {
         out.push(format!(
-            "the smoke test printed no JSON object (exit code {}); last lines: {}",
+            "the smoke test printed no JSON result (no HEADROOM-SMOKE-JSON line; exit code {}); last lines: {}",
             run.exit_code,
             run.log_tail.join(" | ")
         ));
@@ -110,11 +136,21 @@ pub fn smoke_mismatches(
             out.push(format!("torch {got} found, {want} expected"));
         }
     }
-    if gpu_requested
-        && r["cuda_available"] != true
-        && !out.iter().any(|m| m.contains("cuda_available"))
-    {
-        out.push("GPUs were requested but the container reports cuda_available: false".into());
+    for problem in cuda_build_problems(r) {
+        if !out.iter().any(|m| m.contains("cuda_build")) {
+            out.push(problem);
+        }
+    }
+    if gpu_requested {
+        if r["cuda_available"] != true {
+            if !out.iter().any(|m| m.contains("cuda_available")) {
+                out.push(
+                    "GPUs were requested but the container reports cuda_available: false".into(),
+                );
+            }
+        } else {
+            out.extend(gpu_evidence_problems(r));
+        }
     }
     if let Some(min) = expect.min_tflops {
         let got = r["matmul"]["tflops"].as_f64().unwrap_or(0.0);
@@ -122,8 +158,96 @@ pub fn smoke_mismatches(
             out.push(format!("matmul {got:.3} TFLOP/s, at least {min} expected"));
         }
     }
-    if run.exit_code != 0 && out.is_empty() {
-        out.push(format!("the smoke test exited with code {}", run.exit_code));
+    if run.exit_code != expect.exit_code && out.is_empty() {
+        out.push(format!(
+            "the smoke test exited with code {}, {} expected",
+            run.exit_code, expect.exit_code
+        ));
+    }
+    out
+}
+
+fn major_minor(version: &str) -> String {
+    version.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// torch's CUDA against its wheel's `+cuXYZ` tag and the image's `CUDA_VERSION`, judged here
+/// again (a script that forgets the check cannot pass): `+cu118` reporting CUDA 12.1 is
+/// impossible, a cu117 build in an 11.8 image is the PyPI fallback gone wrong.
+pub fn cuda_build_problems(r: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(cuda) = r["cuda"].as_str() else {
+        return out;
+    };
+    let torch = r["torch"].as_str().unwrap_or("");
+    if let Some((_, local)) = torch.split_once('+')
+        && let Some(digits) = local.strip_prefix("cu")
+        && digits.len() >= 2
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        let tagged = format!(
+            "{}.{}",
+            &digits[..digits.len() - 1],
+            &digits[digits.len() - 1..]
+        );
+        if major_minor(cuda) != tagged {
+            out.push(format!(
+                "torch {torch} is tagged for CUDA {tagged} but reports CUDA {cuda}"
+            ));
+        }
+    }
+    if let Some(image) = r["image_cuda"].as_str()
+        && major_minor(cuda) != major_minor(image)
+    {
+        out.push(format!(
+            "torch is built for CUDA {cuda}, the image for CUDA {image}"
+        ));
+    }
+    out
+}
+
+/// On a GPU, the evidence that the work ran there: a driver, at least one device with its
+/// name, compute capability and memory, the timed matmul on `cuda`, and the exact integer
+/// matmul and cuDNN convolution on `cuda`.
+pub fn gpu_evidence_problems(r: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let count = r["device_count"].as_u64().unwrap_or(0);
+    let gpus = r["gpus"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if count == 0 || gpus.len() as u64 != count {
+        out.push(format!(
+            "device_count {count} but {} GPU(s) described",
+            gpus.len()
+        ));
+    }
+    for g in gpus {
+        if g["name"].as_str().is_none()
+            || g["capability"].as_str().is_none()
+            || g["memory_bytes"].as_u64().unwrap_or(0) == 0
+        {
+            out.push(format!(
+                "GPU without name, compute capability or memory: {g}"
+            ));
+        }
+    }
+    if r["driver"].as_str().is_none() && r["cuda_driver"].as_str().is_none() {
+        out.push("no NVIDIA driver version reported".into());
+    }
+    if r["matmul"]["device"] != "cuda" {
+        out.push(format!(
+            "the timed matmul ran on {}, not the GPU",
+            r["matmul"]["device"]
+        ));
+    }
+    for (key, what) in [("matmul_check", "integer matmul"), ("conv", "convolution")] {
+        let w = &r[key];
+        if w["device"] != "cuda" || w["max_error"].as_f64() != Some(0.0) || !w["error"].is_null() {
+            out.push(format!(
+                "the checked {what} did not run exactly on the GPU: {w}"
+            ));
+        }
+    }
+    if r["conv"]["cudnn"] != true {
+        out.push("the convolution ran without cuDNN".into());
     }
     out
 }
@@ -167,6 +291,7 @@ mod tests {
         let config = SmokeExpectations {
             torch: Some("2.0.1".into()),
             min_tflops: Some(100.0),
+            ..SmokeExpectations::default()
         };
         assert_eq!(smoke_mismatches(&run, &config, true), Vec::<String>::new());
         let r = run.result.as_ref().unwrap();
@@ -198,6 +323,65 @@ mod tests {
     }
 
     #[test]
+    fn an_impossible_or_thin_gpu_run_fails_on_the_rust_side() {
+        // The script's own checks are erased: the Rust side must still refuse.
+        let mut run = fixture("gpu-fake-h200.json");
+        let r = run.result.as_mut().unwrap();
+        r["checks"] = serde_json::json!([]);
+        r["cuda"] = "12.1".into();
+        let m = smoke_mismatches(&run, &SmokeExpectations::default(), true);
+        assert!(
+            m.iter()
+                .any(|m| m.contains("tagged for CUDA 11.8 but reports CUDA 12.1"))
+                && m.iter().any(|m| m.contains("the image for CUDA 11.8.0")),
+            "{m:?}"
+        );
+        let mut run = fixture("gpu-fake-h200.json");
+        let r = run.result.as_mut().unwrap();
+        r["conv"]["device"] = "cpu".into();
+        r["conv"]["cudnn"] = false.into();
+        r["matmul_check"]["max_error"] = 2.0.into();
+        r["gpus"] = serde_json::json!([]);
+        r["driver"] = serde_json::Value::Null;
+        r["cuda_driver"] = serde_json::Value::Null;
+        let m = smoke_mismatches(&run, &SmokeExpectations::default(), true);
+        for want in [
+            "checked convolution",
+            "checked integer matmul",
+            "without cuDNN",
+            "0 GPU(s) described",
+            "no NVIDIA driver",
+        ] {
+            assert!(m.iter().any(|m| m.contains(want)), "{want}: {m:?}");
+        }
+        // The same result on CPU is not judged as GPU work.
+        let cpu = fixture("cpu-no-torch.json");
+        assert!(smoke_mismatches(&cpu, &SmokeExpectations::default(), false).is_empty());
+    }
+
+    #[test]
+    fn without_json_the_exit_status_decides() {
+        let run = SmokeRun {
+            exit_code: 3,
+            result: None,
+            gpu: None,
+            seconds: 0.1,
+            log_tail: vec!["banner".into()],
+        };
+        let plain = SmokeExpectations {
+            json: false,
+            ..SmokeExpectations::default()
+        };
+        let m = smoke_mismatches(&run, &plain, false);
+        assert!(m[0].contains("exited with code 3, 0 expected"), "{m:?}");
+        let three = SmokeExpectations {
+            exit_code: 3,
+            ..plain
+        };
+        assert!(smoke_mismatches(&run, &three, false).is_empty());
+    }
+
+    #[test]
     fn a_run_that_says_it_failed_fails_even_without_failed_checks() {
         let run = SmokeRun {
             exit_code: 0,
@@ -225,7 +409,7 @@ mod tests {
         };
         let m = smoke_mismatches(&run, &SmokeExpectations::default(), false);
         assert!(
-            m[0].contains("no JSON") && m[0].contains("can't open file"),
+            m[0].contains("no JSON result") && m[0].contains("can't open file"),
             "{m:?}"
         );
     }

@@ -121,9 +121,21 @@ pub struct StageReport {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SmokeReport {
-    /// `cpu` or the GPU request that was made.
+    /// `gpu`, `cpu`, or `none` when the stage failed before it decided.
     pub device: String,
     pub note: Option<String>,
+    /// The GPU decision: the request, its reason, how a probe failed.
+    #[serde(default)]
+    pub gpu: Option<headroom_docker::smoke::GpuDecision>,
+    /// The first GPU's name, as the smoke test saw it.
+    #[serde(default)]
+    pub gpu_name: Option<String>,
+    /// torch's CUDA version, as the smoke test saw it.
+    #[serde(default)]
+    pub cuda: Option<String>,
+    /// Why the stage failed (a container that did not start, a GPU it could not use).
+    #[serde(default)]
+    pub error: Option<String>,
     pub run: Option<SmokeRun>,
     pub health: Option<HealthRun>,
     pub mismatches: Vec<String>,

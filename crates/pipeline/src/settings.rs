@@ -252,6 +252,20 @@ pub struct SmokeConfig {
     pub port: Option<u16>,
     /// The smoke command [default: python3 /opt/headroom/smoke.py].
     pub command: Option<Vec<String>>,
+    /// The exit status the smoke command must end with [default: 0].
+    pub exit_code: Option<i64>,
+    /// Whether the command prints a JSON result whose checks are judged [default: true for
+    /// the default command, false for one of yours].
+    pub json: Option<bool>,
+    /// Whether the image has a CUDA build of torch [default: true]; `false` (the ci profile)
+    /// makes `--gpu auto` run on CPU without asking, and `--gpu required` an error.
+    pub cuda: Option<bool>,
+    /// Whether to start the image with its own command and wait for it to be healthy
+    /// [default: true].
+    pub health: Option<bool>,
+    /// The health endpoint's path [default: /health]; `""` turns the HTTP probe off (the
+    /// image's own HEALTHCHECK alone decides).
+    pub health_path: Option<String>,
 }
 
 /// `[free]` of the image config.

@@ -1,6 +1,16 @@
 //! Base images, made here because nothing can be pulled: the local Debian base of
-//! `cargo xtask base-image` (debootstrap + `docker import`), and busybox-static images
+//! `cargo xtask base-image` (debootstrap + `docker import`), the stand-in of NVIDIA's CUDA
+//! base made on it (`cargo xtask base-image --cuda`), and busybox-static images
 //! (headroom-docker's local stand-ins) for tests and the simulator's workload.
+//!
+//! The CUDA stand-in is `nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04` without the libraries
+//! and the driver: its `/opt/nvidia/nvidia_entrypoint.sh` (the parts in `entrypoint.d`, the
+//! banner, license text and no-driver WARNING on stdout, then `exec "$@"`) as `ENTRYPOINT`,
+//! its whole environment (`cuda_base/image.env`: `NVIDIA_VISIBLE_DEVICES=all`,
+//! `NVIDIA_DRIVER_CAPABILITIES`, `NVIDIA_REQUIRE_CUDA`, `CUDA_VERSION=11.8.0`,
+//! `NV_CUDNN_VERSION`, `LD_LIBRARY_PATH`, `PATH`), its labels, its user (root) and its
+//! paths (`/usr/local/cuda` → `cuda-11.8`, `/NGC-DL-CONTAINER-LICENSE`). The distribution
+//! underneath is the local Debian (Python 3.11 rather than Ubuntu's 3.10).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,9 +30,14 @@ pub use headroom_docker::local::{busybox_image, busybox_image_all_applets};
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct BaseImage {
-    /// Image name to create.
-    #[arg(long, default_value = "headroom/debian:bookworm")]
-    name: String,
+    /// Image name to create [default: headroom/debian:bookworm, with --cuda
+    /// headroom/cuda:11.8.0-cudnn8-runtime-ubuntu22.04].
+    #[arg(long)]
+    name: Option<String>,
+    /// Make the stand-in of nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04 on the Debian base
+    /// (NVIDIA's entrypoint, environment, labels, user and paths; no libraries, no driver).
+    #[arg(long)]
+    cuda: bool,
     /// Debian suite.
     #[arg(long, default_value = "bookworm")]
     suite: String,
@@ -34,20 +49,106 @@ pub struct BaseImage {
     force: bool,
 }
 
+/// The CUDA stand-in's name.
+pub const CUDA_BASE: &str = "headroom/cuda:11.8.0-cudnn8-runtime-ubuntu22.04";
+/// The Debian base's name.
+pub const DEBIAN_BASE: &str = "headroom/debian:bookworm";
+
+/// The files of the CUDA stand-in, as data: path in the image, mode, content.
+const CUDA_FILES: &[(&str, u32, &str)] = &[
+    (
+        "opt/nvidia/nvidia_entrypoint.sh",
+        0o755,
+        include_str!("cuda_base/nvidia_entrypoint.sh"),
+    ),
+    (
+        "opt/nvidia/entrypoint.d/10-banner.sh",
+        0o644,
+        include_str!("cuda_base/10-banner.sh"),
+    ),
+    (
+        "opt/nvidia/entrypoint.d/12-license.txt",
+        0o644,
+        include_str!("cuda_base/12-license.txt"),
+    ),
+    (
+        "opt/nvidia/entrypoint.d/50-gpu-driver-check.sh",
+        0o644,
+        include_str!("cuda_base/50-gpu-driver-check.sh"),
+    ),
+    (
+        "NGC-DL-CONTAINER-LICENSE",
+        0o644,
+        include_str!("cuda_base/12-license.txt"),
+    ),
+    (
+        "usr/local/cuda-11.8/version.json",
+        0o644,
+        "{\"cuda\": {\"name\": \"CUDA SDK\", \"version\": \"11.8.0\"}}\n",
+    ),
+];
+
+/// The CUDA stand-in's environment (`KEY=VALUE` lines; `#` comments).
+pub const CUDA_ENV: &str = include_str!("cuda_base/image.env");
+
+/// `docker commit --change` lines of the CUDA stand-in: its environment, labels, entrypoint.
+pub fn cuda_changes() -> Vec<String> {
+    let mut changes: Vec<String> = CUDA_ENV
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| format!("ENV {k}=\"{v}\""))
+        .collect();
+    changes.extend([
+        "LABEL maintainer=\"NVIDIA CORPORATION <cudatools@nvidia.com>\"".to_string(),
+        "LABEL com.nvidia.cudnn.version=\"8.9.6.50\"".to_string(),
+        "LABEL org.opencontainers.image.description=\"headroom's stand-in of nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04 (no CUDA libraries, no driver)\"".to_string(),
+        "ENTRYPOINT [\"/opt/nvidia/nvidia_entrypoint.sh\"]".to_string(),
+        "CMD [\"/bin/bash\"]".to_string(),
+    ]);
+    changes
+}
+
 impl BaseImage {
     pub fn run(self) -> Result<ExitCode> {
-        if !self.force && image_exists(&self.name) {
-            eprintln!("base-image: {} exists (use --force to rebuild)", self.name);
-            println!("{}", self.name);
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| if self.cuda { CUDA_BASE } else { DEBIAN_BASE }.to_string());
+        if !self.force && image_exists(&name) {
+            eprintln!("base-image: {name} exists (use --force to rebuild)");
+            println!("{name}");
             return Ok(ExitCode::SUCCESS);
         }
+        if self.cuda {
+            let debian = BaseImage {
+                name: None,
+                cuda: false,
+                suite: self.suite.clone(),
+                mirror: self.mirror.clone(),
+                force: false,
+            };
+            if !image_exists(DEBIAN_BASE) {
+                debian.import(DEBIAN_BASE)?;
+            }
+            make_cuda_base(DEBIAN_BASE, &name)?;
+            println!("{name}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        self.import(&name)?;
+        println!("{name}");
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn import(&self, name: &str) -> Result<()> {
         let cache = crate::repo::project_root()
             .join("target/headroom")
             .join(format!("base-{}.tar", self.suite));
         if self.force || !cache.exists() {
             self.debootstrap(&cache)?;
         }
-        eprintln!("base-image: importing {} as {}", cache.display(), self.name);
+        eprintln!("base-image: importing {} as {name}", cache.display());
         cmd(
             "docker",
             [
@@ -57,13 +158,12 @@ impl BaseImage {
                 "--change".as_ref(),
                 "CMD [\"bash\"]".as_ref(),
                 cache.as_os_str(),
-                self.name.as_ref(),
+                name.as_ref(),
             ],
         )
         .stdout_null()
         .run()?;
-        println!("{}", self.name);
-        Ok(ExitCode::SUCCESS)
+        Ok(())
     }
 
     fn debootstrap(&self, cache: &Path) -> Result<()> {
@@ -119,6 +219,55 @@ impl BaseImage {
         let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
+}
+
+/// The CUDA stand-in on `base`: its files copied into a created container, committed with
+/// NVIDIA's environment, labels and entrypoint. The container is removed in every case.
+pub fn make_cuda_base(base: &str, name: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    eprintln!("base-image: the CUDA stand-in {name} on {base}");
+    // Beside the Debian tarball, made afresh each time (nothing is downloaded for it).
+    let dir = crate::repo::project_root().join("target/headroom/cuda-base");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    for (path, mode, text) in CUDA_FILES {
+        let file = dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+        }
+        std::fs::write(&file, text).with_context(|| file.display().to_string())?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(*mode))
+            .with_context(|| file.display().to_string())?;
+    }
+    for (link, target) in [
+        ("usr/local/cuda", "cuda-11.8"),
+        ("usr/local/cuda-11", "cuda-11.8"),
+    ] {
+        std::os::unix::fs::symlink(target, dir.join(link)).with_context(|| link.to_string())?;
+    }
+    for d in ["usr/local/cuda-11.8/lib64", "usr/local/nvidia"] {
+        std::fs::create_dir_all(dir.join(d)).with_context(|| d.to_string())?;
+    }
+    let id = cmd("docker", ["create", base]).read()?;
+    let made = (|| {
+        let mut src = dir.as_os_str().to_owned();
+        src.push("/.");
+        cmd(
+            "docker",
+            ["cp".as_ref(), src.as_os_str(), format!("{id}:/").as_ref()],
+        )
+        .run()?;
+        let mut args: Vec<String> = vec!["commit".into()];
+        for change in cuda_changes() {
+            args.push("--change".into());
+            args.push(change);
+        }
+        args.extend([id.clone(), name.to_string()]);
+        cmd("docker", &args).stdout_null().run()
+    })();
+    let removed = cmd("docker", ["rm", "-f", &id]).stdout_null().run();
+    made?;
+    removed
 }
 
 fn image_exists(name: &str) -> bool {

@@ -55,6 +55,9 @@ pub struct EngineSpec {
     pub log: PathBuf,
     pub listen: Listen,
     pub start: Start,
+    /// A directory put first on dockerd's `PATH` (a fake `nvidia-container-runtime-hook`:
+    /// dockerd registers its NVIDIA device driver only when it finds that program).
+    pub extra_path: Option<PathBuf>,
 }
 
 /// A running throwaway engine.
@@ -72,6 +75,7 @@ pub struct Engine {
     /// The data root it was started on.
     pub data_root: PathBuf,
     certs: Option<PathBuf>,
+    extra_path: Option<PathBuf>,
     stopped: bool,
 }
 
@@ -88,6 +92,7 @@ impl Engine {
             log,
             listen,
             start,
+            extra_path,
         } = spec;
         std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
         let mut daemon_json = serde_json::Map::new();
@@ -123,6 +128,7 @@ impl Engine {
             bridge,
             data_root,
             certs,
+            extra_path,
             // Nothing to stop until the service has been asked to start it.
             stopped: true,
         };
@@ -250,6 +256,10 @@ impl Engine {
                 log = q(&self.log),
             ),
         };
+        let path = match &self.extra_path {
+            Some(dir) => format!("PATH={}:\"$PATH\" ", q(dir)),
+            None => String::new(),
+        };
         let script = format!(
             "#!/bin/sh\n\
              # A throwaway engine's service manager (headroom-lab): engine start|stop.\n\
@@ -259,7 +269,7 @@ impl Engine {
              start)\n\
              \x20 # A unit file that passes --data-root itself.\n\
              \x20 if [ -f {unit} ]; then set -- --data-root \"$(cat {unit})\"; else set --; fi\n\
-             \x20 setsid dockerd --config-file {config} --exec-root {exec} --pidfile \"$pidfile\" \\\n\
+             \x20 {path}setsid dockerd --config-file {config} --exec-root {exec} --pidfile \"$pidfile\" \\\n\
              \x20   -H {host}{tls} \"$@\" </dev/null >>{log} 2>&1 &\n\
              {wait}\
              \x20 ;;\n\

@@ -4,7 +4,9 @@
 //! - [`bridge`]: a network bridge of a throwaway engine's own;
 //! - [`engine`]: a throwaway `dockerd` with a service program, on a socket or TLS;
 //! - [`registry`]: a registry on loopback that requires a password;
-//! - [`base_image`]: base images made locally (Debian by debootstrap, busybox-static);
+//! - [`base_image`]: base images made locally (Debian by debootstrap, the stand-in of
+//!   NVIDIA's CUDA base on it, busybox-static);
+//! - [`fake_gpu`]: a fake NVIDIA GPU at a throwaway engine's boundary (hook, runtime, CDI);
 //! - [`builder`]: a buildx `docker-container` builder, as `docker/setup-buildx-action` makes it;
 //! - [`runner`]: the simulated runner built from them, torn down by name.
 
@@ -12,6 +14,7 @@ pub mod base_image;
 pub mod bridge;
 pub mod builder;
 pub mod engine;
+pub mod fake_gpu;
 pub mod loopfs;
 pub mod registry;
 pub mod runner;

@@ -135,6 +135,7 @@ impl Runner {
             log: l.logs.join("dockerd.log"),
             listen: Listen::Socket,
             start: Start::Waits,
+            extra_path: None,
         })?;
         Ok(self.engine.insert(engine))
     }

@@ -1,5 +1,6 @@
-//! `docker/Dockerfile` built for real (ci profile, on a local Debian base), its smoke test on
-//! CPU, the GPU policy, and the health probe.
+//! `docker/Dockerfile` built for real (ci profile, on the stand-in of NVIDIA's CUDA base), its
+//! smoke test on CPU, the GPU policy, the health probe, and the smoke contract for any image
+//! (a user's image that keeps NVIDIA's entrypoint banner; exit status only; no health).
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
 
@@ -8,11 +9,13 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use headroom_tests::registry::base_image;
-use headroom_tests::{debian_base, sh, xtask};
+use headroom_tests::{cuda_base, sh, xtask};
 use serde_json::Value;
 
 headroom_tests::tests! {
+    the_cuda_stand_in_behaves_as_nvidias_base needs Docker;
     the_ci_profile_builds_smokes_on_cpu_and_answers_health needs Docker, Tool("check-jsonschema");
+    a_users_image_keeping_nvidias_entrypoint_passes_the_smoke_contract needs Docker, Tool("check-jsonschema");
     gpu_required_fails_clearly_without_a_gpu needs Docker, Tool("check-jsonschema");
     a_container_that_never_becomes_healthy_fails_in_time_and_is_removed needs Docker;
     the_dockerfile_is_clean_under_hadolint needs Tool("hadolint");
@@ -32,7 +35,7 @@ fn ci_build() -> &'static (Value, String) {
     BUILT.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
         let report_path = tmp.path().join("r.json");
-        let base = format!("BASE_IMAGE={}", debian_base());
+        let base = format!("BASE_IMAGE={}", cuda_base());
         let config = root().join("docker/image.ci.toml");
         let run = xtask(
             &[
@@ -79,7 +82,25 @@ fn the_ci_profile_builds_smokes_on_cpu_and_answers_health() {
     let smoke = &r["smoke"];
     assert_eq!(smoke["device"], "cpu");
     assert!(smoke["note"].as_str().unwrap().contains("CPU"), "{smoke:#}");
+    assert!(
+        smoke["gpu"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cuda = false"),
+        "{smoke:#}"
+    );
     assert!(stderr.contains("runs on CPU"), "said in the output too");
+    // NVIDIA's entrypoint is reset: the image runs its command as given, no banner.
+    let entrypoint = sh(
+        "docker",
+        &[
+            "inspect",
+            "--format",
+            "{{json .Config.Entrypoint}}",
+            &format!("{CI_IMAGE}:latest"),
+        ],
+    );
+    assert!(matches!(entrypoint.trim(), "null" | "[]"), "{entrypoint}");
     let result = &smoke["run"]["result"];
     assert_eq!(result["cuda_available"], false, "{result:#}");
     assert_eq!(result["ok"], true, "{result:#}");
@@ -87,7 +108,7 @@ fn the_ci_profile_builds_smokes_on_cpu_and_answers_health() {
     assert_eq!(smoke["health"]["docker_status"], "healthy");
     assert_eq!(smoke["health"]["response"]["status"], "healthy");
     // At most 12 layers on top of the base; the proxy CA was a secret, not a file.
-    let base_layers = layers(debian_base());
+    let base_layers = layers(cuda_base());
     let image = format!("{CI_IMAGE}:latest");
     assert!(
         layers(&image) - base_layers <= 12,
@@ -127,7 +148,9 @@ fn layers(image: &str) -> usize {
 fn gpu_required_fails_clearly_without_a_gpu() {
     ci_build();
     let tmp = tempfile::tempdir().unwrap();
-    let config = root().join("docker/image.ci.toml");
+    // [smoke] with cuda left on: the image claims CUDA, so the GPU is probed and refused.
+    let config = tmp.path().join("image.toml");
+    std::fs::write(&config, "[smoke]\ngpu = \"required\"\n").unwrap();
     let start = Instant::now();
     let run = xtask(
         &[
@@ -148,9 +171,168 @@ fn gpu_required_fails_clearly_without_a_gpu() {
     assert!(!run.success(), "{run:?}");
     assert!(start.elapsed() < Duration::from_secs(30));
     assert!(
-        run.stderr.contains("--gpu required") && run.stderr.contains("no NVIDIA runtime"),
+        run.stderr.contains("--gpu required")
+            && run.stderr.contains("no NVIDIA Container Toolkit")
+            && run.stderr.contains("no NVIDIA runtime"),
         "{}",
         run.stderr
+    );
+    // The container never started, yet the report has its smoke section with the cause.
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("r.json")).unwrap()).unwrap();
+    headroom_tests::check_report(&tmp.path().join("r.json"));
+    let smoke = &report["smoke"];
+    assert_eq!(smoke["device"], "none", "{report:#}");
+    assert!(
+        smoke["error"]
+            .as_str()
+            .unwrap()
+            .contains("could not select device driver"),
+        "{smoke:#}"
+    );
+    let left = sh(
+        "docker",
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "name=headroom-gpu-probe-",
+            "--format",
+            "{{.Names}}",
+        ],
+    );
+    assert_eq!(left.trim(), "", "probe containers left behind");
+}
+
+fn the_cuda_stand_in_behaves_as_nvidias_base() {
+    let base = cuda_base();
+    let inspect = sh("docker", &["inspect", "--format", "{{json .Config}}", base]);
+    let config: Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(
+        config["Entrypoint"],
+        serde_json::json!(["/opt/nvidia/nvidia_entrypoint.sh"])
+    );
+    assert_eq!(config["User"], "", "root, as NVIDIA's");
+    let env: Vec<&str> = config["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for want in [
+        "NVIDIA_VISIBLE_DEVICES=all",
+        "NVIDIA_DRIVER_CAPABILITIES=compute,utility",
+        "CUDA_VERSION=11.8.0",
+        "NV_CUDNN_VERSION=8.9.6.50",
+        "LD_LIBRARY_PATH=/usr/local/nvidia/lib:/usr/local/nvidia/lib64",
+        "PATH=/usr/local/nvidia/bin:/usr/local/cuda/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ] {
+        assert!(env.contains(&want), "{want} not in {env:?}");
+    }
+    assert!(
+        env.iter()
+            .any(|e| e.starts_with("NVIDIA_REQUIRE_CUDA=cuda>=11.8 brand=tesla,driver>=470")),
+        "{env:?}"
+    );
+    // The entrypoint prints its banner, the license text and the no-driver warning on
+    // stdout, then execs the command.
+    let out = std::process::Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            base,
+            "sh",
+            "-c",
+            "echo last; readlink /usr/local/cuda",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for want in [
+        "== CUDA ==",
+        "CUDA Version 11.8.0",
+        "NVIDIA Deep Learning Container License",
+        "WARNING: The NVIDIA Driver was not detected.",
+    ] {
+        assert!(stdout.contains(want), "{want}: {stdout}");
+    }
+    assert!(stdout.ends_with("last\ncuda-11.8\n"), "{stdout}");
+}
+
+fn a_users_image_keeping_nvidias_entrypoint_passes_the_smoke_contract() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // A user's image: NVIDIA's entrypoint kept, no HEALTHCHECK, no health endpoint.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}\nCMD [\"sleep\", \"300\"]\n", cuda_base()),
+    )
+    .unwrap();
+    let image = "headroom-test/users-cuda";
+    let run_with = |smoke: &str, skip: &str| {
+        let config = tmp.path().join("image.toml");
+        std::fs::write(&config, format!("[smoke]\nhealth = false\n{smoke}")).unwrap();
+        let report = tmp.path().join("r.json");
+        let run = xtask(
+            &[
+                "image",
+                "--config",
+                config.to_str().unwrap(),
+                "--context",
+                ctx.to_str().unwrap(),
+                "--image",
+                image,
+                "--skip",
+                skip,
+                "--report",
+                report.to_str().unwrap(),
+            ],
+            &[],
+        );
+        headroom_tests::check_report(&report);
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        (run, r)
+    };
+    // The marked line comes through the banner and is judged.
+    let (run, r) = run_with(
+        "json = true\ncommand = [\"sh\", \"-c\", \"echo 'HEADROOM-SMOKE-JSON {\\\"checks\\\": [], \\\"ok\\\": true}'\"]\n",
+        "free,push",
+    );
+    assert!(run.success(), "{run:?}");
+    assert_eq!(r["smoke"]["run"]["result"]["ok"], true, "{r:#}");
+    assert!(
+        r["smoke"]["run"]["log_tail"].as_array().unwrap().is_empty(),
+        "{r:#}"
+    );
+    // Plain JSON after the banner is no result: it says so.
+    let (run, r) = run_with(
+        "json = true\ncommand = [\"sh\", \"-c\", \"echo '{\\\"ok\\\": true}'\"]\n",
+        "free,build,push",
+    );
+    assert!(!run.success(), "{run:?}");
+    assert!(
+        r["smoke"]["mismatches"][0]
+            .as_str()
+            .unwrap()
+            .contains("no HEADROOM-SMOKE-JSON line"),
+        "{r:#}"
+    );
+    // A command of yours is judged by its exit status.
+    let (run, _) = run_with(
+        "command = [\"sh\", \"-c\", \"exit 3\"]\nexit_code = 3\n",
+        "free,build,push",
+    );
+    assert!(run.success(), "{run:?}");
+    let (run, r) = run_with("command = [\"false\"]\n", "free,build,push");
+    assert!(!run.success(), "{run:?}");
+    assert!(
+        r["smoke"]["mismatches"][0]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 1, 0 expected"),
+        "{r:#}"
     );
 }
 

@@ -17,6 +17,7 @@ mod dockerfile_parse;
 mod fix_equivalence;
 mod free;
 mod free_attacks;
+mod gpu_engine;
 mod image;
 mod inspect;
 mod lint;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         fix_equivalence::TESTS,
         free::TESTS,
         free_attacks::TESTS,
+        gpu_engine::TESTS,
         image::TESTS,
         inspect::TESTS,
         lint::TESTS,

@@ -29,6 +29,11 @@ pub fn outputs(r: &Report) -> Vec<(&'static str, String)> {
     out.push(("pushed", r.image.digest.is_some().to_string()));
     out.push(("tags", r.image.references.join(",")));
     out.push(("image-size", r.image.size_bytes.unwrap_or(0).to_string()));
+    if let Some(smoke) = &r.smoke {
+        out.push(("device", smoke.device.clone()));
+        out.push(("gpu-name", smoke.gpu_name.clone().unwrap_or_default()));
+        out.push(("cuda", smoke.cuda.clone().unwrap_or_default()));
+    }
     out
 }
 
@@ -129,6 +134,26 @@ mod tests {
         assert!(step_summary(&r).contains("not pushed"));
         r.image.digest = Some("sha256:abc".into());
         assert!(outputs(&r).contains(&("digest", "sha256:abc".into())));
+    }
+
+    #[test]
+    fn the_smoke_device_is_an_output() {
+        let mut r = Report::default();
+        assert!(outputs(&r).iter().all(|(k, _)| *k != "device"));
+        r.smoke = Some(crate::report::SmokeReport {
+            device: "gpu".into(),
+            gpu_name: Some("NVIDIA H200".into()),
+            cuda: Some("11.8".into()),
+            ..Default::default()
+        });
+        let out = outputs(&r);
+        for pair in [
+            ("device", "gpu"),
+            ("gpu-name", "NVIDIA H200"),
+            ("cuda", "11.8"),
+        ] {
+            assert!(out.contains(&(pair.0, pair.1.to_string())), "{out:?}");
+        }
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub fn step_summary(r: &Report) -> String {
     if let Some(b) = &r.builder {
         md.push_str(&builder_line(b));
     }
+    if let Some(smoke) = &r.smoke {
+        md.push_str(&smoke_line(smoke));
+    }
     md.push_str(&phases_table(&r.disk.phases));
     if let Some(t) = &r.disk.timeline
         && t.samples.len() > 1
@@ -91,6 +94,33 @@ fn builder_line(b: &crate::route::BuilderReport) -> String {
         ));
     }
     md
+}
+
+/// The smoke test's device, what it found there, and why that device.
+fn smoke_line(smoke: &crate::report::SmokeReport) -> String {
+    let mut found = Vec::new();
+    if let Some(name) = &smoke.gpu_name {
+        found.push(name.clone());
+    }
+    if let Some(cuda) = &smoke.cuda {
+        found.push(format!("CUDA {cuda}"));
+    }
+    let found = if found.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", found.join(", "))
+    };
+    let why = smoke
+        .gpu
+        .as_ref()
+        .map(|g| g.reason.as_str())
+        .or(smoke.error.as_deref())
+        .unwrap_or("");
+    format!(
+        "\n**smoke** on **{}**{found}: {}\n",
+        smoke.device,
+        why.replace('\n', " ")
+    )
 }
 
 /// A matrix run's step summary: one row per variant, then each variant's own summary.
@@ -265,6 +295,33 @@ pub fn free(report: &FreeReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_names_the_smoke_device_and_why() {
+        let r = Report {
+            smoke: Some(crate::report::SmokeReport {
+                device: "gpu".into(),
+                gpu_name: Some("NVIDIA H200".into()),
+                cuda: Some("11.8".into()),
+                gpu: Some(headroom_docker::smoke::GpuDecision {
+                    request: None,
+                    device: "gpu".into(),
+                    reason: "the engine lists a GPU runtime".into(),
+                    failure: None,
+                    host_hint: None,
+                }),
+                ..Default::default()
+            }),
+            ..Report::default()
+        };
+        let md = step_summary(&r);
+        assert!(
+            md.contains(
+                "**smoke** on **gpu** (NVIDIA H200, CUDA 11.8): the engine lists a GPU runtime"
+            ),
+            "{md}"
+        );
+    }
 
     #[test]
     fn chart_labels_are_distinct_with_one_decimal() {

@@ -1,6 +1,12 @@
-//! The smoke stage: the image run once with the smoke script (on the GPUs the policy asks
-//! for, else on CPU), its result held against `[smoke]`'s expectations ([`crate::policy`]),
-//! then started as a service until its health endpoint answers.
+//! The smoke stage: the GPU decision (probed, [`smoke::decide_gpu`]), the image run once with
+//! the smoke command, its result held against `[smoke]`'s expectations ([`crate::policy`]),
+//! then started as a service until it is healthy.
+//!
+//! The contract for any image: the command must exit with `exit_code` (0); its JSON result
+//! (a `HEADROOM-SMOKE-JSON` line) is judged when `json` is on (the default for headroom's
+//! own smoke script); the health check runs unless `health = false`, with the image's own
+//! HEALTHCHECK when it has one and an HTTP probe of `health_path` on `port`. Every outcome,
+//! a failed start included, leaves a smoke section in the report.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use headroom_docker::build::BuildSpec;
 use headroom_docker::engine::{Engine, EngineFacts};
-use headroom_docker::smoke::{self, GpuPolicy};
+use headroom_docker::smoke::{self, GpuInputs, HealthProbe};
 
 use super::Stage;
 use super::context::{Outcome, Run};
@@ -21,31 +27,68 @@ pub(crate) async fn run(
     facts: Option<&EngineFacts>,
     spec: &BuildSpec,
 ) -> Result<Outcome> {
-    let Some(config) = &run.settings.smoke else {
+    let Some(config) = run.settings.smoke.clone() else {
         return Ok(Outcome::Skipped(
             "no [smoke] table in the config (and no --gpu)".into(),
         ));
     };
     let policy = run.settings.gpu.or(config.gpu).unwrap_or_default();
-    let facts = facts.cloned().unwrap_or_default();
-    let gpu = smoke::gpu_request(policy, &facts).map_err(|e| anyhow::anyhow!(e))?;
+    let image = spec.references().remove(0);
     let mut report = SmokeReport {
-        device: match &gpu {
-            None => "cpu".into(),
-            Some(g) => serde_json::to_string(g).unwrap_or_default(),
-        },
+        device: "none".into(),
         ..SmokeReport::default()
     };
-    if gpu.is_none() && policy == GpuPolicy::Auto {
-        let note =
-            "no GPU on this engine (no NVIDIA runtime, no CDI devices): the smoke test runs on CPU";
-        run.reporter.note(Stage::Smoke, note);
-        report.note = Some(note.into());
+    let inputs = GpuInputs {
+        policy,
+        image_has_cuda: config.cuda.unwrap_or(true),
+        facts,
+        host_hint: smoke::host_gpu_hint(),
+    };
+    let decided = smoke::decide_gpu(inputs, async |request| {
+        smoke::probe_gpu(engine, &image, &request).await
+    })
+    .await;
+    let decision = match decided {
+        Ok(d) => d,
+        Err(cause) => {
+            report.error = Some(cause.clone());
+            run.report.smoke = Some(report);
+            bail!(cause)
+        }
+    };
+    report.device = decision.device.clone();
+    run.reporter.note(
+        Stage::Smoke,
+        &format!("device: {} ({})", decision.device, decision.reason),
+    );
+    if decision.request.is_none() {
+        report.note = Some(format!("the smoke test runs on CPU: {}", decision.reason));
     }
-    let image = spec.references().remove(0);
+    let gpu = decision.request.clone();
+    report.gpu = Some(decision);
+    let result = smoke_and_health(run, engine, &config, &image, gpu, &mut report).await;
+    if let Err(e) = &result {
+        report.error.get_or_insert_with(|| format!("{e:#}"));
+    }
+    run.report.smoke = Some(report);
+    result
+}
+
+async fn smoke_and_health(
+    run: &mut Run<'_>,
+    engine: &Engine,
+    config: &crate::settings::SmokeConfig,
+    image: &str,
+    gpu: Option<smoke::GpuRequest>,
+    report: &mut SmokeReport,
+) -> Result<Outcome> {
     let mut env = BTreeMap::new();
     if gpu.is_some() {
         env.insert("HEADROOM_SMOKE_REQUIRE_CUDA".to_string(), "1".to_string());
+    } else {
+        // CUDA bases set NVIDIA_VISIBLE_DEVICES=all: on an engine whose default runtime is
+        // nvidia that alone exposes every GPU. `void` hides them.
+        env.insert("NVIDIA_VISIBLE_DEVICES".into(), "void".into());
     }
     if let Some(t) = &config.torch {
         env.insert("HEADROOM_SMOKE_REQUIRE_TORCH".into(), "1".into());
@@ -66,7 +109,7 @@ pub(crate) async fn run(
         .unwrap_or_else(|| vec!["python3".into(), "/opt/headroom/smoke.py".into()]);
     let smoke_run = smoke::run_smoke(
         engine,
-        &image,
+        image,
         &command,
         &env,
         gpu.clone(),
@@ -76,46 +119,61 @@ pub(crate) async fn run(
     let expect = SmokeExpectations {
         torch: config.torch.clone(),
         min_tflops: config.min_tflops,
+        json: config.json.unwrap_or(config.command.is_none()),
+        exit_code: config.exit_code.unwrap_or(0),
     };
     report.mismatches = policy::smoke_mismatches(&smoke_run, &expect, gpu.is_some());
-    let failed = !report.mismatches.is_empty();
     if let Some(result) = &smoke_run.result {
         run.reporter.note(Stage::Smoke, &result.to_string());
+        report.gpu_name = result["gpus"][0]["name"].as_str().map(String::from);
+        report.cuda = result["cuda"].as_str().map(String::from);
     }
     report.run = Some(smoke_run);
-    if failed {
-        let message = format!("smoke test failed: {}", report.mismatches.join("; "));
-        run.report.smoke = Some(report);
-        bail!(message);
+    if !report.mismatches.is_empty() {
+        bail!("smoke test failed: {}", report.mismatches.join("; "));
     }
+    if config.health == Some(false) {
+        return Ok(Outcome::Passed);
+    }
+    let path = config
+        .health_path
+        .clone()
+        .unwrap_or_else(|| "/health".into());
+    let at = HealthProbe {
+        port: config.port.unwrap_or(8000),
+        http: !path.is_empty(),
+        path,
+    };
     let health = smoke::check_health(
         engine,
-        &image,
-        config.port.unwrap_or(8000),
-        gpu,
+        image,
+        &at,
+        &env,
+        gpu.clone(),
         Duration::from_secs(config.health_timeout.unwrap_or(120)),
     )
-    .await;
-    match health {
-        Ok(h) => {
-            run.reporter.note(
-                Stage::Smoke,
-                &format!(
-                    "healthy after {:.1} s: {}",
-                    h.seconds,
-                    h.response
-                        .as_ref()
-                        .map(|r| r.to_string())
-                        .unwrap_or_default()
-                ),
-            );
-            report.health = Some(h);
-            run.report.smoke = Some(report);
-            Ok(Outcome::Passed)
-        }
-        Err(e) => {
-            run.report.smoke = Some(report);
-            bail!("health check: {e}")
-        }
+    .await
+    .map_err(|e| anyhow::anyhow!("health check: {e}"))?;
+    run.reporter.note(
+        Stage::Smoke,
+        &format!(
+            "healthy after {:.1} s: {}",
+            health.seconds,
+            health
+                .response
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default()
+        ),
+    );
+    let cuda_said = health.response.as_ref().and_then(|r| r.get("cuda"));
+    let gpu_but_no_cuda = gpu.is_some() && cuda_said == Some(&serde_json::Value::Bool(false));
+    report.health = Some(health);
+    if gpu_but_no_cuda {
+        report
+            .mismatches
+            .push("the health endpoint reports cuda: false on the GPU".into());
+        bail!("health check: the service started with GPUs reports cuda: false");
     }
+    Ok(Outcome::Passed)
 }
