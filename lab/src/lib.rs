@@ -23,6 +23,8 @@
 //!   they share, and import none of them.
 //! - [`simulate`]: `cargo xtask simulate`, the out-of-space failure and its cure on the
 //!   simulated runner.
+//! - [`workflow`]: a repository's GitHub Actions workflow, read with a YAML parser and run
+//!   step by step in the runner box ([`sandbox::runner_box`]) as a hosted runner runs it.
 //! - [`sh`]: the lab's one way to run a program (duct), with errors that name the command.
 //! - [`signals`]: Ctrl-C and SIGTERM during a long run: every step checks, the foreground
 //!   child is told, and the sandboxes are torn down on the way out.
@@ -41,6 +43,7 @@ pub mod sandbox;
 pub mod sh;
 pub mod signals;
 pub mod simulate;
+pub mod workflow;
 pub mod workload;
 
 pub use bench::Bench;

@@ -6,7 +6,9 @@
 //! - [`registry`]: a registry on loopback that requires a password;
 //! - [`base_image`]: base images made locally (Debian by debootstrap, busybox-static);
 //! - [`builder`]: a buildx `docker-container` builder, as `docker/setup-buildx-action` makes it;
-//! - [`runner`]: the simulated runner built from them, torn down by name.
+//! - [`runner`]: the simulated runner built from them, torn down by name;
+//! - [`runner_box`]: a GitHub-hosted runner's user, directories, environment and 2026 disk
+//!   layout, for the workflow runner.
 
 pub mod base_image;
 pub mod bridge;
@@ -15,6 +17,7 @@ pub mod engine;
 pub mod loopfs;
 pub mod registry;
 pub mod runner;
+pub mod runner_box;
 
 pub use bridge::Bridge;
 pub use builder::{BuilderSpec, ContainerBuilder, GcLimits};

@@ -24,6 +24,7 @@ mod lint_validation;
 mod matrix;
 mod relocate;
 mod remote;
+mod runner_box;
 mod sibling;
 mod simulate;
 mod tidy;
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
         matrix::TESTS,
         relocate::TESTS,
         remote::TESTS,
+        runner_box::TESTS,
         sibling::TESTS,
         simulate::TESTS,
         tidy::TESTS,
