@@ -25,6 +25,8 @@
 //!   simulated runner.
 //! - [`smoke_judge`]: `cargo xtask smoke-judge`, the smoke stage's judgement of a smoke
 //!   result made outside a container (`scripts/gpu-check` on a lent GPU machine).
+//! - [`workflow`]: a repository's GitHub Actions workflow, read with a YAML parser and run
+//!   step by step in the runner box ([`sandbox::runner_box`]) as a hosted runner runs it.
 //! - [`sh`]: the lab's one way to run a program (duct), with errors that name the command.
 //! - [`signals`]: Ctrl-C and SIGTERM during a long run: every step checks, the foreground
 //!   child is told, and the sandboxes are torn down on the way out.
@@ -44,6 +46,7 @@ pub mod sh;
 pub mod signals;
 pub mod simulate;
 pub mod smoke_judge;
+pub mod workflow;
 pub mod workload;
 
 pub use bench::Bench;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::Args;
 use headroom_disk::{
-    Catalog, Environment, FreeReport, PlanRequest, ReclaimOptions, Selection, UserConfig,
-    format_size, parse_size,
+    Catalog, Environment, FreeReport, PlanRequest, Selection, UserConfig, format_size, parse_size,
 };
+use headroom_pipeline::privilege::Reclaimed;
 use headroom_pipeline::render;
 
 use crate::ui;
@@ -118,10 +118,20 @@ impl Free {
         if !dry_run {
             reporter.begin_reclaim(plan.selected().map(|i| i.size.files).sum());
         }
-        let report = headroom_disk::reclaim(&plan, ReclaimOptions { dry_run }, &reporter);
+        let reclaimed = headroom_pipeline::privilege::reclaim(
+            &catalog, &env, &request, &plan, dry_run, &reporter,
+        )?;
         reporter.finish();
+        let (report, no_sudo) = match reclaimed {
+            Reclaimed::Done { report, .. } => (report, None),
+            Reclaimed::PlanOnly { report, message } => (report, Some(message)),
+        };
 
         self.show(&report)?;
+        if let Some(message) = no_sudo {
+            eprintln!("free: {message}");
+            return Ok(ExitCode::FAILURE);
+        }
         if !self.dry_run && !allowed && plan.selected().next().is_some() {
             eprintln!(
                 "free: nothing deleted: this is not a GitHub-hosted runner \

@@ -30,13 +30,31 @@ pub(crate) struct Image {
 
 impl Image {
     pub(crate) fn run(self) -> Result<ExitCode> {
-        let settings = Settings::resolve(&self.args, &crate::project_root())?;
-        let reporter = Terminal {
-            github: ui::on_github_actions(),
+        let github = ui::on_github_actions();
+        let settings = match Settings::resolve(&self.args, &crate::project_root()) {
+            Ok(s) => s,
+            Err(e) => {
+                if github {
+                    println!(
+                        "::error title=headroom: settings::{}",
+                        e.to_string().replace('\n', "%0A")
+                    );
+                }
+                return Err(e.into());
+            }
         };
+        let reporter = Terminal { github };
         match Pipeline::new(settings).run(&reporter) {
             Ok(_) => Ok(ExitCode::SUCCESS),
             Err(e) => {
+                if let Some(a) = e
+                    .outcome()
+                    .as_ref()
+                    .and_then(render::github::failure_annotation)
+                    && github
+                {
+                    println!("{a}");
+                }
                 if let PipelineError::Report {
                     failure: Some(f), ..
                 } = &e

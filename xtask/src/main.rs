@@ -56,6 +56,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Started through `sudo -n` for one privileged step: do it, and nothing else.
+    if let Some(helper) = headroom_pipeline::privilege::helper() {
+        print!("{}", helper.stdout);
+        eprint!("{}", helper.stderr);
+        return ExitCode::from(helper.code);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Free(cmd) => cmd.run(),

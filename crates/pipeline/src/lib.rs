@@ -46,6 +46,8 @@
 //! - [`render`] — every text made from those values: `human` (tables, reports, one line per
 //!   event), `markdown` (step summaries), `github` (annotations, groups, step outputs).
 //!   [`github`] appends to the files GitHub Actions gives a step.
+//! - [`privilege`] — root only where it is needed: a reclaim that needs it runs through
+//!   `sudo -n` in a hidden helper (the same binary, handed the plan), called first in `main`.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -56,6 +58,7 @@ pub mod github;
 pub mod lint;
 mod matrix;
 pub mod policy;
+pub mod privilege;
 pub mod render;
 mod report;
 mod reporter;

@@ -68,6 +68,22 @@ impl PipelineError {
         }
     }
 
+    /// How the run ended, for the annotation a binary prints on GitHub Actions; `None` when
+    /// there is no report.
+    pub fn outcome(&self) -> Option<render::Outcome> {
+        match self {
+            PipelineError::Failed {
+                stage,
+                message,
+                report,
+            } => Some(render::Outcome::of(report, Some(message), false, *stage)),
+            PipelineError::Interrupted { message, report } => {
+                Some(render::Outcome::of(report, Some(message), true, None))
+            }
+            _ => None,
+        }
+    }
+
     /// The report of the run, when it got as far as making one.
     pub fn report(&self) -> Option<&Report> {
         match self {
@@ -199,15 +215,21 @@ impl Pipeline {
             }
         };
         let interrupted = signal.is_some();
-        let mut report = run.report;
-        report.seconds = start.elapsed().as_secs_f64();
-        let failure = result.as_ref().err().map(|e| format!("{e:#}"));
+        run.report.seconds = start.elapsed().as_secs_f64();
+        let mut failure = result.as_ref().err().map(|e| format!("{e:#}"));
         if let Some(f) = &failure {
-            report.errors.push(f.clone());
+            run.report.errors.push(f.clone());
         }
         if interrupted {
-            report.cause = Some(Cause::Interrupted);
+            run.report.cause = Some(Cause::Interrupted);
         }
+        let outcome =
+            render::Outcome::of(&run.report, failure.as_deref(), interrupted, run.current);
+        if let Err(e) = self.outputs(&run, &outcome) {
+            run.report.errors.push(e.to_string());
+            failure.get_or_insert_with(|| e.to_string());
+        }
+        let report = run.report;
         let failure = write_report(&report, &self.settings.report_path, failure, reporter)?;
         match failure {
             None => Ok(report),
@@ -391,17 +413,22 @@ impl Pipeline {
         }
         pushed?;
         run.current = None;
-        self.outputs(run)?;
         Ok(())
     }
 
-    /// On GitHub Actions: the step outputs and the step summary.
-    fn outputs(&self, run: &Run<'_>) -> Result<()> {
+    /// On GitHub Actions, on every run (passed, failed or interrupted): the step outputs and
+    /// the step summary, with the failing stage, its cause and message when there is one.
+    fn outputs(
+        &self,
+        run: &Run<'_>,
+        outcome: &render::Outcome,
+    ) -> Result<(), github::EnvFileError> {
         if !self.settings.github_outputs {
             return Ok(());
         }
-        github::append_outputs(&render::github::outputs(&run.report))?;
-        let mut md = render::markdown::step_summary(&run.report);
+        github::append_outputs(&render::github::run_outputs(&run.report, outcome))?;
+        let mut md = render::markdown::outcome(outcome);
+        md.push_str(&render::markdown::step_summary(&run.report));
         if let Some(i) = &run.inspect {
             md.push('\n');
             md.push_str(&render::markdown::inspect(i));

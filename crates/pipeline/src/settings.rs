@@ -108,8 +108,9 @@ pub struct ImageArgs {
     /// Stages to skip (comma-separated): lint, free, build, inspect, smoke, push.
     #[arg(long, value_name = "STAGES", value_delimiter = ',')]
     pub skip: Vec<Stage>,
-    /// Where to write the JSON report [default: target/headroom/report.json in the
-    /// workspace].
+    /// Where to write the JSON report [default: on GitHub Actions
+    /// $RUNNER_TEMP/headroom/report.json, elsewhere target/headroom/report.json in the
+    /// project].
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
     /// Read the registry password from standard input.
@@ -403,7 +404,7 @@ impl Settings {
         let report_path = args
             .report
             .clone()
-            .unwrap_or_else(|| workspace.join("target/headroom/report.json"));
+            .unwrap_or_else(|| default_report_path(workspace));
         let password = if args.password_stdin {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
@@ -605,6 +606,19 @@ fn in_config_dir(base: &Path, p: &Utf8Path) -> PathBuf {
         p.as_std_path().to_path_buf()
     } else {
         base.join(p)
+    }
+}
+
+/// Where the report goes without `--report`: on GitHub Actions `$RUNNER_TEMP/headroom/
+/// report.json` (the job's user may write there, and it is outside the checkout), elsewhere
+/// the project's `target/headroom/report.json`.
+pub fn default_report_path(workspace: &Path) -> PathBuf {
+    let temp = std::env::var_os("RUNNER_TEMP").filter(|t| !t.is_empty());
+    match temp {
+        Some(temp) if crate::Runner::detect().github_actions => {
+            PathBuf::from(temp).join("headroom/report.json")
+        }
+        _ => workspace.join("target/headroom/report.json"),
     }
 }
 

@@ -32,6 +32,13 @@ impl Reporter for Lines {
 }
 
 fn main() -> ExitCode {
+    // Re-run through `sudo -n` for the one step that needs root (deleting root-owned
+    // software): do that step, nothing else.
+    if let Some(helper) = headroom_pipeline::privilege::helper() {
+        print!("{}", helper.stdout);
+        eprint!("{}", helper.stderr);
+        return ExitCode::from(helper.code);
+    }
     let cli = Cli::parse();
     let run = Settings::resolve(&cli.image, Path::new("."))
         .map_err(Into::into)

@@ -8,7 +8,9 @@
 //!   NVIDIA's CUDA base on it, busybox-static);
 //! - [`fake_gpu`]: a fake NVIDIA GPU at a throwaway engine's boundary (hook, runtime, CDI);
 //! - [`builder`]: a buildx `docker-container` builder, as `docker/setup-buildx-action` makes it;
-//! - [`runner`]: the simulated runner built from them, torn down by name.
+//! - [`runner`]: the simulated runner built from them, torn down by name;
+//! - [`runner_box`]: a GitHub-hosted runner's user, directories, environment and 2026 disk
+//!   layout, for the workflow runner.
 
 pub mod base_image;
 pub mod bridge;
@@ -18,6 +20,7 @@ pub mod fake_gpu;
 pub mod loopfs;
 pub mod registry;
 pub mod runner;
+pub mod runner_box;
 
 pub use bridge::Bridge;
 pub use builder::{BuilderSpec, ContainerBuilder, GcLimits};

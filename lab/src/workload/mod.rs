@@ -2,9 +2,11 @@
 //!
 //! - [`rng`]: the one random number generator (SplitMix64);
 //! - [`android`]: a synthetic tree shaped like the Android SDK (`bench free`);
-//! - [`runner`]: a hosted runner's preinstalled software, scaled down (`simulate`).
+//! - [`runner`]: a hosted runner's preinstalled software, scaled down (`simulate`);
+//! - [`layouts`]: the 2026 disk layouts of hosted runners, as data (the runner box).
 
 pub mod android;
+pub mod layouts;
 pub mod rng;
 pub mod runner;
 

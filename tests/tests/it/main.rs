@@ -27,6 +27,7 @@ mod lint_validation;
 mod matrix;
 mod relocate;
 mod remote;
+mod runner_box;
 mod sibling;
 mod simulate;
 mod tidy;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         matrix::TESTS,
         relocate::TESTS,
         remote::TESTS,
+        runner_box::TESTS,
         sibling::TESTS,
         simulate::TESTS,
         tidy::TESTS,

@@ -6,6 +6,7 @@ use headroom_disk::FreeReport;
 use headroom_dockerfile::lint::Severity;
 
 use crate::lint::FileFindings;
+use crate::render::Outcome;
 use crate::report::Report;
 use crate::stage::Stage;
 
@@ -35,6 +36,45 @@ pub fn outputs(r: &Report) -> Vec<(&'static str, String)> {
         out.push(("cuda", smoke.cuda.clone().unwrap_or_default()));
     }
     out
+}
+
+/// Every run's outputs, passed or failed: `result`, and when it failed `cause`,
+/// `failed-stage` and `error` (the message's first line), then what is known: the image's
+/// outputs ([`outputs`]), `freed-bytes`, `low-water-bytes`.
+pub fn run_outputs(r: &Report, outcome: &Outcome) -> Vec<(&'static str, String)> {
+    let mut out = vec![("result", outcome.result.to_string())];
+    if let Some(c) = &outcome.cause {
+        out.push(("cause", c.clone()));
+    }
+    if let Some(s) = outcome.failed_stage {
+        out.push(("failed-stage", s.to_string()));
+    }
+    if let Some(m) = &outcome.message {
+        out.push(("error", m.lines().next().unwrap_or("").to_string()));
+    }
+    out.extend(outputs(r));
+    if let Some(b) = r.disk.freed_bytes {
+        out.push(("freed-bytes", b.to_string()));
+    }
+    if let Some(b) = r.disk.low_water_bytes {
+        out.push(("low-water-bytes", b.to_string()));
+    }
+    out
+}
+
+/// A failed run as an `::error` annotation (titled with the stage), `None` when it passed.
+/// Lint errors have their own, with file and line ([`annotations`]).
+pub fn failure_annotation(outcome: &Outcome) -> Option<String> {
+    let message = outcome.message.as_deref()?;
+    let title = match outcome.failed_stage {
+        Some(stage) => format!("headroom: {stage} failed"),
+        None => "headroom failed".to_string(),
+    };
+    Some(format!(
+        "::error title={}::{}",
+        property(&title),
+        data(message)
+    ))
 }
 
 /// A matrix run's outputs: every variant's tags, whether all were pushed, and one
@@ -154,6 +194,43 @@ mod tests {
         ] {
             assert!(out.contains(&(pair.0, pair.1.to_string())), "{out:?}");
         }
+    }
+
+    #[test]
+    fn a_failed_run_has_outputs_and_an_annotation_and_a_passed_one_says_so() {
+        let mut r = Report {
+            cause: Some(crate::report::Cause::NoSpace),
+            ..Report::default()
+        };
+        r.disk.freed_bytes = Some(0);
+        r.stages.push(crate::report::StageReport {
+            name: Stage::Build,
+            status: crate::report::StageStatus::Failed,
+            seconds: 1.0,
+            reason: Some("no space".into()),
+        });
+        let o = Outcome::of(
+            &r,
+            Some("build: no space left\nlow-water 1 MB"),
+            false,
+            None,
+        );
+        let out = run_outputs(&r, &o);
+        assert!(out.contains(&("result", "failed".into())), "{out:?}");
+        assert!(out.contains(&("cause", "no_space".into())), "{out:?}");
+        assert!(out.contains(&("failed-stage", "build".into())), "{out:?}");
+        assert!(out.contains(&("freed-bytes", "0".into())), "{out:?}");
+        let a = failure_annotation(&o).expect("an annotation");
+        assert!(
+            a.starts_with("::error title=headroom%3A build failed::build"),
+            "{a}"
+        );
+        assert_eq!(a.lines().count(), 1, "{a}");
+        let md = crate::render::markdown::outcome(&o);
+        assert!(md.contains("`build`") && md.contains("no_space"), "{md}");
+        let passed = Outcome::of(&Report::default(), None, false, None);
+        assert!(run_outputs(&Report::default(), &passed).contains(&("result", "passed".into())));
+        assert!(failure_annotation(&passed).is_none());
     }
 
     #[test]

@@ -8,7 +8,33 @@ use headroom_disk::{FreeReport, Sample, format_size};
 
 use crate::budget::Phase;
 use crate::gate::InspectReport;
+use crate::render::Outcome;
 use crate::report::Report;
+
+/// How the run ended, above the step summary: nothing when it passed; else the failing
+/// stage, the cause and the message (the no-space diagnosis: the filesystem, the
+/// low-water mark, what could have been reclaimed).
+pub fn outcome(o: &Outcome) -> String {
+    let Some(message) = &o.message else {
+        return String::new();
+    };
+    let stage = o
+        .failed_stage
+        .map(|s| format!(" at `{s}`"))
+        .unwrap_or_default();
+    let mut md = format!(
+        "### headroom image: {}{stage} ({})\n\n```text\n",
+        o.result,
+        o.cause.as_deref().unwrap_or("unknown cause")
+    );
+    for line in message.lines().take(60) {
+        // A fence inside the message would end the block early.
+        md.push_str(&line.replace("```", "` ` `"));
+        md.push('\n');
+    }
+    md.push_str("```\n\n");
+    md
+}
 
 /// The step summary: stages, the image, and free space over the build as a mermaid chart.
 pub fn step_summary(r: &Report) -> String {

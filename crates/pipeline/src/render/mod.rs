@@ -10,6 +10,58 @@ pub mod github;
 pub mod human;
 pub mod markdown;
 
+use crate::report::{Cause, Report};
+use crate::stage::Stage;
+
+/// How a run ended, as the step summary, the step outputs and the annotations say it: made on
+/// every run, passed, failed or interrupted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// `passed`, `failed` or `interrupted`.
+    pub result: &'static str,
+    /// `no_space`, `interrupted`, else `STAGE-failed` (`setup-failed` before the first
+    /// stage); `None` when the run passed.
+    pub cause: Option<String>,
+    pub failed_stage: Option<Stage>,
+    /// The failure's message, diagnosis included.
+    pub message: Option<String>,
+}
+
+impl Outcome {
+    /// From the report, the run's failure (if any), whether it was interrupted and the stage
+    /// it was in.
+    pub fn of(
+        r: &Report,
+        failure: Option<&str>,
+        interrupted: bool,
+        current: Option<Stage>,
+    ) -> Outcome {
+        let Some(message) = failure else {
+            return Outcome {
+                result: "passed",
+                cause: None,
+                failed_stage: None,
+                message: None,
+            };
+        };
+        let failed_stage = r.first_failed().map(|s| s.name).or(current);
+        let cause = match r.cause {
+            Some(Cause::NoSpace) => "no_space".to_string(),
+            Some(Cause::Interrupted) => "interrupted".to_string(),
+            None => match failed_stage {
+                Some(stage) => format!("{stage}-failed"),
+                None => "setup-failed".to_string(),
+            },
+        };
+        Outcome {
+            result: if interrupted { "interrupted" } else { "failed" },
+            cause: Some(cause),
+            failed_stage,
+            message: Some(message.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::lint::{FileFindings, json, sarif};

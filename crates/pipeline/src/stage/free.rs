@@ -8,12 +8,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use headroom_disk::{FreeReport, PlanRequest, ReclaimKind, ReclaimOptions, Selection, format_size};
+use headroom_disk::{FreeReport, PlanRequest, ReclaimKind, Selection, format_size};
 use headroom_docker::engine::Engine;
 
 use super::Stage;
 use super::context::{Outcome, Run};
 use super::place::{self, Placed};
+use crate::privilege::{self, Reclaimed};
 use crate::settings::NeedSource;
 
 /// The free stage's work, ready to run on a blocking thread.
@@ -26,8 +27,9 @@ struct FreeJob {
 }
 
 impl FreeJob {
-    /// Measure, plan and reclaim (blocking: walks and deletes).
-    fn run(self, progress: &dyn headroom_disk::Progress) -> Result<FreeReport> {
+    /// Measure, plan and reclaim (blocking: walks and deletes); what needs root goes
+    /// through `sudo -n` ([`crate::privilege`]).
+    fn run(self, progress: &dyn headroom_disk::Progress) -> Result<Freed> {
         let plan = headroom_disk::plan(&self.catalog, &self.env, &self.request, progress)
             .with_context(|| {
                 format!(
@@ -35,19 +37,40 @@ impl FreeJob {
                     self.request.target_path.display()
                 )
             })?;
-        Ok(headroom_disk::reclaim(
+        let reclaimed = privilege::reclaim(
+            &self.catalog,
+            &self.env,
+            &self.request,
             &plan,
-            ReclaimOptions {
-                dry_run: self.dry_run,
-            },
+            self.dry_run,
             progress,
-        ))
+        )?;
+        Ok(match reclaimed {
+            Reclaimed::Done { report, via_sudo } => Freed {
+                report,
+                via_sudo,
+                no_sudo: None,
+            },
+            Reclaimed::PlanOnly { report, message } => Freed {
+                report,
+                via_sudo: false,
+                no_sudo: Some(message),
+            },
+        })
     }
+}
+
+/// A reclaim's report, and how privilege went.
+struct Freed {
+    report: FreeReport,
+    via_sudo: bool,
+    /// Root was needed and `sudo -n` refused: why nothing was deleted.
+    no_sudo: Option<String>,
 }
 
 /// The free stage running alongside the build (--free-in-background).
 pub(crate) struct BackgroundFree {
-    task: tokio::task::JoinHandle<Result<FreeReport>>,
+    task: tokio::task::JoinHandle<Result<Freed>>,
     /// Turns true when the reclaim is over.
     done: tokio::sync::watch::Receiver<bool>,
     /// Available bytes the build keeps while the reclaim runs.
@@ -165,12 +188,25 @@ fn job(run: &Run<'_>, data_root: Option<&Path>, background: bool) -> Result<Free
 
 /// Record the free stage's report; fail when its target was not met (unless the build,
 /// run alongside, fit anyway).
-fn finish(
-    run: &mut Run<'_>,
-    report: FreeReport,
-    need: u64,
-    built: Option<bool>,
-) -> Result<Outcome> {
+fn finish(run: &mut Run<'_>, freed: Freed, need: u64, built: Option<bool>) -> Result<Outcome> {
+    let Freed {
+        report,
+        via_sudo,
+        no_sudo,
+    } = freed;
+    if let Some(message) = no_sudo {
+        run.report.free = Some(report.clone());
+        run.reporter.free_plan(&report);
+        run.reporter.warning(Stage::Free, &message);
+        return Ok(Outcome::Skipped(message));
+    }
+    if via_sudo {
+        run.reporter.note(
+            Stage::Free,
+            "root-owned items reclaimed through `sudo -n` (the plan handed to a privileged \
+             helper for this step only)",
+        );
+    }
     let met = report.target_met;
     let available = report.filesystem.available_after;
     let mount = report.filesystem.mount_point.clone();

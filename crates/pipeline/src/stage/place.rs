@@ -199,6 +199,21 @@ pub(crate) async fn place(run: &mut Run<'_>, engine: &Engine, root: &Path) -> Re
         run.report.placement = Some(report);
         return Ok(Placed::Planned(why));
     }
+    if !rustix::process::geteuid().is_root() {
+        // Only the reclaim goes through `sudo -n` (crate::privilege); a move rewrites
+        // daemon.json and restarts the engine, which this user may not.
+        let why = format!(
+            "would {what}, which needs root (daemon.json {} and the engine's restart through \
+             {}); this user (uid {}) does not move it, even through sudo: run this step as \
+             root, or move the data root before the job",
+            config.display(),
+            service.name,
+            rustix::process::geteuid().as_raw()
+        );
+        run.reporter.warning(Stage::Free, &why);
+        run.report.placement = Some(report);
+        return Ok(Placed::Planned(why));
+    }
     run.reporter.note(
         Stage::Free,
         &format!(
