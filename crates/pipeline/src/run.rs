@@ -77,9 +77,9 @@ impl PipelineError {
                 message,
                 report,
             } => Some(render::Outcome::of(report, Some(message), false, *stage)),
-            PipelineError::Interrupted { message, report } => {
-                Some(render::Outcome::of(report, Some(message), true, None))
-            }
+            PipelineError::Interrupted {
+                message, report, ..
+            } => Some(render::Outcome::of(report, Some(message), true, None)),
             _ => None,
         }
     }
