@@ -25,6 +25,7 @@ headroom_tests::tests! {
         needs Root, Docker;
     an_interrupted_move_rolls_back_at_each_step needs Root, Docker;
     a_move_killed_outright_is_rolled_back_first_and_its_copy_blocks_nothing needs Root, Docker;
+    sigterm_during_the_pipelines_restart_rolls_back_and_exits_143 needs Root, Docker;
 }
 
 const IMAGE: &str = "headroom/trust-move";
@@ -293,4 +294,68 @@ fn a_move_killed_outright_is_rolled_back_first_and_its_copy_blocks_nothing() {
             .unwrap()
             .is_none()
     );
+}
+
+/// The pipeline's own signal handling: `cargo xtask image` switching the image store (a
+/// restart of the engine) is paused at the engine's start (`HEADROOM_PAUSE_AT`) and sent a
+/// real SIGTERM there: it waits for the move to roll back, says so, and exits 143.
+fn sigterm_during_the_pipelines_restart_rolls_back_and_exits_143() {
+    let engine = engine_with_objects();
+    let before = objects(&engine);
+    let config = std::fs::read(&engine.config).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {IMAGE}\nRUN true\n")).unwrap();
+    let paused = tmp.path().join("paused");
+    let report = tmp.path().join("r.json");
+    let mut cmd = Command::new(headroom_tests::xtask_bin());
+    cmd.arg("image")
+        .arg("--context")
+        .arg(&ctx)
+        .args(["--image", "headroom-test/paused", "--tag", "latest"])
+        .args(["--skip", "smoke,push", "--need", "1"])
+        .arg("--engine-service")
+        .arg(&engine.service)
+        .args(["--engine-store", "containerd", "--root"])
+        .arg(engine.socket_dir())
+        .arg("--report")
+        .arg(&report)
+        .env("DOCKER_HOST", &engine.host)
+        .env("HEADROOM_PAUSE_AT", "starting")
+        .env("HEADROOM_PAUSE_FILE", &paused)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    headroom_tests::without_github_env(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    // The move says where it stopped by creating the file; wait for that event (bounded).
+    let start = std::time::Instant::now();
+    while !paused.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the run ended ({status}) before the pause: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "never paused at the engine's start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(&paused).unwrap(), "starting");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert_as_before(&engine, &before, &config, "SIGTERM through the pipeline");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(r["cause"], "interrupted", "{r:#}");
 }
