@@ -3,7 +3,10 @@
 //! names another module of the same crate: `use crate::a::B`, `super::x::f()`, `use child::C`,
 //! an inline `crate::a::b::f()`. Test code (`#[cfg(test)]`, `#[test]`, test modules' files)
 //! is left out, as are a module's re-exports of its own descendants (`pub use child::X`: the
-//! parent's face, not something it uses).
+//! parent's face, not something it uses) and a module's paths to its own ancestors (`super::X`
+//! in a child: a module and the submodules it declares are one room, whose private parts the
+//! children may see); circles between siblings, cousins or crates' top modules are what it
+//! finds.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -117,7 +120,8 @@ fn module_graph(entry: &Path) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
                 .filter_map(|(segments, reexport)| {
                     let target = resolve(path, &segments, &modules)?;
                     let descendant = target.len() > path.len() && target.starts_with(path);
-                    (target != *path && !(reexport && descendant)).then_some(target)
+                    let ancestor = path.starts_with(&target);
+                    (!ancestor && !(reexport && descendant)).then_some(target)
                 })
                 .collect();
             (path.clone(), imports)
