@@ -22,7 +22,8 @@
 //! - [`tags`]: tags and OCI labels from git;
 //! - [`auth`]: registry credentials as the Docker CLI finds them (`auth/`: `config`,
 //!   `helper`, `registry`, `credentials`, `error`, `secret`);
-//! - [`push`]: push with retries; [`smoke`]: run the smoke test and the health check;
+//! - [`push`]: push with retries; [`smoke`]: run the smoke test and the health check, on
+//!   the GPUs [`gpu`] decided (policy, request, the probe's error classified);
 //! - [`export`]: an image's archive as a `Read`; [`diagnose`]: the engine's disk figures
 //!   when something fails;
 //! - [`local`]: local stand-ins for tests and benchmarks (a registry with authentication, a
@@ -40,6 +41,7 @@ pub mod context;
 pub mod diagnose;
 pub mod engine;
 pub mod export;
+pub mod gpu;
 pub mod ignore;
 pub mod local;
 pub mod push;

@@ -97,7 +97,7 @@ fn the_ci_profile_builds_smokes_on_cpu_and_answers_health() {
             "inspect",
             "--format",
             "{{json .Config.Entrypoint}}",
-            &format!("{CI_IMAGE}:latest"),
+            r["image"]["references"][0].as_str().unwrap(),
         ],
     );
     assert!(matches!(entrypoint.trim(), "null" | "[]"), "{entrypoint}");
@@ -109,7 +109,8 @@ fn the_ci_profile_builds_smokes_on_cpu_and_answers_health() {
     assert_eq!(smoke["health"]["response"]["status"], "healthy");
     // At most 12 layers on top of the base; the proxy CA was a secret, not a file.
     let base_layers = layers(cuda_base());
-    let image = format!("{CI_IMAGE}:latest");
+    // The first reference: `latest` is given on the default branch only.
+    let image = r["image"]["references"][0].as_str().unwrap().to_string();
     assert!(
         layers(&image) - base_layers <= 12,
         "{} layers added",
@@ -160,7 +161,7 @@ fn gpu_required_fails_clearly_without_a_gpu() {
             "--image",
             CI_IMAGE,
             "--skip",
-            "free,build,push",
+            "lint,free,build,push",
             "--gpu",
             "required",
             "--report",
@@ -212,7 +213,11 @@ fn the_cuda_stand_in_behaves_as_nvidias_base() {
         config["Entrypoint"],
         serde_json::json!(["/opt/nvidia/nvidia_entrypoint.sh"])
     );
-    assert_eq!(config["User"], "", "root, as NVIDIA's");
+    assert_eq!(
+        config["User"].as_str().unwrap_or(""),
+        "",
+        "root, as NVIDIA's"
+    );
     let env: Vec<&str> = config["Env"]
         .as_array()
         .unwrap()
