@@ -28,9 +28,9 @@ impl Pipeline {
             let started = Instant::now();
             let (r, error) = match Box::pin(sub.run_async(reporter)).await {
                 Ok(r) => (Some(r), None),
-                Err(e @ PipelineError::Interrupted { .. }) => {
+                Err(e @ PipelineError::Interrupted { sigterm, .. }) => {
                     let r = e.report().cloned();
-                    interrupted = Some(e.to_string());
+                    interrupted = Some((e.to_string(), sigterm));
                     (r, Some(e.to_string()))
                 }
                 Err(e) => (e.report().cloned(), Some(e.to_string())),
@@ -88,8 +88,9 @@ impl Pipeline {
             }
         }
         match (interrupted, failure) {
-            (Some(message), _) => Err(PipelineError::Interrupted {
+            (Some((message, sigterm)), _) => Err(PipelineError::Interrupted {
                 message,
+                sigterm,
                 report: Box::new(report),
             }),
             (None, Some(message)) => Err(PipelineError::Failed {

@@ -45,6 +45,8 @@ pub enum PipelineError {
     #[error("{message}")]
     Interrupted {
         message: String,
+        /// SIGTERM (exit 143) rather than SIGINT (exit 130).
+        sigterm: bool,
         report: Box<Report>,
     },
     /// The report could not be written; `failure` is the run's own failure, if any.
@@ -57,10 +59,13 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
-    /// The exit status a command should end with: 130 when interrupted, else 1.
+    /// The exit status a command should end with: 2 for settings that cannot be resolved
+    /// (a usage or configuration error), 130 after SIGINT, 143 after SIGTERM, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
-            PipelineError::Interrupted { .. } => 130,
+            PipelineError::Settings(_) => 2,
+            PipelineError::Interrupted { sigterm: false, .. } => 130,
+            PipelineError::Interrupted { sigterm: true, .. } => 143,
             _ => 1,
         }
     }
@@ -167,6 +172,7 @@ impl Pipeline {
         let mut run = Run::new(&self.settings, reporter);
         let start = run.started;
         let mut interrupted = false;
+        let mut sigterm = false;
         // Ctrl-C drops the stages' future: the build request is cancelled, and the engine
         // removes the build's intermediate containers (forcerm). SIGTERM is how CI cancels a
         // job: handled the same way, so containers and the buildx child are cleaned up by
@@ -182,6 +188,7 @@ impl Pipeline {
                 }
                 _ = terminate.recv() => {
                     interrupted = true;
+                    sigterm = true;
                     Err(anyhow::anyhow!("terminated (SIGTERM): the pipeline was stopped"))
                 }
             },
@@ -200,6 +207,7 @@ impl Pipeline {
             None => Ok(report),
             Some(message) if interrupted => Err(PipelineError::Interrupted {
                 message,
+                sigterm,
                 report: Box::new(report),
             }),
             Some(message) => Err(PipelineError::Failed {

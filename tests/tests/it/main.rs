@@ -8,6 +8,8 @@
 use std::process::ExitCode;
 use std::sync::Mutex;
 
+mod action;
+mod cli;
 mod docker_image;
 mod docker_items;
 mod dockerfile_fix;
@@ -35,6 +37,8 @@ static BUILDS: Mutex<()> = Mutex::new(());
 
 fn main() -> ExitCode {
     headroom_tests::harness::main(&[
+        action::TESTS,
+        cli::TESTS,
         docker_image::TESTS,
         docker_items::TESTS,
         dockerfile_fix::TESTS,

@@ -29,7 +29,33 @@ pub fn outputs(r: &Report) -> Vec<(&'static str, String)> {
     out.push(("pushed", r.image.digest.is_some().to_string()));
     out.push(("tags", r.image.references.join(",")));
     out.push(("image-size", r.image.size_bytes.unwrap_or(0).to_string()));
+    // As docker/build-push-action names them: the image id and the build's metadata.
+    if let Some(id) = &r.image.id {
+        out.push(("imageid", id.clone()));
+    }
+    let metadata = serde_json::json!({
+        "image.name": r.image.references.join(","),
+        "containerimage.digest": r.image.digest,
+        "containerimage.config.digest": r.image.id,
+    });
+    out.push(("metadata", metadata.to_string()));
+    out.push(("freed-bytes", r.disk.freed_bytes.unwrap_or(0).to_string()));
+    if let Some(peak) = peak_disk(r) {
+        out.push(("peak-disk", peak.to_string()));
+    }
     out
+}
+
+/// The most bytes the build took of the data root's filesystem: the free space when the
+/// watch began less its low-water mark.
+pub fn peak_disk(r: &Report) -> Option<u64> {
+    let timeline = r.disk.timeline.as_ref()?;
+    let first = timeline.samples.first()?;
+    Some(
+        first
+            .available_bytes
+            .saturating_sub(timeline.low_water_bytes),
+    )
 }
 
 /// A matrix run's outputs: every variant's tags, whether all were pushed, and one
@@ -61,9 +87,9 @@ pub fn matrix_outputs(r: &Report) -> Vec<(String, String)> {
 /// `cargo xtask free`'s outputs: what was freed and what is available now.
 pub fn free_outputs(report: &FreeReport) -> Vec<(&'static str, String)> {
     vec![
-        ("freed_bytes", report.freed_bytes.to_string()),
+        ("freed-bytes", report.freed_bytes.to_string()),
         (
-            "available_bytes",
+            "available-bytes",
             report.filesystem.available_after.to_string(),
         ),
     ]
