@@ -2,11 +2,13 @@
 //! and reach the child running in the foreground, so the run ends soon and tears down what
 //! it started on the way out.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
 use anyhow::{Result, bail};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The exit status the signal calls for: 130 after SIGINT, 143 after SIGTERM.
+static EXIT: AtomicU8 = AtomicU8::new(130);
 /// The child running in the foreground now (0: none), to pass SIGTERM on to.
 static CHILD: AtomicU32 = AtomicU32::new(0);
 
@@ -29,7 +31,7 @@ pub fn watch(say: fn(&str)) {
                 };
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = term.recv() => EXIT.store(143, Ordering::SeqCst),
                 }
             });
             INTERRUPTED.store(true, Ordering::SeqCst);
@@ -49,6 +51,11 @@ pub fn watch(say: fn(&str)) {
 /// Whether Ctrl-C or SIGTERM came.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// The exit status of an interrupted run: 130 after Ctrl-C, 143 after SIGTERM.
+pub fn exit_code() -> u8 {
+    EXIT.load(Ordering::SeqCst)
 }
 
 /// An error once interrupted: steps call it between their parts.

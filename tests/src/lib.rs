@@ -54,24 +54,36 @@ pub fn cuda_base() -> &'static str {
 /// Path of the xtask binary, built once per test process with the same profile.
 pub fn xtask_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/<test> -> target/<profile>
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary lives in target/<profile>/deps")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "--package", "xtask"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build -p xtask");
-        assert!(status.success(), "cargo build -p xtask failed");
-        profile_dir.join("xtask")
-    })
+    BIN.get_or_init(|| build_bin("xtask", "xtask"))
+}
+
+/// Path of the `headroom` binary (headroom-cli), built once per test process with the same
+/// profile.
+pub fn headroom_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_bin("headroom-cli", "headroom"))
+}
+
+/// `cargo build -p PACKAGE` with the test's profile; the path of its binary `bin`.
+fn build_bin(package: &str, bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--package", package, "--bin", bin]);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo build -p {package}: {e}"));
+    assert!(status.success(), "cargo build -p {package} failed");
+    profile_dir.join(bin)
 }
 
 /// The outcome of one xtask run.
@@ -119,7 +131,16 @@ pub fn xtask(args: &[&str], envs: &[(&str, &str)]) -> Run {
 
 /// [`xtask`] in the working directory `cwd`.
 pub fn xtask_in(cwd: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(xtask_bin());
+    run_in(xtask_bin(), cwd, args, envs)
+}
+
+/// Run `headroom ARGS` in `cwd` with a clean GitHub environment plus `envs`.
+pub fn headroom_in(cwd: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    run_in(headroom_bin(), cwd, args, envs)
+}
+
+fn run_in(bin: &Path, cwd: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(bin);
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
@@ -130,7 +151,9 @@ pub fn xtask_in(cwd: Option<&Path>, args: &[&str], envs: &[(&str, &str)]) -> Run
         status,
         stdout,
         stderr,
-    } = cmd.output().expect("running xtask");
+    } = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
     Run {
         code: status.code(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

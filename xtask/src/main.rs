@@ -1,11 +1,8 @@
-//! `cargo xtask`: headroom's commands. Each subcommand is a small struct with a `run`.
+//! `cargo xtask`: headroom's commands in its own workspace.
 //!
-//! The product's commands live here:
-//!
-//! - `free`: free disk space on a CI runner, by target, safely (see `cargo xtask free --help`).
-//! - `image`: free disk → build → smoke test → push (see `cargo xtask image --help`).
-//! - `inspect`: where an image's bytes went, wasted bytes, and a CI gate.
-//! - `lint`: lint (and `--fix`) Dockerfiles.
+//! The product's commands — `free`, `image`, `inspect`, `lint`, `completions` — are
+//! `headroom-cli`'s (the `headroom` binary's), run here with the workspace as the report's
+//! home; see `cli/`.
 //!
 //! The lab's are handed to `headroom-lab` (`lab/`), which this binary runs:
 //!
@@ -15,19 +12,12 @@
 //!   (`scripts/gpu-check`).
 //! - `simulate`: a small-disk runner that runs out of space, and the pipeline that cures it.
 //! - `bench`: benchmarks whose results are recorded in `docs/benchmarks.md`.
-//!
-//! `ui` is how the product's commands show things (progress, tables, GitHub Actions).
-
-mod free;
-mod image;
-mod inspect;
-mod lint;
-mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use headroom_cli::{Context, Global};
 
 #[derive(Parser)]
 #[command(
@@ -36,17 +26,17 @@ use clap::{Parser, Subcommand};
     about = "headroom: build big AI images on small CI disks"
 )]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    Free(free::Free),
-    Image(Box<image::Image>),
+    #[command(flatten)]
+    Product(headroom_cli::Command),
     BaseImage(headroom_lab::BaseImage),
-    Inspect(inspect::Inspect),
-    Lint(lint::Lint),
     Simulate(headroom_lab::Simulate),
     SmokeJudge(headroom_lab::SmokeJudge),
     /// Benchmarks against the tools people use today (rm -rf, rmz, du, diskus, hadolint,
@@ -57,23 +47,27 @@ enum Command {
 
 fn main() -> ExitCode {
     // Started through `sudo -n` for one privileged step: do it, and nothing else.
-    if let Some(helper) = headroom_pipeline::privilege::helper() {
-        print!("{}", helper.stdout);
-        eprint!("{}", helper.stderr);
-        return ExitCode::from(helper.code);
+    if let Some(code) = headroom_cli::privileged_helper() {
+        return code;
     }
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Free(cmd) => cmd.run(),
-        Command::Image(cmd) => cmd.run(),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return headroom_cli::exit_for_clap_error(&e),
+    };
+    let lab = match cli.command {
+        Command::Product(cmd) => {
+            let context = Context {
+                workspace: project_root(),
+                name: "cargo xtask".into(),
+            };
+            return cmd.run(cli.global, &context);
+        }
         Command::BaseImage(cmd) => cmd.run(),
-        Command::Inspect(cmd) => cmd.run(),
-        Command::Lint(cmd) => cmd.run(),
         Command::Simulate(cmd) => cmd.run(),
         Command::SmokeJudge(cmd) => cmd.run(),
         Command::Bench(cmd) => cmd.run(),
     };
-    match result {
+    match lab {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -83,7 +77,7 @@ fn main() -> ExitCode {
 }
 
 /// The repository root: the parent of this crate's directory.
-pub(crate) fn project_root() -> PathBuf {
+fn project_root() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     dir.parent().map(PathBuf::from).unwrap_or(dir)
 }

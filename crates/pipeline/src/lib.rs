@@ -9,7 +9,7 @@
 //! ```no_run
 //! use headroom_pipeline::{ImageArgs, Pipeline, Settings, Silent};
 //! # fn main() -> Result<(), headroom_pipeline::PipelineError> {
-//! let args = ImageArgs { config: "docker/image.toml".into(), ..ImageArgs::default() };
+//! let args = ImageArgs { config: Some("docker/image.toml".into()), ..ImageArgs::default() };
 //! let settings = Settings::resolve(&args, std::path::Path::new("."))?;
 //! let report = Pipeline::new(settings).run(&Silent)?;
 //! assert!(report.first_failed().is_none());
@@ -36,7 +36,8 @@
 //! - [`settings`] — [`ImageArgs`] (the flags) and `docker/image.toml` resolved once into
 //!   [`Settings`]; [`config`] — [`ConfigError`] and reading a configuration file, which
 //!   `settings`, [`lint`] (the `[lint]` table, linting one Dockerfile) and [`gate`] (the
-//!   inspect stage's thresholds and evaluation) share.
+//!   inspect stage's thresholds and evaluation) share. [`reference`] — every key of the
+//!   configuration files as data, and `docs/configuration.md` made from it.
 //! - [`policy`] — the rules as functions: smoke expectations, the base-image pull hint, the
 //!   free-stage target estimated from the last report; [`budget`] — the disk budget per
 //!   phase; [`Runner`] — who may delete unasked (GitHub-hosted runners only).
@@ -59,6 +60,7 @@ pub mod lint;
 mod matrix;
 pub mod policy;
 pub mod privilege;
+pub mod reference;
 pub mod render;
 mod report;
 mod reporter;

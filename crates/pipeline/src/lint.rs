@@ -90,8 +90,16 @@ impl LintConfig {
         Ok(file.lint)
     }
 
+    /// The pipeline's lint stage's threshold: `fail_on`, else errors (a gate before a build
+    /// stops only what Docker or a rule calls an error).
     pub fn fail_on(&self) -> FailOn {
         self.fail_on.unwrap_or(FailOn(Some(Severity::Error)))
+    }
+
+    /// The `lint` command's threshold: `fail_on`, else hadolint's default
+    /// (`--failure-threshold info`): any finding fails.
+    pub fn fail_on_as_hadolint(&self) -> FailOn {
+        self.fail_on.unwrap_or(FailOn(Some(Severity::Info)))
     }
 
     fn options(&self, context: Option<ContextFacts>) -> LintOptions {

@@ -59,10 +59,11 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
-    /// The exit status a command should end with: 130 after SIGINT, 143 after SIGTERM, else
-    /// 1.
+    /// The exit status a command should end with: 2 for settings that cannot be resolved
+    /// (a usage or configuration error), 130 after SIGINT, 143 after SIGTERM, else 1.
     pub fn exit_code(&self) -> u8 {
         match self {
+            PipelineError::Settings(_) => 2,
             PipelineError::Interrupted { code, .. } => *code,
             _ => 1,
         }

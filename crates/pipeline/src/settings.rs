@@ -46,13 +46,16 @@ pub fn load_catalog(config: Option<&Path>) -> Result<(Catalog, UserConfig), Conf
 
 /// The pipeline's flags: lint → free → build → inspect → smoke → push.
 ///
-/// Settings come from docker/image.toml (paths in it are relative to that file); every
-/// setting can be overridden by a flag. Without --push nothing leaves the machine.
+/// Settings come from the project's image.toml (paths in it are relative to that file):
+/// `--config`, else `image.toml` beside the Dockerfile, else `image.toml` or
+/// `docker/image.toml` in the context, else (with neither flag) `docker/image.toml` here.
+/// Without one, the defaults: CONTEXT/Dockerfile. Without --push nothing leaves the machine.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ImageArgs {
-    /// Configuration file.
-    #[arg(long, value_name = "FILE", default_value = "docker/image.toml")]
-    pub config: PathBuf,
+    /// Configuration file [default: image.toml beside the Dockerfile, else image.toml or
+    /// docker/image.toml in the context, else ./docker/image.toml; none: the defaults].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The Dockerfile [default: `dockerfile` in the config, else CONTEXT/Dockerfile].
     #[arg(long, value_name = "FILE")]
     pub dockerfile: Option<PathBuf>,
@@ -312,6 +315,31 @@ impl ImageConfig {
     }
 }
 
+/// The image config a run reads: `--config` when given; else the first file there is of
+/// `image.toml` beside `--dockerfile`, `image.toml` and `docker/image.toml` in `--context`;
+/// and only when neither flag is given, `docker/image.toml` and `image.toml` in the current
+/// directory. A config is the user's project's: never one of another tree (headroom's own
+/// included) because the command happens to run there.
+pub fn image_config_path(args: &ImageArgs) -> Option<PathBuf> {
+    if let Some(given) = &args.config {
+        return Some(given.clone());
+    }
+    let mut candidates = Vec::new();
+    if let Some(dockerfile) = &args.dockerfile {
+        let dir = dockerfile.parent().unwrap_or(Path::new(""));
+        candidates.push(dir.join("image.toml"));
+    }
+    if let Some(context) = &args.context {
+        candidates.push(context.join("image.toml"));
+        candidates.push(context.join("docker/image.toml"));
+    }
+    if args.dockerfile.is_none() && args.context.is_none() {
+        candidates.push(PathBuf::from("docker/image.toml"));
+        candidates.push(PathBuf::from("image.toml"));
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
 /// Where the free stage's target comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -391,13 +419,18 @@ impl Settings {
     /// to its `target/headroom/report.json`. Reads headroom.toml and `.dive-ci` from the
     /// working directory, and the password from standard input with `--password-stdin`.
     pub fn resolve(args: &ImageArgs, workspace: &Path) -> Result<Settings, ConfigError> {
-        let is_default = args.config == Path::new("docker/image.toml");
-        let config = ImageConfig::load(&args.config, is_default)?;
-        let origin = args.config.display().to_string();
-        let base = args
-            .config
+        let found = image_config_path(args);
+        let config = match (&args.config, &found) {
+            (Some(given), _) => ImageConfig::load(given, false)?,
+            (None, Some(path)) => ImageConfig::load(path, true)?,
+            (None, None) => ImageConfig::default(),
+        };
+        let config_path = found.unwrap_or_else(|| PathBuf::from("image.toml"));
+        let origin = config_path.display().to_string();
+        // Without a config, paths are the flags' own (relative to the current directory).
+        let base = config_path
             .parent()
-            .filter(|_| args.config.exists())
+            .filter(|_| config_path.is_file())
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let spec = build_spec(args, &config, &base, &origin)?;
@@ -657,14 +690,16 @@ fn build_spec(
     origin: &str,
 ) -> Result<BuildSpec, ConfigError> {
     let rel = |p: &Utf8PathBuf| in_config_dir(base, p);
-    let context = match &args.context {
-        Some(c) => c.clone(),
-        None => config
-            .context
-            .as_ref()
-            .map(rel)
-            .unwrap_or_else(|| base.to_path_buf()),
-    };
+    let context =
+        match &args.context {
+            Some(c) => c.clone(),
+            None => config.context.as_ref().map(rel).unwrap_or_else(|| {
+                match base.as_os_str().is_empty() {
+                    true => PathBuf::from("."),
+                    false => base.to_path_buf(),
+                }
+            }),
+        };
     let dockerfile = match &args.dockerfile {
         Some(f) => f.clone(),
         None => config
@@ -755,7 +790,7 @@ mod tests {
     fn the_password_never_shows_in_the_settings_debug_output() {
         let workspace = tempfile::tempdir().expect("a temporary directory");
         let args = ImageArgs {
-            config: "docker/image.toml".into(),
+            config: None,
             image: Some("registry.test/ns/app".into()),
             ..ImageArgs::default()
         };
@@ -782,7 +817,7 @@ mod tests {
         )
         .expect("write the config");
         let args = ImageArgs {
-            config: config.clone(),
+            config: Some(config.clone()),
             ..ImageArgs::default()
         };
         let settings = Settings::resolve(&args, dir.path()).expect("resolves");

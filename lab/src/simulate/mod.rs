@@ -135,7 +135,7 @@ impl Simulate {
         summary::write(&summary, &report_path)?;
         if signals::interrupted() {
             eprintln!("error: interrupted: everything the simulation started was torn down");
-            return Ok(ExitCode::from(130));
+            return Ok(ExitCode::from(signals::exit_code()));
         }
         result?;
         if !summary.passed {

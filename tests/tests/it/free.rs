@@ -564,12 +564,12 @@ fn off_a_hosted_runner_it_only_plans_unless_told_yes() {
     let out = std::fs::read_to_string(&output).unwrap();
     let freed: u64 = out
         .lines()
-        .find_map(|l| l.strip_prefix("freed_bytes="))
+        .find_map(|l| l.strip_prefix("freed-bytes="))
         .and_then(|v| v.parse().ok())
-        .expect("freed_bytes output");
+        .expect("freed-bytes output");
     assert!(freed >= 100_000, "{out}");
     assert!(
-        out.lines().any(|l| l.starts_with("available_bytes=")),
+        out.lines().any(|l| l.starts_with("available-bytes=")),
         "{out}"
     );
 }

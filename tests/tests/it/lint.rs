@@ -15,7 +15,7 @@ use serde_json::Value;
 
 headroom_tests::tests! {
     every_hadolint_finding_of_a_shared_id_is_ours_too needs HADOLINT;
-    lint_prints_a_line_per_finding_and_fails_only_when_asked;
+    lint_prints_a_line_per_finding_and_fails_at_hadolints_threshold;
     every_format_carries_the_same_findings;
     headroom_toml_ignores_rules_changes_severities_and_refuses_what_it_does_not_know;
     a_dockerfile_docker_cannot_parse_is_reported_at_its_place;
@@ -212,10 +212,14 @@ fn human_findings(stdout: &str, file: &str) -> Vec<(String, u64)> {
     out
 }
 
-fn lint_prints_a_line_per_finding_and_fails_only_when_asked() {
+fn lint_prints_a_line_per_finding_and_fails_at_hadolints_threshold() {
     let root = root();
+    // Findings fail at hadolint's default threshold (info); --fail-on none only reports.
     let run = xtask_in(Some(&root), &["lint", NAIVE], &[]);
-    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let reported = xtask_in(Some(&root), &["lint", "--fail-on", "none", NAIVE], &[]);
+    assert_eq!(reported.code, Some(0), "{reported:?}");
+    assert_eq!(reported.stdout, run.stdout);
     assert!(
         !run.stdout.lines().any(|l| l.starts_with("::")),
         "{}",
@@ -323,7 +327,7 @@ fn every_format_carries_the_same_findings() {
 
     // On GitHub Actions the default output adds the annotations to the lines.
     let on_actions = xtask_in(Some(&root), &["lint", NAIVE], &[("GITHUB_ACTIONS", "true")]);
-    assert_eq!(on_actions.code, Some(0), "{on_actions:?}");
+    assert_eq!(on_actions.code, Some(1), "{on_actions:?}");
     assert_eq!(human_findings(&on_actions.stdout, NAIVE), human);
     assert!(
         on_actions
@@ -347,7 +351,7 @@ fn headroom_toml_ignores_rules_changes_severities_and_refuses_what_it_does_not_k
         )
     };
 
-    let (ignored, _) = lint_with("[lint]\nignore = [\"DL3059\"]\n");
+    let (ignored, _) = lint_with("[lint]\nignore = [\"DL3059\"]\nfail_on = \"none\"\n");
     assert_eq!(ignored.code, Some(0), "{ignored:?}");
     let ids: BTreeSet<String> = human_findings(&ignored.stdout, NAIVE)
         .into_iter()

@@ -514,7 +514,11 @@ fn bytes_that_are_not_utf8_are_linted_and_fixed_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let text: &[u8] = b"FROM a\n# caf\xe9\nRUN echo caf\xe9\nRUN echo b\xff\n";
     std::fs::write(dir.path().join("Dockerfile"), text).unwrap();
-    let run = xtask_in(Some(dir.path()), &["lint", "Dockerfile"], &[]);
+    let run = xtask_in(
+        Some(dir.path()),
+        &["lint", "--fail-on", "warning", "Dockerfile"],
+        &[],
+    );
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(
         run.stdout.contains("Dockerfile:4: DL3059 "),

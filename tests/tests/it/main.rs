@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 mod container_builder;
+mod action;
+mod cli;
 mod docker_image;
 mod docker_items;
 mod dockerfile_fix;
@@ -43,6 +45,8 @@ static BUILDS: Mutex<()> = Mutex::new(());
 fn main() -> ExitCode {
     headroom_tests::harness::main(&[
         container_builder::TESTS,
+        action::TESTS,
+        cli::TESTS,
         docker_image::TESTS,
         docker_items::TESTS,
         dockerfile_fix::TESTS,

@@ -1,5 +1,5 @@
 //! The README's promise to sibling repositories: examples/sibling-xtask builds with
-//! headroom-pipeline as a git dependency, as another repository takes it, and runs the same
+//! headroom-cli as a git dependency, as another repository takes it, and runs the same
 //! pipeline as `cargo xtask image` — lint, free (under `--root`), build, inspect, smoke, push
 //! to a registry with authentication — with its own `docker/image.toml`, a report that
 //! validates against the schema, and GitHub outputs. The git URL is pointed at this checkout
@@ -83,11 +83,18 @@ fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
     };
     // With no engine answering on this address (and no config yet), the engine's error.
     let (ok, stderr) = sibling_run(
-        &["--image", "sibling/app", "--skip", "free"],
+        &["image", "--image", "sibling/app", "--skip", "free"],
         &[("DOCKER_HOST", "tcp://127.0.0.1:9")],
     );
     assert!(!ok);
     assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+    // The whole command line came with it: a bad flag is a usage error, as in `headroom`.
+    let status = Command::new(&bin)
+        .args(["image", "--no-such-flag"])
+        .output()
+        .unwrap()
+        .status;
+    assert_eq!(status.code(), Some(2), "{status:?}");
 
     // The sibling's own repository: a Dockerfile, its image.toml, a git commit for the tags.
     let registry = Registry::start();
@@ -143,6 +150,7 @@ fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
     let summary = dir.path().join("summary.md");
     let (ok, stderr) = sibling_run(
         &[
+            "image",
             "--push",
             "--inspect",
             "--root",
@@ -164,7 +172,7 @@ fn the_sibling_example_runs_the_whole_pipeline_from_git_dependencies() {
         !stderr.contains(&registry.password),
         "the password was printed"
     );
-    // Progress, from the sibling's own reporter.
+    // Progress, from headroom-cli's reporter.
     for stage in ["lint", "free", "build", "inspect", "smoke", "push"] {
         assert!(
             stderr.contains(&format!("{stage}: passed")),

@@ -112,12 +112,12 @@ fn simulate_shows_the_failure_and_its_cure_and_always_tears_down() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
 
-    // SIGTERM (CI's cancel) in the middle of the naive build: exit 130, nothing left.
+    // SIGTERM (CI's cancel) in the middle of the naive build: exit 143, nothing left.
     let mut child = simulate(&work, &[]);
     wait_for_line(&mut child, "[naive] image: building");
     signal(&child, "-TERM");
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(status.code(), Some(143), "{status}");
     assert_clean(&work);
 
     // Killed outright once the engine runs: the leftovers are there...

@@ -17,6 +17,8 @@ headroom_tests::tests! {
     no_source_file_is_over_900_lines;
     no_module_imports_a_module_that_imports_it;
     the_circle_finder_sees_a_circle_and_its_absence;
+    configuration_reference_is_in_step;
+    every_setting_has_a_row_in_the_reference;
 }
 
 mod circles;
@@ -376,7 +378,10 @@ const LIBRARIES: [&str; 5] = [
 ];
 
 fn every_crate_says_what_it_is_for() {
-    for lib in LIBRARIES.iter().chain(&["xtask/src/main.rs"]) {
+    for lib in LIBRARIES
+        .iter()
+        .chain(&["cli/src/lib.rs", "cli/src/main.rs", "xtask/src/main.rs"])
+    {
         assert!(read(lib).starts_with("//! "), "{lib} lacks a crate doc");
     }
 }
@@ -431,17 +436,18 @@ fn benchmarks_come_with_their_command() {
 fn the_readme_shows_the_sibling_example_as_it_is() {
     let readme = read("README.md");
     let example = read("examples/sibling-xtask/src/main.rs");
-    for call in ["Settings::resolve(", "Pipeline::new(settings).run("] {
-        let line = example
-            .lines()
-            .find(|l| l.contains(call))
-            .unwrap_or_else(|| panic!("{call} is not in the example"));
-        assert!(
-            readme.contains(line.trim()),
-            "README.md does not show the example's line: {}",
-            line.trim()
-        );
-    }
+    let call = "headroom_cli::main_with(";
+    let line = example
+        .lines()
+        .find(|l| l.contains(call))
+        .unwrap_or_else(|| panic!("{call} is not in the example"));
+    assert!(
+        readme.contains(line.trim()),
+        "README.md does not show the example's line: {}",
+        line.trim()
+    );
+    let code = example.lines().filter(|l| !l.starts_with("//!")).count();
+    assert!(code <= 10, "a sibling's xtask is a few lines, not {code}");
     let manifest = read("examples/sibling-xtask/Cargo.toml");
     for dep in manifest.lines().filter(|l| l.contains("git = ")) {
         assert!(readme.contains(dep), "README.md lacks: {dep}");
@@ -483,7 +489,7 @@ fn the_architecture_maps_every_crate_of_the_workspace() {
 /// test modules in files of their own (`tests.rs`, `tests/`) aside.
 fn no_source_file_is_over_900_lines() {
     let mut files = Vec::new();
-    for dir in ["crates", "lab/src", "xtask/src"] {
+    for dir in ["crates", "cli/src", "lab/src", "xtask/src"] {
         rust_files(&root().join(dir), &mut files);
     }
     assert!(!files.is_empty());
@@ -500,4 +506,138 @@ fn no_source_file_is_over_900_lines() {
         }
     }
     assert!(long.is_empty(), "split by responsibility: {long:?}");
+}
+
+/// docs/configuration.md is what `headroom_pipeline::reference::markdown` makes
+/// (`UPDATE_EXPECT=1` rewrites it), and every key of the table parses in its file.
+fn configuration_reference_is_in_step() {
+    use headroom_pipeline::reference::{KEYS, markdown};
+    let path = root().join("docs/configuration.md");
+    let made = markdown();
+    if std::env::var("UPDATE_EXPECT").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &made).unwrap();
+    }
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        written == made,
+        "docs/configuration.md is not in step with crates/pipeline/src/reference.rs: run \
+         UPDATE_EXPECT=1 cargo test -p headroom-tests --test it -- tidy::configuration_reference"
+    );
+    for k in KEYS {
+        let line = format!("{} = {}\n", k.key, k.example);
+        let text = match k.table {
+            "" => line,
+            "[[variants]]" if k.key == "name" => format!("[[variants]]\n{line}"),
+            "[[variants]]" => format!("[[variants]]\nname = \"a\"\n{line}"),
+            table => format!("[{table}]\n{line}"),
+        };
+        let parsed = match (k.file, k.table) {
+            ("image.toml", _) => toml::from_str::<headroom_pipeline::settings::ImageConfig>(&text)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            ("headroom.toml", "lint") => {
+                headroom_pipeline::lint::LintConfig::from_toml(&text, "headroom.toml")
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            ("headroom.toml", "free") => {
+                headroom_disk::UserConfig::from_toml(&text, "headroom.toml")
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            other => panic!("a file or table the reference does not know: {other:?}"),
+        };
+        assert!(parsed.is_ok(), "{}: {text}: {parsed:?}", k.file);
+    }
+}
+
+/// Each field of the settings' structs has its row in the reference (a field added without
+/// one fails here).
+fn every_setting_has_a_row_in_the_reference() {
+    use headroom_pipeline::reference::KEYS;
+    let structs = [
+        (
+            "crates/pipeline/src/settings.rs",
+            "ImageConfig",
+            "image.toml",
+            "",
+        ),
+        (
+            "crates/pipeline/src/settings.rs",
+            "FreeConfig",
+            "image.toml",
+            "free",
+        ),
+        (
+            "crates/pipeline/src/settings.rs",
+            "SmokeConfig",
+            "image.toml",
+            "smoke",
+        ),
+        (
+            "crates/pipeline/src/settings.rs",
+            "VariantConfig",
+            "image.toml",
+            "[[variants]]",
+        ),
+        (
+            "crates/pipeline/src/gate.rs",
+            "Thresholds",
+            "image.toml",
+            "inspect",
+        ),
+        (
+            "crates/pipeline/src/lint.rs",
+            "LintConfig",
+            "headroom.toml",
+            "lint",
+        ),
+        (
+            "crates/disk/src/catalog.rs",
+            "UserConfig",
+            "headroom.toml",
+            "free",
+        ),
+    ];
+    let tables = ["free", "smoke", "inspect", "variants"];
+    let mut missing = Vec::new();
+    for (file, name, config, table) in structs {
+        let text = read(file);
+        let start = text
+            .find(&format!("pub struct {name} {{"))
+            .unwrap_or_else(|| panic!("{file}: no struct {name}"));
+        let body = &text[start..];
+        let body = &body[..body.find("\n}").unwrap()];
+        let mut skip = false;
+        let mut rename = None;
+        for line in body.lines().skip(1).map(str::trim) {
+            if line.starts_with("#[serde(") {
+                skip |= line.split(['(', ')', ',', ' ']).any(|word| word == "skip");
+                if let Some(r) = line.split("rename = \"").nth(1) {
+                    rename = r.split('"').next().map(str::to_string);
+                }
+                continue;
+            }
+            let Some((field, _)) = line.trim_start_matches("pub ").split_once(':') else {
+                continue;
+            };
+            if line.starts_with("//") || field.contains(' ') {
+                continue;
+            }
+            let key = rename.take().unwrap_or_else(|| field.to_string());
+            if std::mem::take(&mut skip) || (table.is_empty() && tables.contains(&key.as_str())) {
+                continue;
+            }
+            if !KEYS
+                .iter()
+                .any(|k| k.file == config && k.table == table && k.key == key)
+            {
+                missing.push(format!("{config} [{table}] {key} ({name})"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "keys without a row in crates/pipeline/src/reference.rs: {missing:?}"
+    );
 }

@@ -35,6 +35,20 @@ pub fn outputs(r: &Report) -> Vec<(&'static str, String)> {
         out.push(("gpu-name", smoke.gpu_name.clone().unwrap_or_default()));
         out.push(("cuda", smoke.cuda.clone().unwrap_or_default()));
     }
+    // As docker/build-push-action names them: the image id and the build's metadata.
+    if let Some(id) = &r.image.id {
+        out.push(("imageid", id.clone()));
+    }
+    let metadata = serde_json::json!({
+        "image.name": r.image.references.join(","),
+        "containerimage.digest": r.image.digest,
+        "containerimage.config.digest": r.image.id,
+    });
+    out.push(("metadata", metadata.to_string()));
+    out.push(("freed-bytes", r.disk.freed_bytes.unwrap_or(0).to_string()));
+    if let Some(peak) = peak_disk(r) {
+        out.push(("peak-disk", peak.to_string()));
+    }
     out
 }
 
@@ -53,9 +67,6 @@ pub fn run_outputs(r: &Report, outcome: &Outcome) -> Vec<(&'static str, String)>
         out.push(("error", m.lines().next().unwrap_or("").to_string()));
     }
     out.extend(outputs(r));
-    if let Some(b) = r.disk.freed_bytes {
-        out.push(("freed-bytes", b.to_string()));
-    }
     if let Some(b) = r.disk.low_water_bytes {
         out.push(("low-water-bytes", b.to_string()));
     }
@@ -75,6 +86,18 @@ pub fn failure_annotation(outcome: &Outcome) -> Option<String> {
         property(&title),
         data(message)
     ))
+}
+
+/// The most bytes the build took of the data root's filesystem: the free space when the
+/// watch began less its low-water mark.
+pub fn peak_disk(r: &Report) -> Option<u64> {
+    let timeline = r.disk.timeline.as_ref()?;
+    let first = timeline.samples.first()?;
+    Some(
+        first
+            .available_bytes
+            .saturating_sub(timeline.low_water_bytes),
+    )
 }
 
 /// A matrix run's outputs: every variant's tags, whether all were pushed, and one
@@ -106,9 +129,9 @@ pub fn matrix_outputs(r: &Report) -> Vec<(String, String)> {
 /// `cargo xtask free`'s outputs: what was freed and what is available now.
 pub fn free_outputs(report: &FreeReport) -> Vec<(&'static str, String)> {
     vec![
-        ("freed_bytes", report.freed_bytes.to_string()),
+        ("freed-bytes", report.freed_bytes.to_string()),
         (
-            "available_bytes",
+            "available-bytes",
             report.filesystem.available_after.to_string(),
         ),
     ]

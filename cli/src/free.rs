@@ -1,9 +1,9 @@
-//! `cargo xtask free`: free disk space on a CI runner, by target, safely.
+//! `headroom free` (and `cargo xtask free`): free disk space on a CI runner, by target, safely.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use headroom_disk::{
     Catalog, Environment, FreeReport, PlanRequest, Selection, UserConfig, format_size, parse_size,
@@ -11,7 +11,7 @@ use headroom_disk::{
 use headroom_pipeline::privilege::Reclaimed;
 use headroom_pipeline::render;
 
-use crate::ui;
+use crate::{UsageError, ui};
 
 /// Free disk space: plan the cheapest items that reach a target, then reclaim them.
 ///
@@ -23,8 +23,15 @@ use crate::ui;
 /// RUNNER_ENVIRONMENT=github-hosted) or --root is given, only the plan is printed and
 /// nothing is deleted without --yes. --dry-run never deletes.
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
-pub(crate) struct Free {
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:
+  headroom free --need 30G --dry-run      # the plan for 30 GB free, nothing deleted
+  headroom free --need 30G                # on a GitHub-hosted runner: delete to reach it
+  headroom free --only dotnet,android --yes
+  headroom free --list"
+)]
+pub struct Free {
     /// Resolve every catalog path under DIR and touch nothing outside it (no swapoff, no
     /// apt, no Docker). For tests, chroots and mounted images.
     #[arg(long, value_name = "DIR")]
@@ -76,10 +83,16 @@ impl Free {
         let env = match &self.root {
             Some(root) => {
                 if !root.exists() {
-                    bail!("--root {}: no such directory", root.display());
+                    return Err(UsageError(format!(
+                        "--root {}: no such directory",
+                        root.display()
+                    ))
+                    .into());
                 }
                 if !root.is_dir() {
-                    bail!("--root {}: not a directory", root.display());
+                    return Err(
+                        UsageError(format!("--root {}: not a directory", root.display())).into(),
+                    );
                 }
                 Environment::under_root(root)
             }
@@ -103,7 +116,7 @@ impl Free {
             Err(e @ headroom_disk::Error::Protect { .. }) => {
                 let file = headroom_pipeline::settings::tool_config_path(self.config.as_deref())
                     .unwrap_or_default();
-                bail!("{}: {e}; nothing deleted", file.display());
+                return Err(UsageError(format!("{}: {e}; nothing deleted", file.display())).into());
             }
             Err(e) => {
                 return Err(anyhow::Error::new(e).context(format!(

@@ -1,4 +1,4 @@
-//! `cargo xtask inspect`: where an image's bytes went — per layer, wasted bytes with the layer
+//! `headroom inspect` (and `cargo xtask inspect`): where an image's bytes went — per layer, wasted bytes with the layer
 //! (and Dockerfile line) that wrote and removed them, dive's figures beside ours, and a CI
 //! gate with dive-compatible thresholds.
 
@@ -11,7 +11,7 @@ use headroom_inspect::{Analysis, AnalyzeOptions, analyze, analyze_file};
 use headroom_pipeline::gate::{GateResult, finish, thresholds};
 use headroom_pipeline::render;
 
-use crate::ui;
+use crate::{UsageError, ui};
 
 /// Exit status of a configuration error (`.dive-ci`, the [inspect] table): 2, as for every
 /// usage error; a crossed threshold under --ci is 1.
@@ -31,8 +31,14 @@ const EXIT_CONFIG: u8 = 2;
 /// ignored with a note. Exit status: 0 passed (or no --ci), 1 a threshold crossed under
 /// --ci, 2 a configuration or usage error.
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
-pub(crate) struct Inspect {
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:
+  headroom inspect ghcr.io/me/app:latest
+  headroom inspect image.tar --json > inspect.json
+  headroom inspect ghcr.io/me/app:latest --ci --dockerfile Dockerfile"
+)]
+pub struct Inspect {
     /// Image name or archive path.
     target: String,
     /// Print one JSON document on stdout.
@@ -82,15 +88,24 @@ impl Inspect {
             ..AnalyzeOptions::default()
         };
         let analysis = if Path::new(&self.target).is_file() {
-            let file = std::fs::File::open(&self.target).with_context(|| self.target.clone())?;
-            analyze_file(&file, &options).with_context(|| format!("reading {}", self.target))?
+            // An archive that cannot be read is bad input (exit 2), not a failed gate.
+            let file = std::fs::File::open(&self.target)
+                .map_err(|e| UsageError(format!("{}: {e}", self.target)))?;
+            analyze_file(&file, &options).map_err(|e| {
+                UsageError(format!(
+                    "{}: not a docker save or OCI archive: {e}",
+                    self.target
+                ))
+            })?
+        } else if looks_like_a_path(&self.target) {
+            return Err(UsageError(format!("{}: no such file", self.target)).into());
         } else {
             analyze_from_engine(&self.target, options)?
         };
         let dockerfile = match &self.dockerfile {
             Some(f) => Some(
                 std::fs::read_to_string(f)
-                    .with_context(|| format!("--dockerfile {}", f.display()))?,
+                    .map_err(|e| UsageError(format!("--dockerfile {}: {e}", f.display())))?,
             ),
             None => None,
         };
@@ -128,8 +143,18 @@ impl Inspect {
     }
 }
 
+/// A target no image reference can be: an absolute or `./` path, or an archive's name.
+fn looks_like_a_path(target: &str) -> bool {
+    target.starts_with('/')
+        || target.starts_with("./")
+        || target.starts_with("../")
+        || [".tar", ".tar.gz", ".tgz", ".oci"]
+            .iter()
+            .any(|ext| target.ends_with(ext))
+}
+
 /// Stream an image out of the engine into the analyser.
-pub(crate) fn analyze_from_engine(image: &str, options: AnalyzeOptions) -> Result<Analysis> {
+fn analyze_from_engine(image: &str, options: AnalyzeOptions) -> Result<Analysis> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -137,11 +162,11 @@ pub(crate) fn analyze_from_engine(image: &str, options: AnalyzeOptions) -> Resul
     runtime.block_on(async {
         let engine =
             headroom_docker::engine::Engine::from_env(std::time::Duration::from_secs(5)).await?;
-        engine
-            .docker
-            .inspect_image(image)
-            .await
-            .with_context(|| format!("{image}: not an image in the engine, nor a file"))?;
+        if engine.docker.inspect_image(image).await.is_err() {
+            return Err(
+                UsageError(format!("{image}: not an image in the engine, nor a file")).into(),
+            );
+        }
         let reader = headroom_docker::export::export(&engine, image);
         let image = image.to_string();
         tokio::task::spawn_blocking(move || {

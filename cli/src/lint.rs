@@ -1,4 +1,4 @@
-//! `cargo xtask lint`: layer and cache problems in Dockerfiles, with hadolint's ids where
+//! `headroom lint` (and `cargo xtask lint`): layer and cache problems in Dockerfiles, with hadolint's ids where
 //! hadolint has the rule; `--fix` merges layers without changing what gets installed;
 //! `--dump` prints what the parser sees (the JSON shape is documented in the
 //! `headroom-dockerfile` crate).
@@ -33,8 +33,14 @@ use headroom_pipeline::render;
 /// Exit status: 0 nothing at --fail-on; 1 findings at --fail-on; 2 an I/O or usage error
 /// (a Dockerfile that is missing, unreadable or a directory), whatever --fail-on says.
 #[derive(Args, Debug)]
-#[command(verbatim_doc_comment)]
-pub(crate) struct Lint {
+#[command(
+    verbatim_doc_comment,
+    after_help = "Examples:
+  headroom lint Dockerfile
+  headroom lint Dockerfile --fail-on error --format sarif > lint.sarif
+  headroom lint Dockerfile --fix          # rewrite in place, print the diff"
+)]
+pub struct Lint {
     /// The Dockerfiles [default: docker/Dockerfile].
     files: Vec<PathBuf>,
     /// Print the parsed instructions as JSON (one file) instead of linting.
@@ -44,7 +50,7 @@ pub(crate) struct Lint {
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Fail (exit 1) on findings at least this severe: error, warning, info or none
-    /// [default: [lint] fail_on, else error].
+    /// [default: [lint] fail_on, else info, as hadolint's --failure-threshold].
     #[arg(long, value_name = "LEVEL")]
     fail_on: Option<FailOn>,
     /// headroom.toml with a [lint] table [default: ./headroom.toml when present].
@@ -82,7 +88,7 @@ impl Lint {
         match self.run_files() {
             Ok(code) => Ok(code),
             Err(e) => {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", ui::printable(&format!("{e:#}")));
                 Ok(ExitCode::from(EXIT_IO))
             }
         }
@@ -107,7 +113,7 @@ impl Lint {
             match lint_file(f, self.context.as_deref(), &config) {
                 Ok(r) => results.push(r),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", ui::printable(&e.to_string()));
                     unreadable += 1;
                 }
             }
@@ -134,7 +140,7 @@ impl Lint {
         if unreadable > 0 {
             return Ok(ExitCode::from(EXIT_IO));
         }
-        let fail_on = self.fail_on.unwrap_or_else(|| config.fail_on());
+        let fail_on = self.fail_on.unwrap_or_else(|| config.fail_on_as_hadolint());
         Ok(if fail_on.fails(&results) {
             ExitCode::FAILURE
         } else {
@@ -160,7 +166,7 @@ impl Lint {
             let bytes = match read_dockerfile(file) {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", ui::printable(&e.to_string()));
                     io_failed = true;
                     continue;
                 }
@@ -226,7 +232,7 @@ impl Lint {
                 None => Ok(()),
             };
             if let Err(e) = written {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", ui::printable(&format!("{e:#}")));
                 io_failed = true;
             }
         }
