@@ -121,7 +121,11 @@ fn module_graph(entry: &Path) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
                     let target = resolve(path, &segments, &modules)?;
                     let descendant = target.len() > path.len() && target.starts_with(path);
                     let ancestor = path.starts_with(&target);
-                    (!ancestor && !(reexport && descendant)).then_some(target)
+                    if ancestor || (reexport && descendant) {
+                        None
+                    } else {
+                        Some(target)
+                    }
                 })
                 .collect();
             (path.clone(), imports)
