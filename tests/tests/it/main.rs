@@ -8,9 +8,9 @@
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-mod container_builder;
 mod action;
 mod cli;
+mod container_builder;
 mod docker_image;
 mod docker_items;
 mod dockerfile_fix;
