@@ -19,12 +19,18 @@ pub(crate) async fn run(
     spec: &BuildSpec,
     credentials: Option<&auth::Credentials>,
 ) -> Result<()> {
-    readable(spec)?;
+    let s = run.settings;
+    // What only the build reads is checked only when it runs (`--skip build` smoke-tests or
+    // pushes an image that is already there).
+    let building = !s.skipped(Stage::Build);
+    if building {
+        readable(spec)?;
+    }
     for reference in spec.references() {
         valid_reference(&reference)
             .map_err(|why| anyhow::anyhow!("the image reference {reference:?} {why}"))?;
     }
-    if let Some(builder) = &spec.builder {
+    if let Some(builder) = spec.builder.as_ref().filter(|_| building) {
         engine
             .endpoint
             .cli(
@@ -34,7 +40,6 @@ pub(crate) async fn run(
             .await
             .map_err(|e| anyhow::anyhow!("the builder {builder} does not answer: {e}"))?;
     }
-    let s = run.settings;
     if s.push && !s.skipped(Stage::Push) {
         let host = auth::registry_host(&spec.image);
         let repository = verify::repository(&spec.image, &host);
