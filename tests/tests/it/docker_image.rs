@@ -392,10 +392,15 @@ fn a_container_that_never_becomes_healthy_fails_in_time_and_is_removed() {
             "--filter",
             "name=headroom-health-",
             "--format",
-            "{{.Names}}",
+            "{{.Names}} {{.Image}}",
         ],
     );
-    assert_eq!(left.trim(), "", "containers left behind");
+    // Other tests of this binary start health containers of their own images meanwhile.
+    let left: Vec<&str> = left
+        .lines()
+        .filter(|l| l.contains("headroom-test/never-healthy"))
+        .collect();
+    assert!(left.is_empty(), "containers left behind: {left:?}");
 }
 
 fn the_dockerfile_is_clean_under_hadolint() {
