@@ -22,6 +22,21 @@ pub struct ServiceEngine {
 }
 
 impl ServiceEngine {
+    /// A move of this engine's data root from its old root to its new one, through its
+    /// service script (what `relocate` and `trust_move` ask of it).
+    pub fn move_request(&self) -> headroom_docker::relocate::MoveRequest {
+        headroom_docker::relocate::MoveRequest {
+            config: self.config.clone(),
+            from: self.old_root(),
+            to: self.new_root(),
+            containerd_store: None,
+            carry_images: false,
+            service: headroom_docker::relocate::ServiceManager::script(&self.service),
+            endpoint: self.endpoint(),
+            wait: std::time::Duration::from_secs(60),
+        }
+    }
+
     /// Start an engine with `config` as its daemon.json and its data root on the first loop
     /// filesystem: set as `data-root` in daemon.json, or, `root_as_flag`, passed by the
     /// service on dockerd's command line (as a unit file's `ExecStart` may).

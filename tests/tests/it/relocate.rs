@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use headroom_docker::local::busybox_image_all_applets;
-use headroom_docker::relocate::{MoveError, MoveRequest, ServiceManager, move_data_root};
+use headroom_docker::relocate::{MoveError, move_data_root};
 use headroom_tests::engine::ServiceEngine;
 use serde_json::{Value, json};
 
@@ -27,19 +27,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn request(engine: &ServiceEngine) -> MoveRequest {
-    MoveRequest {
-        config: engine.config.clone(),
-        from: engine.old_root(),
-        to: engine.new_root(),
-        containerd_store: None,
-        carry_images: false,
-        service: ServiceManager::script(&engine.service),
-        endpoint: engine.endpoint(),
-        wait: Duration::from_secs(60),
-    }
 }
 
 fn import_image(engine: &ServiceEngine) {
@@ -62,7 +49,7 @@ fn a_move_keeps_every_other_daemon_json_key_the_images_and_the_old_root() {
     let before: Value = serde_json::from_slice(&original).unwrap();
 
     let moved = runtime()
-        .block_on(move_data_root(&request(&engine)))
+        .block_on(move_data_root(&engine.move_request()))
         .unwrap();
 
     assert_eq!(moved.to, engine.new_root());
@@ -115,7 +102,7 @@ fn a_restart_that_fails_puts_daemon_json_back_and_the_engine_on_its_old_root() {
     let original = std::fs::read(&flagged.config).unwrap();
 
     // dockerd exits at once; the wait for it on the new root is what the test spends.
-    let mut req = request(flagged);
+    let mut req = flagged.move_request();
     req.wait = Duration::from_secs(15);
     let err = runtime().block_on(move_data_root(&req)).unwrap_err();
 
@@ -142,7 +129,7 @@ fn a_daemon_json_that_does_not_parse_stops_nothing() {
     let pid = std::fs::read_to_string(&engine.pidfile).unwrap();
     let broken = b"{\"log-level\": \"warn\",\n \"debug\": false,\n oops }\n";
     std::fs::write(&engine.config, broken).unwrap();
-    let mut req = request(&engine);
+    let mut req = engine.move_request();
     req.from = engine.data_root().unwrap();
     let err = runtime().block_on(move_data_root(&req)).unwrap_err();
     let text = err.to_string();

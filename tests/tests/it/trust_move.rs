@@ -13,9 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use headroom_docker::local::busybox_image_all_applets;
-use headroom_docker::relocate::{
-    Interrupt, MoveError, MoveRequest, ServiceManager, Step, move_data_root, move_data_root_until,
-};
+use headroom_docker::relocate::{Interrupt, MoveError, Step, move_data_root, move_data_root_until};
 use headroom_tests::attack::bind;
 use headroom_tests::engine::ServiceEngine;
 use serde_json::json;
@@ -35,19 +33,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn request(engine: &ServiceEngine) -> MoveRequest {
-    MoveRequest {
-        config: engine.config.clone(),
-        from: engine.old_root(),
-        to: engine.new_root(),
-        containerd_store: None,
-        carry_images: false,
-        service: ServiceManager::script(&engine.service),
-        endpoint: engine.endpoint(),
-        wait: Duration::from_secs(60),
-    }
 }
 
 /// An engine with an image, a stopped container and a volume holding a file.
@@ -131,7 +116,7 @@ fn an_immutable_or_bind_mounted_daemon_json_is_refused_before_the_engine_stops()
     let pid = std::fs::read_to_string(&engine.pidfile).unwrap();
     let refused = |what: &str, word: &str| {
         let err = runtime()
-            .block_on(move_data_root(&request(&engine)))
+            .block_on(move_data_root(&engine.move_request()))
             .unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, MoveError::Config { .. }), "{what}: {text}");
@@ -170,7 +155,7 @@ fn an_immutable_or_bind_mounted_daemon_json_is_refused_before_the_engine_stops()
     guard.unmount();
     // And the move works once the file can be replaced.
     let moved = runtime()
-        .block_on(move_data_root(&request(&engine)))
+        .block_on(move_data_root(&engine.move_request()))
         .unwrap();
     assert_eq!(moved.to, engine.new_root());
     assert_eq!(engine.data_root(), Some(engine.new_root()));
@@ -202,7 +187,11 @@ fn an_interrupted_move_rolls_back_at_each_step() {
             Interrupt::TERM
         };
         let err = runtime()
-            .block_on(move_data_root_until(&request(&engine), &hook, interrupt))
+            .block_on(move_data_root_until(
+                &engine.move_request(),
+                &hook,
+                interrupt,
+            ))
             .unwrap_err();
         let text = err.to_string();
         match &err {
@@ -228,7 +217,11 @@ fn an_interrupted_move_rolls_back_at_each_step() {
         Interrupt::INT
     };
     let err = runtime()
-        .block_on(move_data_root_until(&request(&engine), &|_| {}, interrupt))
+        .block_on(move_data_root_until(
+            &engine.move_request(),
+            &|_| {},
+            interrupt,
+        ))
         .unwrap_err();
     assert!(
         matches!(err, MoveError::Interrupted { code: 130, .. }),
@@ -252,7 +245,7 @@ fn a_move_killed_outright_is_rolled_back_first_and_its_copy_blocks_nothing() {
         }
     };
     runtime().block_on(async {
-        let req = request(&engine);
+        let req = engine.move_request();
         // The kill is looked at first each time the move yields: it stops where the hook was.
         tokio::select! {
             biased;
@@ -280,7 +273,7 @@ fn a_move_killed_outright_is_rolled_back_first_and_its_copy_blocks_nothing() {
 
     // The next run rolls it back first, knows the copy as its own, and moves.
     let moved = runtime()
-        .block_on(move_data_root(&request(&engine)))
+        .block_on(move_data_root(&engine.move_request()))
         .unwrap();
     let recovered = moved.recovered.clone().unwrap_or_default();
     assert!(recovered.contains("rolled back"), "{moved:?}");
