@@ -23,8 +23,13 @@ Environment:
   HEADROOM_SMOKE_REQUIRE_TORCH=1     fail unless torch imports
   HEADROOM_SMOKE_TORCH_VERSION=2.0.1 fail unless torch.__version__ matches (local part "+cu117" ignored)
   HEADROOM_SMOKE_MIN_TFLOPS=X        fail unless the matmul reaches X TFLOP/s
-  CUDA_VERSION, NV_CUDNN_VERSION     what the image was built for (set by NVIDIA's base): torch's
-                                     CUDA and cuDNN must match them (major.minor, major)
+  CUDA_VERSION, NV_CUDNN_VERSION     the base's CUDA and cuDNN (set by NVIDIA's base): torch's cuDNN
+                                     must match its major; torch's CUDA its major.minor, or, when
+                                     the build says which CUDA it installed torch for, that one
+                                     (and the same major, not newer than the base's)
+  HEADROOM_BUILD_INFO=PATH           what the build chose (default: build.json next to this
+                                     script, written by docker/Dockerfile): {"torch_cuda": "11.7"}
+                                     for PyPI's torch, "11.8" for the PyTorch index's cu118
 
 Evidence of work on the device (the Rust side judges it again): the driver, each GPU's name,
 compute capability and memory, a small matmul of integers checked exactly against Python's
@@ -110,6 +115,7 @@ def empty_report():
         "gpus": [],
         "image_cuda": None,
         "image_cudnn": None,
+        "built_for_cuda": None,
         "matmul_check": {"device": None, "dtype": None, "n": CHECK_N, "max_error": None,
                          "error": None},
         "conv": {"device": None, "dtype": None, "cudnn": None, "max_error": None, "error": None},
@@ -187,6 +193,27 @@ def read_cuda_driver():
         return "%d.%d" % (version.value // 1000, version.value % 1000 // 10)
     except Exception:
         return None
+
+
+def read_built_for_cuda(report, env):
+    """The CUDA the build installed torch for, from its build.json; None when there is none
+    (a user's image, a GPU machine outside any image). An unreadable file is an error."""
+    path = env.get("HEADROOM_BUILD_INFO", "").strip() or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "build.json")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        report["errors"].append("%s: %s" % (path, describe(exc)))
+        return None
+    try:
+        value = json.loads(text).get("torch_cuda")
+    except (ValueError, AttributeError) as exc:
+        report["errors"].append("%s is not a JSON object: %s" % (path, describe(exc)))
+        return None
+    return None if value in (None, "") else str(value)
 
 
 def check_matrices(n):
@@ -379,6 +406,7 @@ def collect(torch, env=None, torch_error=None, transformers=None):
     report = empty_report()
     report["image_cuda"] = env.get("CUDA_VERSION") or None
     report["image_cudnn"] = env.get("NV_CUDNN_VERSION") or None
+    report["built_for_cuda"] = read_built_for_cuda(report, env)
     if torch is None:
         report["torch_error"] = torch_error or "torch is not importable"
     else:
@@ -420,15 +448,36 @@ def cudnn_major(version):
     return version // 10000 if version >= 10000 else version // 1000
 
 
-def cuda_build_problems(torch_version, cuda, image_cuda, cudnn, image_cudnn):
-    """What is inconsistent between torch's CUDA, its wheel's tag and the image's CUDA."""
+def _cuda_parts(version):
+    """`11.8.0` as (11, 8); None when it is not two numbers (as the Rust side reads it)."""
+    try:
+        parts = tuple(int(p) for p in str(version).split(".")[:2])
+    except ValueError:
+        return None
+    return parts if len(parts) == 2 else None
+
+
+def cuda_build_problems(torch_version, cuda, image_cuda, cudnn, image_cudnn, built_for=None):
+    """What is inconsistent between torch's CUDA, its wheel's tag, what the build installed it
+    for and the image's CUDA. With `built_for` (the build chose PyPI's cu117 torch or the
+    PyTorch index's cu118), torch must be that build, and the base must be able to run it: the
+    same major, the base's minor not older than torch's (the base's driver requirement covers
+    older minors). Without it, torch's CUDA must be the image's."""
     problems = []
     local = (torch_version or "").partition("+")[2]
     if local.startswith("cu") and local[2:].isdigit():
         tagged = "%s.%s" % (local[2:-1], local[-1])
         if major_minor(cuda) != tagged:
             problems.append("torch %s says CUDA %s but reports CUDA %s" % (torch_version, tagged, cuda))
-    if image_cuda and major_minor(cuda) != major_minor(image_cuda):
+    if built_for:
+        if major_minor(cuda) != major_minor(built_for):
+            problems.append("torch is built for CUDA %s, the build installed it for CUDA %s"
+                            % (cuda, built_for))
+        have, base = _cuda_parts(cuda), _cuda_parts(image_cuda)
+        if image_cuda and (have is None or base is None or have[0] != base[0] or have > base):
+            problems.append("torch is built for CUDA %s, which the image's CUDA %s cannot run"
+                            % (cuda, image_cuda))
+    elif image_cuda and major_minor(cuda) != major_minor(image_cuda):
         problems.append("torch is built for CUDA %s, the image for CUDA %s" % (cuda, image_cuda))
     if image_cudnn and finite(cudnn) and str(cudnn_major(int(cudnn))) != str(image_cudnn).split(".")[0]:
         problems.append("torch's cuDNN is %s, the image's %s" % (cudnn, image_cudnn))
@@ -489,11 +538,13 @@ def evaluate(report, env):
                 "%s on %s: %s" % (what, w.get("device"), w.get("error") or "max error %s" % err))
     cuda = report.get("cuda")
     if cuda:
-        problems = cuda_build_problems(torch_version, cuda, report.get("image_cuda"),
-                                       report.get("cudnn"), report.get("image_cudnn"))
-        add("cuda_build", not problems, "; ".join(problems) or "torch %s built for CUDA %s%s" % (
-            torch_version, cuda, ", as the image (CUDA %s)" % report["image_cuda"]
-            if report.get("image_cuda") else ""))
+        built_for, image_cuda = report.get("built_for_cuda"), report.get("image_cuda")
+        problems = cuda_build_problems(torch_version, cuda, image_cuda, report.get("cudnn"),
+                                       report.get("image_cudnn"), built_for)
+        add("cuda_build", not problems, "; ".join(problems) or "torch %s built for CUDA %s%s%s" % (
+            torch_version, cuda, ", as the build chose" if built_for else "",
+            (", which the image's CUDA %s runs" if built_for else ", as the image (CUDA %s)")
+            % image_cuda if image_cuda else ""))
     imports = report.get("imports") or {}
     if imports:
         failed = ["%s: %s" % (k, v.get("error")) for k, v in sorted(imports.items()) if v.get("error")]

@@ -261,6 +261,49 @@ class EvidenceTest(unittest.TestCase):
         self.assertTrue(check(r, "cuda_build")["ok"] and r["ok"], r["checks"])
         self.assertEqual((r["image_cuda"], r["image_cudnn"]), ("11.8.0", "8.9.6.50"))
 
+    def test_the_cuda_the_build_chose_is_what_torch_must_be(self):
+        base = {"CUDA_VERSION": "11.8.0", "NV_CUDNN_VERSION": "8.9.6.50"}
+        with tempfile.TemporaryDirectory() as d:
+            info = os.path.join(d, "build.json")
+            env = dict(base, HEADROOM_BUILD_INFO=info)
+            # PyPI's torch 2.0.1 (no local tag, CUDA 11.7) in the 11.8 base, as the build chose.
+            with open(info, "w") as f:
+                f.write('{"torch_cuda": "11.7"}')
+            pypi = FakeTorch(cuda_version="11.7")
+            pypi.__version__ = "2.0.1"
+            for torch in (pypi, FakeTorch(cuda=False, cuda_version="11.7")):
+                torch.version.cuda = "11.7"
+                r = smoke.build_report(torch, env)
+                self.assertEqual(r["built_for_cuda"], "11.7")
+                self.assertTrue(check(r, "cuda_build")["ok"], r["checks"])
+                self.assertIn("as the build chose, which the image's CUDA 11.8.0 runs",
+                              check(r, "cuda_build")["detail"])
+            # Without the record, the same torch is measured against the base: it fails.
+            r = smoke.build_report(pypi, base)
+            self.assertIn("the image for CUDA 11.8.0", check(r, "cuda_build")["detail"])
+            # The PyTorch index was asked for (cu118) but PyPI's cu117 came: the fallback fails.
+            with open(info, "w") as f:
+                f.write('{"torch_cuda": "11.8"}')
+            r = smoke.build_report(pypi, env)
+            self.assertIn("the build installed it for CUDA 11.8", check(r, "cuda_build")["detail"])
+            self.assertFalse(r["ok"])
+            # Still impossible whatever the build chose; and a newer CUDA than the base's.
+            r = smoke.build_report(FakeTorch(cuda_version="12.1"), env)
+            self.assertIn("says CUDA 11.8 but reports CUDA 12.1", check(r, "cuda_build")["detail"])
+            with open(info, "w") as f:
+                f.write('{"torch_cuda": "12.1"}')
+            cu121 = FakeTorch(cuda_version="12.1")
+            cu121.__version__ = "2.1.0+cu121"
+            r = smoke.build_report(cu121, env)
+            self.assertEqual(check(r, "cuda_build")["detail"],
+                             "torch is built for CUDA 12.1, which the image's CUDA 11.8.0 cannot run")
+            # A record that is not JSON is an error, not a silent None.
+            with open(info, "w") as f:
+                f.write("11.7")
+            r = smoke.build_report(pypi, env)
+            self.assertIn("build.json is not a JSON object", check(r, "collect")["detail"])
+            self.assertFalse(r["ok"])
+
     def test_driver_version_is_read_from_the_kernel_module(self):
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
             f.write("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023\n")

@@ -171,9 +171,12 @@ fn major_minor(version: &str) -> String {
     version.split('.').take(2).collect::<Vec<_>>().join(".")
 }
 
-/// torch's CUDA against its wheel's `+cuXYZ` tag and the image's `CUDA_VERSION`, judged here
-/// again (a script that forgets the check cannot pass): `+cu118` reporting CUDA 12.1 is
-/// impossible, a cu117 build in an 11.8 image is the PyPI fallback gone wrong.
+/// torch's CUDA against its wheel's `+cuXYZ` tag, what the build installed it for
+/// (`built_for_cuda`, from the image's `build.json`) and the image's `CUDA_VERSION`, judged
+/// here again (a script that forgets the check cannot pass): `+cu118` reporting CUDA 12.1 is
+/// impossible on any device; a cu117 build where the build asked for cu118 is the PyPI
+/// fallback gone wrong; PyPI's cu117 build where the build chose PyPI runs on an 11.8 base
+/// (same major, not newer). Without a record, torch's CUDA must be the image's.
 pub fn cuda_build_problems(r: &serde_json::Value) -> Vec<String> {
     let mut out = Vec::new();
     let Some(cuda) = r["cuda"].as_str() else {
@@ -196,7 +199,25 @@ pub fn cuda_build_problems(r: &serde_json::Value) -> Vec<String> {
             ));
         }
     }
-    if let Some(image) = r["image_cuda"].as_str()
+    let image = r["image_cuda"].as_str();
+    if let Some(built_for) = r["built_for_cuda"].as_str() {
+        if major_minor(cuda) != major_minor(built_for) {
+            out.push(format!(
+                "torch is built for CUDA {cuda}, the build installed it for CUDA {built_for}"
+            ));
+        }
+        if let Some(image) = image {
+            let runs = match (cuda_parts(cuda), cuda_parts(image)) {
+                (Some(have), Some(base)) => have.0 == base.0 && have <= base,
+                _ => false,
+            };
+            if !runs {
+                out.push(format!(
+                    "torch is built for CUDA {cuda}, which the image's CUDA {image} cannot run"
+                ));
+            }
+        }
+    } else if let Some(image) = image
         && major_minor(cuda) != major_minor(image)
     {
         out.push(format!(
@@ -204,6 +225,14 @@ pub fn cuda_build_problems(r: &serde_json::Value) -> Vec<String> {
         ));
     }
     out
+}
+
+/// `11.8.0` as (11, 8); None when it is not numbers.
+fn cuda_parts(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// On a GPU, the evidence that the work ran there: a driver, at least one device with its
@@ -357,6 +386,58 @@ mod tests {
         // The same result on CPU is not judged as GPU work.
         let cpu = fixture("cpu-no-torch.json");
         assert!(smoke_mismatches(&cpu, &SmokeExpectations::default(), false).is_empty());
+    }
+
+    #[test]
+    fn torch_is_judged_against_the_cuda_the_build_chose() {
+        // PyPI's torch 2.0.1 (CUDA 11.7, no local tag) in the 11.8 base, as the build chose:
+        // passes on CPU and on a GPU alike.
+        let mut run = fixture("gpu-fake-h200.json");
+        let r = run.result.as_mut().unwrap();
+        r["checks"] = serde_json::json!([]);
+        r["torch"] = "2.0.1".into();
+        r["cuda"] = "11.7".into();
+        r["built_for_cuda"] = "11.7".into();
+        assert_eq!(
+            smoke_mismatches(&run, &SmokeExpectations::default(), true),
+            Vec::<String>::new()
+        );
+        // The same torch where the build asked for the PyTorch index's cu118: the fallback.
+        let r = run.result.as_mut().unwrap();
+        r["built_for_cuda"] = "11.8".into();
+        let m = cuda_build_problems(r);
+        assert_eq!(
+            m,
+            ["torch is built for CUDA 11.7, the build installed it for CUDA 11.8"]
+        );
+        // No record: the image's CUDA is the measure.
+        r["built_for_cuda"] = serde_json::Value::Null;
+        assert_eq!(
+            cuda_build_problems(r),
+            ["torch is built for CUDA 11.7, the image for CUDA 11.8.0"]
+        );
+        // A CUDA newer than the base's, or of another major, the base cannot run.
+        for (cuda, torch) in [("12.1", "2.1.0+cu121"), ("11.9", "2.0.1"), ("x", "2.0.1")] {
+            r["cuda"] = cuda.into();
+            r["torch"] = torch.into();
+            r["built_for_cuda"] = cuda.into();
+            assert_eq!(
+                cuda_build_problems(r),
+                [format!(
+                    "torch is built for CUDA {cuda}, which the image's CUDA 11.8.0 cannot run"
+                )]
+            );
+        }
+        // Impossible whatever the build chose.
+        r["torch"] = "2.0.1+cu118".into();
+        r["cuda"] = "12.1".into();
+        r["built_for_cuda"] = "11.8".into();
+        let m = cuda_build_problems(r);
+        assert!(
+            m.iter()
+                .any(|m| m.contains("tagged for CUDA 11.8 but reports CUDA 12.1")),
+            "{m:?}"
+        );
     }
 
     #[test]
