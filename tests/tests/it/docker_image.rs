@@ -1,13 +1,17 @@
-//! `docker/Dockerfile` built for real (ci profile, on the stand-in of NVIDIA's CUDA base), its
-//! smoke test on CPU, the GPU policy, the health probe, and the smoke contract for any image
-//! (a user's image that keeps NVIDIA's entrypoint banner; exit status only; no health).
+//! `docker/Dockerfile` built for real on the stand-in of NVIDIA's CUDA base (the ci profile, and
+//! the full profile with torch from PyPI), its smoke test on CPU, the GPU policy, the health
+//! probe, and the smoke contract for any image (a user's image that keeps NVIDIA's entrypoint
+//! banner; exit status only; no health).
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use headroom_tests::harness::Need;
 use headroom_tests::registry::base_image;
 use headroom_tests::{cuda_base, sh, xtask};
 use serde_json::Value;
@@ -15,6 +19,7 @@ use serde_json::Value;
 headroom_tests::tests! {
     the_cuda_stand_in_behaves_as_nvidias_base needs Docker;
     the_ci_profile_builds_smokes_on_cpu_and_answers_health needs Docker, Tool("check-jsonschema");
+    the_full_profile_from_pypi_builds_smokes_on_cpu_and_answers_health needs Docker, Tool("check-jsonschema"), PYPI;
     a_users_image_keeping_nvidias_entrypoint_passes_the_smoke_contract needs Docker, Tool("check-jsonschema");
     gpu_required_fails_clearly_without_a_gpu needs Docker, Tool("check-jsonschema");
     a_container_that_never_becomes_healthy_fails_in_time_and_is_removed needs Docker;
@@ -134,6 +139,268 @@ fn the_ci_profile_builds_smokes_on_cpu_and_answers_health() {
         &["inspect", "--format", "{{.Config.User}}", &image],
     );
     assert_eq!(user.trim(), "10001:10001");
+}
+
+const FULL_IMAGE: &str = "headroom-test/cuda-pytorch-full";
+
+/// PyPI answers (its index and the host its files come from): the full profile downloads
+/// about 2.5 GB of wheels from it.
+const PYPI: Need = Need::Other {
+    missing: "needs https://pypi.org and https://files.pythonhosted.org (the full profile's wheels)",
+    met: || {
+        ["pypi.org:443", "files.pythonhosted.org:443"]
+            .iter()
+            .all(|h| reachable(h))
+    },
+};
+
+/// A TCP connection to `host:port` opens within 10 s (any of its addresses).
+fn reachable(host: &str) -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    host.to_socket_addrs().is_ok_and(|mut addrs| {
+        addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(10)).is_ok())
+    })
+}
+
+/// What pip prints when PyPI cannot be reached or a download breaks off (after its retries).
+const DOWNLOAD_FAILURES: &[&str] = &[
+    "ReadTimeoutError",
+    "ConnectTimeoutError",
+    "NewConnectionError",
+    "Max retries exceeded",
+    "Temporary failure in name resolution",
+    "IncompleteRead",
+    "ProtocolError",
+    "Could not find a version that satisfies",
+    "No matching distribution found",
+    "THESE PACKAGES DO NOT MATCH THE HASHES",
+];
+
+/// The full profile (`docker/image.toml`: torch 2.0.1, transformers, diffusers, accelerate,
+/// about 4.8 GB) as a user without the PyTorch index builds it: torch and its nvidia-*-cu11
+/// libraries from PyPI, on the stand-in of the CUDA 11.8 base, through the whole pipeline.
+/// PyPI's torch is a CUDA 11.7 build; the image records that the build chose it, so the smoke
+/// test's CUDA check passes (on CPU as it would on a GPU) instead of calling it a fallback.
+fn the_full_profile_from_pypi_builds_smokes_on_cpu_and_answers_health() {
+    let base = format!("BASE_IMAGE={}", cuda_base());
+    // Removes the image and its build cache (about 5 GB) however the test ends.
+    let _leftovers = BuildLeftovers::new(FULL_IMAGE);
+    let tmp = tempfile::tempdir().unwrap();
+    let report_path = tmp.path().join("r.json");
+    let summary = tmp.path().join("summary.md");
+    let outputs = tmp.path().join("outputs.txt");
+    let config = root().join("docker/image.toml");
+    let run = xtask(
+        &[
+            "image",
+            "--config",
+            config.to_str().unwrap(),
+            "--image",
+            FULL_IMAGE,
+            "--build-arg",
+            &base,
+            "--build-arg",
+            "TORCH_INDEX_URL=https://pypi.org/simple",
+            "--skip",
+            "free,push",
+            "--gpu",
+            "auto",
+            "--report",
+            report_path.to_str().unwrap(),
+        ],
+        &[
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+            ("GITHUB_OUTPUT", outputs.to_str().unwrap()),
+        ],
+    );
+    if !run.success() {
+        let log = format!("{}\n{}", run.stdout, run.stderr);
+        match DOWNLOAD_FAILURES.iter().find(|p| log.contains(*p)) {
+            Some(p) => panic!(
+                "pip could not get the full profile's packages ({p}, after its retries): this \
+                 test needs https://pypi.org and https://files.pythonhosted.org (if they answer, \
+                 a pin in docker/requirements*.txt is wrong); {run:?}"
+            ),
+            None => panic!("the full profile failed: {run:?}"),
+        }
+    }
+    headroom_tests::check_report(&report_path);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let stages: Vec<(&str, &str)> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert!(
+        stages.contains(&("build", "passed")) && stages.contains(&("smoke", "passed")),
+        "{stages:?}"
+    );
+    let smoke = &r["smoke"];
+    assert_eq!(smoke["device"], "cpu", "{smoke:#}");
+    let result = &smoke["run"]["result"];
+    assert_eq!(result["ok"], true, "{result:#}");
+    assert!(
+        result["torch"].as_str().unwrap().starts_with("2.0.1"),
+        "{result:#}"
+    );
+    assert_eq!(result["cuda_available"], false, "{result:#}");
+    // PyPI's torch 2.0.1 is built for CUDA 11.7; the image is 11.8 and says which it chose.
+    assert_eq!(
+        (
+            &result["cuda"],
+            &result["built_for_cuda"],
+            &result["image_cuda"]
+        ),
+        (&"11.7".into(), &"11.7".into(), &"11.8.0".into()),
+        "{result:#}"
+    );
+    let check = |name: &str| {
+        result["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {result:#}"))
+            .clone()
+    };
+    let cuda_build = check("cuda_build");
+    assert_eq!(cuda_build["ok"], true, "{cuda_build}");
+    assert!(
+        cuda_build["detail"]
+            .as_str()
+            .unwrap()
+            .contains("as the build chose, which the image's CUDA 11.8.0 runs"),
+        "{cuda_build}"
+    );
+    // The checked work ran with torch on the CPU, exactly.
+    for key in ["matmul_check", "conv"] {
+        assert_eq!(result[key]["device"], "cpu", "{result:#}");
+        assert_eq!(result[key]["max_error"].as_f64(), Some(0.0), "{result:#}");
+    }
+    assert_eq!(result["matmul"]["backend"], "torch", "{result:#}");
+    for name in ["transformers", "diffusers", "accelerate", "safetensors"] {
+        assert!(
+            result["imports"][name]["error"].is_null()
+                && !result["imports"][name]["version"]
+                    .as_str()
+                    .unwrap_or("")
+                    .is_empty(),
+            "{name}: {result:#}"
+        );
+    }
+    assert_eq!(smoke["health"]["docker_status"], "healthy", "{smoke:#}");
+    assert_eq!(
+        smoke["health"]["response"]["status"], "healthy",
+        "{smoke:#}"
+    );
+    // The summary and the outputs name the device.
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        summary.contains("**smoke** on **cpu** (CUDA 11.7)"),
+        "{summary}"
+    );
+    let outputs = std::fs::read_to_string(&outputs).unwrap();
+    for want in ["device=cpu", "cuda=11.7"] {
+        assert!(outputs.lines().any(|l| l == want), "{want}: {outputs}");
+    }
+}
+
+/// What a build leaves on the engine, removed on drop (so also when the test panics): every
+/// tag of its image, and the build-cache records made since it was created, children before
+/// parents. Records that another test of this process made meanwhile and no longer uses go
+/// too; that costs them only a cache hit.
+struct BuildLeftovers {
+    image: &'static str,
+    before: BTreeSet<String>,
+}
+
+impl BuildLeftovers {
+    fn new(image: &'static str) -> BuildLeftovers {
+        remove_image(image);
+        BuildLeftovers {
+            image,
+            before: cache_records().into_keys().collect(),
+        }
+    }
+}
+
+impl Drop for BuildLeftovers {
+    fn drop(&mut self) {
+        remove_image(self.image);
+        // A record is held by its children: prune the records of ours that no record of ours
+        // names as a parent, then again, until none is left or a round frees nothing (one
+        // that is in use, or not ours to judge).
+        let mut left = usize::MAX;
+        loop {
+            let records = cache_records();
+            let ours: BTreeMap<&String, &Vec<String>> = records
+                .iter()
+                .filter(|(id, _)| !self.before.contains(*id))
+                .collect();
+            if ours.is_empty() || ours.len() >= left {
+                return;
+            }
+            left = ours.len();
+            let parents: BTreeSet<&String> = ours.values().flat_map(|p| p.iter()).collect();
+            for id in ours.keys().filter(|id| !parents.contains(*id)) {
+                let _ = Command::new("docker")
+                    .args(["builder", "prune", "--force", "--filter"])
+                    .arg(format!("id={id}"))
+                    .output();
+            }
+        }
+    }
+}
+
+fn remove_image(image: &str) {
+    let Ok(out) = Command::new("docker")
+        .args(["images", "--quiet", "--no-trunc", image])
+        .output()
+    else {
+        return;
+    };
+    let ids: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for id in ids {
+        let _ = Command::new("docker")
+            .args(["rmi", "--force", &id])
+            .output();
+    }
+}
+
+/// The default builder's cache records: id → parents (`docker buildx du --verbose`).
+fn cache_records() -> BTreeMap<String, Vec<String>> {
+    let out = Command::new("docker")
+        .args(["buildx", "du", "--verbose"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut records = BTreeMap::new();
+    let mut id: Option<String> = None;
+    for line in out.lines() {
+        let (key, value) = line.split_once(':').unwrap_or(("", line));
+        match key.trim() {
+            "ID" => {
+                id = Some(value.trim().to_string());
+                records.insert(value.trim().to_string(), Vec::new());
+            }
+            "Parent" | "Parents" => {
+                if let Some(parents) = id.as_ref().and_then(|i| records.get_mut(i)) {
+                    parents.extend(
+                        value
+                            .split([',', ' ', '\t'])
+                            .filter(|p| !p.is_empty())
+                            .map(str::to_string),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    records
 }
 
 fn layers(image: &str) -> usize {
