@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, ItemSpec, ReclaimKind};
 use crate::error::{Error, Result};
 use crate::host;
+use crate::layout::LayoutReport;
 use crate::measure::{Size, measure_excluding};
 use crate::mounts::MountTable;
 use crate::progress::{Event, Progress};
@@ -173,6 +174,8 @@ pub struct Plan {
     pub(crate) anchor: Option<Arc<Anchor>>,
     /// `openat2` or `openat+mount-id`.
     pub resolver: &'static str,
+    /// The hosted-runner layout recognised around the plan's root, and why.
+    pub layout: Option<LayoutReport>,
 }
 
 impl Plan {
@@ -266,6 +269,13 @@ pub fn plan(
             .map_err(|e| Error::io(&filesystem.mount_point, e))?,
     };
     let anchor = Arc::new(Anchor::open(&anchor_path).map_err(|e| Error::io(&anchor_path, e))?);
+    let layout =
+        crate::layout::recognise(&anchor_path, &std::env::vars().collect()).map_err(|message| {
+            Error::Config {
+                origin: "recognising the runner's layout".into(),
+                message,
+            }
+        })?;
     let (protect, protected) = resolve_protect(&request.protect, env, &anchor, catalog)?;
     let cwd = std::env::current_dir().and_then(std::fs::canonicalize).ok();
     let active_swaps = host::active_swaps();
@@ -406,6 +416,7 @@ pub fn plan(
         protected,
         anchor: Some(anchor),
         resolver: resolve::method().name(),
+        layout: Some(layout),
     })
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounting::Accounting;
 use crate::action::Action;
+use crate::layout::LayoutReport;
 use crate::plan::{Decision, Plan, Protected};
 
 /// The filesystem that was freed.
@@ -77,6 +78,9 @@ pub struct FreeReport {
     /// whether it survived).
     #[serde(default)]
     pub protected: Vec<Protected>,
+    /// The hosted-runner layout recognised (`layouts.toml`), with its evidence.
+    #[serde(default)]
+    pub layout: Option<LayoutReport>,
 }
 
 /// Paths as text for reports.
@@ -138,6 +142,7 @@ impl FreeReport {
             lock: None,
             accounting: Accounting::default(),
             protected: plan.protected.clone(),
+            layout: plan.layout.clone(),
         }
     }
 

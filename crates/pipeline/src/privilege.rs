@@ -237,7 +237,9 @@ pub fn reclaim(
         });
     }
     let job = ReclaimJob::from_plan(catalog, env, request, plan);
-    let report = run_helper(&job)?;
+    let mut report = run_helper(&job)?;
+    // The helper runs in sudo's environment, without the runner's: the user's recognition.
+    report.layout = plan.layout.clone();
     Ok(Reclaimed::Done {
         report,
         via_sudo: true,

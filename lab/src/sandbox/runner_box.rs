@@ -222,6 +222,11 @@ impl RunnerBox {
             ("GITHUB_EVENT_NAME", "push".into()),
             ("HEADROOM_BOX_ROOT", self.root.display().to_string()),
             ("HEADROOM_BOX_LAYOUT", self.layout.name.clone()),
+            // One of the runner's GB in the box: how headroom reads the layout's sizes.
+            (
+                "HEADROOM_RUNNER_GB",
+                format!("{}MiB", self.layout.mib_per_gb),
+            ),
         ];
         vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
     }

@@ -149,3 +149,15 @@ pub(super) fn check_placed(layout: &Layout, summary: &mut Summary) {
         ));
     }
 }
+
+/// A layout with room: the pipeline passed with nothing deleted.
+pub(super) fn check_nothing_deleted(summary: &mut Summary) {
+    let run = &summary.pipeline;
+    if run.freed_bytes.unwrap_or(0) != 0 || !run.freed_items.is_empty() {
+        summary.problems.push(format!(
+            "pipeline: something was deleted on a layout with room: {:?} bytes, items {:?}",
+            run.freed_bytes,
+            run.freed_items.keys().collect::<Vec<_>>()
+        ));
+    }
+}

@@ -12,17 +12,12 @@ use crate::report;
 use crate::sandbox::runner::{Runner, say};
 use crate::workload::runner::AreaSummary;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "snake_case")]
-/// The runner's disks: one, or a second, larger one at its `/mnt`.
-pub(super) enum DiskLayout {
-    Single,
-    Dual,
-}
-
 #[derive(Debug, Default, Serialize)]
 pub(super) struct DiskSummary {
-    pub(super) layout: Option<DiskLayout>,
+    /// `single`, or a hosted-runner layout of `workload/layouts.toml`.
+    pub(super) layout: Option<String>,
+    /// The hosted layout, in words.
+    pub(super) described: Option<String>,
     pub(super) size_bytes: u64,
     /// The second disk (dual layout): its size and what was available on it at the start.
     pub(super) second_size_bytes: Option<u64>,
@@ -44,6 +39,9 @@ pub(super) struct Summary {
     pub(super) passed: bool,
     pub(super) problems: Vec<String>,
     pub(super) disk: DiskSummary,
+    /// What the naive run must show: `failed` (out of space) where the layout is small,
+    /// `passed` where it has room.
+    pub(super) naive_expected: String,
     pub(super) naive: RunSummary,
     pub(super) pipeline: RunSummary,
     /// The single layout only: on the dual one, placement makes room without freeing.
@@ -214,6 +212,12 @@ fn human(s: &Summary) -> String {
         format_size(s.disk.need_bytes),
         format_size(s.disk.floor_bytes)
     );
+    if let Some(d) = &s.disk.described {
+        out.push_str(&format!(
+            "hosted-runner layout {d}: the naive build is expected to have {}\n",
+            s.naive_expected
+        ));
+    }
     if let Some(second) = s.disk.second_size_bytes {
         out.push_str(&format!(
             "second disk at the runner's /mnt: {}, {} available\n",
@@ -240,6 +244,12 @@ fn human(s: &Summary) -> String {
 
 fn markdown(s: &Summary) -> String {
     let mut md = String::from("## Simulated small-disk runner\n\n");
+    if let Some(d) = &s.disk.described {
+        md.push_str(&format!(
+            "Hosted-runner layout {d}; the naive build is expected to have {}.\n\n",
+            s.naive_expected
+        ));
+    }
     md.push_str(&format!(
         "{} disk ({} usable), filled like a hosted runner; workload unit {}, free target {}, \
          background floor {}.\n\n",

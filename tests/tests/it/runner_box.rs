@@ -22,6 +22,7 @@ headroom_tests::tests! {
     root_owned_items_are_freed_through_sudo_on_private_72 needs Root, Program("sudo"), Program("runuser");
     root_owned_items_are_freed_through_sudo_on_dual needs Root, Program("sudo"), Program("runuser");
     public_145_with_room_deletes_nothing needs Root, Program("sudo"), Program("runuser");
+    arm_with_room_deletes_nothing needs Root, Program("sudo"), Program("runuser");
     without_sudo_nothing_is_deleted_and_the_message_names_sudo
         needs Root, Program("sudo"), Program("runuser");
     a_failing_build_reports_in_the_summary_the_outputs_and_an_annotation
@@ -108,6 +109,38 @@ fn available(rbox: &RunnerBox) -> u64 {
     headroom_disk::available_bytes(&rbox.root).unwrap()
 }
 
+/// The free step's report and its step summary name `layout`, recognised by the rules of
+/// crates/disk/src/layouts.toml from what was measured in the box.
+fn recognised(job: &JobRun, json: &Value, rbox: &RunnerBox) {
+    let name = rbox.layout.name.as_str();
+    let layout = &json["layout"];
+    assert_eq!(layout["name"], name, "{layout:#}");
+    let e = &layout["evidence"];
+    assert_eq!(e["hosted"], true, "{layout:#}");
+    assert_eq!(e["gb_bytes"], rbox.layout.mib_per_gb << 20, "{layout:#}");
+    // The evidence is the box's own filesystems: its root, and /mnt only on dual.
+    let total = e["root_total_bytes"].as_u64().unwrap();
+    assert!(total <= rbox.layout.root_bytes() && total > rbox.layout.root_bytes() * 9 / 10);
+    assert_eq!(
+        e["mnt_total_bytes"].is_u64(),
+        rbox.layout.second_bytes().is_some(),
+        "{layout:#}"
+    );
+    let why: Vec<&str> = layout["why"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(why.contains(&"a GitHub-hosted runner"), "{why:?}");
+    assert!(
+        why.iter().any(|w| w.starts_with("root filesystem")),
+        "{why:?}"
+    );
+    let line = format!("Runner layout: **{name}**");
+    assert!(job.summary.contains(&line), "{line}: {}", job.summary);
+}
+
 fn no_root_owned_files_in_home(rbox: &RunnerBox) {
     let found = rbox.root_owned_in_home();
     assert!(
@@ -151,6 +184,7 @@ fn freed_through_sudo(layout: &str) {
     let json = json.unwrap_or_else(|| panic!("{layout}: no JSON report: {step:#?}"));
     assert_eq!(json["dry_run"], false, "{json:#}");
     assert_eq!(json["target_met"], true, "{json:#}");
+    recognised(&job, &json, &rbox);
     let freed = json["freed_bytes"].as_u64().unwrap();
     assert!(freed > 0, "{layout}: nothing freed: {json:#}");
     // Root-owned trees went, as the filesystem counts it.
@@ -186,13 +220,22 @@ fn root_owned_items_are_freed_through_sudo_on_dual() {
 }
 
 fn public_145_with_room_deletes_nothing() {
-    let rbox = make_box("public-145", true);
+    with_room_deletes_nothing("public-145");
+}
+
+fn arm_with_room_deletes_nothing() {
+    with_room_deletes_nothing("arm");
+}
+
+fn with_room_deletes_nothing(layout: &str) {
+    let rbox = make_box(layout, true);
     let before = available(&rbox);
-    assert!(before > need_bytes(&rbox), "public-145 starts with room");
+    assert!(before > need_bytes(&rbox), "{layout} starts with room");
     let (job, json) = run_free(&rbox);
     let step = job.step("free").unwrap();
     assert_eq!(step.outcome, Outcome::Success, "{step:#?}");
     let json = json.unwrap();
+    recognised(&job, &json, &rbox);
     assert_eq!(json["freed_bytes"], 0, "{json:#}");
     assert_eq!(json["target_met"], true, "{json:#}");
     assert_eq!(available(&rbox), before, "something was deleted");
@@ -216,6 +259,7 @@ fn without_sudo_nothing_is_deleted_and_the_message_names_sudo() {
     assert!(step.stderr.contains("/etc/sudoers.d/"), "{}", step.stderr);
     let json = json.unwrap();
     assert_eq!(json["dry_run"], true, "{json:#}");
+    recognised(&job, &json, &rbox);
     assert_eq!(available(&rbox), before, "something was deleted");
     assert_eq!(
         std::fs::read_dir(rbox.root.join("usr/local/lib/android"))

@@ -8,7 +8,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use headroom_tests::{LoopFs, xtask_bin};
@@ -16,10 +17,30 @@ use serde_json::Value;
 
 headroom_tests::tests! {
     simulate_shows_the_failure_and_its_cure_and_always_tears_down needs Root, Docker;
+    simulate_on_the_hosted_layouts_fails_naive_where_small_and_cures_it needs Root, Docker;
     simulate_refuses_bad_sizes_before_touching_anything;
 }
 
 const RUN_DIR: &str = "/run/headroom-simulate";
+
+/// One simulation at a time: they share fixed names (run dir, bridge) so that a killed run's
+/// leftovers are found by the next one.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run a simulation to its end; its status and JSON summary.
+fn simulate_to_end(work: &Path, report: &Path, extra: &[&str]) -> (ExitStatus, Value) {
+    let mut args = vec!["--report", report.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut child = simulate(work, &args);
+    wait_for_line(&mut child, "summary written to");
+    let status = child.wait().unwrap();
+    let s = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    (status, s)
+}
 
 fn simulate(work: &Path, extra: &[&str]) -> Child {
     Command::new(xtask_bin())
@@ -109,6 +130,7 @@ fn signal(child: &Child, sig: &str) {
 }
 
 fn simulate_shows_the_failure_and_its_cure_and_always_tears_down() {
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("work");
 
@@ -222,27 +244,21 @@ fn simulate_shows_the_failure_and_its_cure_and_always_tears_down() {
     );
     assert_eq!(pipeline["placement"], "delete", "{pipeline:#}");
 
-    // d. The dual layout (a second, larger disk at the runner's /mnt): the naive build still
-    //    runs out of space and is told of the unused disk; the pipeline passes by moving the
-    //    data root there, with nothing deleted and daemon.json's other keys kept.
-    let dual_report = dir.path().join("dual.json");
-    let mut child = simulate(
-        &work,
-        &[
-            "--layout",
-            "dual",
-            "--report",
-            dual_report.to_str().unwrap(),
-        ],
-    );
-    wait_for_line(&mut child, "summary written to");
-    let status = child.wait().unwrap();
-    let d: Value = serde_json::from_str(&std::fs::read_to_string(&dual_report).unwrap()).unwrap();
+    // d. The dual layout of lab/src/workload/layouts.toml (72 GB and a second 74 GB disk at
+    //    the runner's /mnt, scaled): the naive build still runs out of space and is told of
+    //    the unused disk; the pipeline passes by moving the data root there, with nothing
+    //    deleted and daemon.json's other keys kept.
+    let (status, d) = simulate_to_end(&work, &dir.path().join("dual.json"), &["--layout", "dual"]);
     assert!(status.success(), "{status}: {d:#}");
     assert_eq!(d["passed"], true, "{d:#}");
     assert_clean(&work);
     assert_eq!(d["disk"]["layout"], "dual");
-    assert!(d["disk"]["second_available_bytes"].as_u64().unwrap() > 2 * size);
+    let described = d["disk"]["described"].as_str().unwrap();
+    assert!(described.contains("74 GB at /mnt"), "{described}");
+    // The second disk holds what the build needs, which the root's free share does not.
+    let need = d["disk"]["need_bytes"].as_u64().unwrap();
+    assert!(d["disk"]["second_available_bytes"].as_u64().unwrap() > need);
+    assert!(d["naive"]["available_before"].as_u64().unwrap() < need);
     let naive = &d["naive"];
     assert_eq!(naive["cause"], "no_space", "{naive:#}");
     let error = naive["error"].as_str().unwrap();
@@ -298,4 +314,116 @@ fn simulate_refuses_bad_sizes_before_touching_anything() {
         "{stderr}"
     );
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+
+    // An unknown layout is refused with the known ones named; a hosted layout is sized by
+    // layouts.toml, not --size.
+    for (args, expected) in [
+        (
+            &["--layout", "private-75"][..],
+            "known are single, public-145, private-72, dual, arm",
+        ),
+        (
+            &["--layout", "private-72", "--size", "2GiB"][..],
+            "--size: only with --layout single",
+        ),
+    ] {
+        let out = Command::new(xtask_bin())
+            .arg("simulate")
+            .args(args)
+            .arg("--work")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr.contains(expected) || stderr.contains("needs root"),
+            "{args:?}: {stderr}"
+        );
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+    }
+}
+
+/// `simulate --layout L` on the 2026 layouts of lab/src/workload/layouts.toml, scaled: on
+/// `private-72` (16 GB free) the naive build runs out of space and the pipeline frees what
+/// it needs and passes; on `public-145` (86 GB free) both pass and nothing is deleted.
+fn simulate_on_the_hosted_layouts_fails_naive_where_small_and_cures_it() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+
+    let report = dir.path().join("private-72.json");
+    let (status, s) = simulate_to_end(&work, &report, &["--layout", "private-72"]);
+    assert!(status.success(), "{status}: {s:#}");
+    assert_eq!(s["passed"], true, "{s:#}");
+    assert_clean(&work);
+    let disk = &s["disk"];
+    assert_eq!(disk["layout"], "private-72", "{disk:#}");
+    // 72 GB at 4 MiB per GB, and the runner's free share (16 of 72 GB) left by the fill.
+    assert_eq!(disk["size_bytes"], (72 * 4u64) << 20, "{disk:#}");
+    let usable = disk["usable_bytes"].as_u64().unwrap() as f64;
+    let naive = &s["naive"];
+    let before = naive["available_before"].as_u64().unwrap();
+    let share = before as f64 / usable;
+    assert!((0.15..0.30).contains(&share), "free share {share}: {s:#}");
+    // a. The naive Dockerfile: out of space, with the cause and what was reclaimable.
+    assert_eq!(s["naive_expected"], "failed", "{s:#}");
+    assert_eq!(naive["result"], "failed", "{naive:#}");
+    assert_eq!(naive["cause"], "no_space", "{naive:#}");
+    let error = naive["error"].as_str().unwrap();
+    assert!(error.contains("no space left on device"), "{error}");
+    assert!(error.contains("reclaimable: android"), "{error}");
+    let size = disk["size_bytes"].as_u64().unwrap();
+    let low = naive["low_water_bytes"].as_u64().unwrap();
+    assert!(
+        low < size / 100,
+        "naive low-water mark {low}: the disk never filled"
+    );
+    assert!(
+        naive["reclaimable_bytes"].as_u64().unwrap() > before,
+        "{naive:#}"
+    );
+    // b. The pipeline: freed per item, built, pushed what the registry serves.
+    let pipeline = &s["pipeline"];
+    assert_eq!(pipeline["result"], "passed", "{pipeline:#}");
+    assert_eq!(pipeline["placement"], "delete", "{pipeline:#}");
+    let freed = pipeline["freed_bytes"].as_u64().unwrap();
+    let items: u64 = pipeline["freed_items"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(freed > 0 && items == freed, "{pipeline:#}");
+    assert!(pipeline["low_water_bytes"].as_u64().unwrap() > 0);
+    assert!(pipeline["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(pipeline["registry_digest"], pipeline["digest"]);
+    assert!(s["background"].is_null(), "{s:#}");
+    // The summary shows both, and names the layout.
+    let md = std::fs::read_to_string(report.with_extension("md")).unwrap();
+    assert!(md.contains("layout private-72"), "{md}");
+    assert!(
+        md.contains("| result | failed (no_space) | passed |"),
+        "{md}"
+    );
+
+    // public-145: room for the naive build; the pipeline passes and deletes nothing.
+    let (status, p) = simulate_to_end(
+        &work,
+        &dir.path().join("public-145.json"),
+        &["--layout", "public-145"],
+    );
+    assert!(status.success(), "{status}: {p:#}");
+    assert_eq!(p["passed"], true, "{p:#}");
+    assert_clean(&work);
+    assert_eq!(p["disk"]["size_bytes"], (145 * 4u64) << 20, "{p:#}");
+    assert_eq!(p["naive_expected"], "passed", "{p:#}");
+    assert_eq!(p["naive"]["result"], "passed", "{p:#}");
+    assert!(p["naive"]["cause"].is_null(), "{p:#}");
+    assert_eq!(p["naive"]["registry_digest"], p["naive"]["digest"]);
+    let pipeline = &p["pipeline"];
+    assert_eq!(pipeline["result"], "passed", "{pipeline:#}");
+    assert_eq!(pipeline["freed_bytes"], 0, "{pipeline:#}");
+    assert!(pipeline["freed_items"].as_object().unwrap().is_empty());
+    assert_eq!(pipeline["registry_digest"], pipeline["digest"]);
 }

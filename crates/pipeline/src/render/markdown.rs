@@ -67,6 +67,9 @@ pub fn step_summary(r: &Report) -> String {
             None => "not pushed (no digest)".into(),
         },
     ));
+    if let Some(line) = r.free.as_ref().and_then(layout_line) {
+        md.push_str(&format!("\n{line}\n"));
+    }
     if let Some(b) = &r.builder {
         md.push_str(&builder_line(b));
     }
@@ -289,6 +292,9 @@ pub fn free(report: &FreeReport) -> String {
         },
         format_size(report.freed_bytes),
     );
+    if let Some(line) = layout_line(report) {
+        let _ = writeln!(md, "{line}\n");
+    }
     if let Some(need) = report.need_bytes {
         let _ = writeln!(
             md,
@@ -316,6 +322,20 @@ pub fn free(report: &FreeReport) -> String {
         );
     }
     md
+}
+
+/// The hosted-runner layout the free stage recognised, and why (`crates/disk/src/layouts.toml`);
+/// nothing off GitHub-hosted runners when none was.
+pub fn layout_line(report: &FreeReport) -> Option<String> {
+    let layout = report
+        .layout
+        .as_ref()
+        .filter(|l| l.name.is_some() || l.evidence.hosted)?;
+    let why = layout.why.join("; ").replace('|', "\\|");
+    Some(match &layout.name {
+        Some(name) => format!("Runner layout: **{name}** — {why}."),
+        None => format!("Runner layout: not one of the hosted layouts — {why}."),
+    })
 }
 
 #[cfg(test)]
