@@ -34,6 +34,10 @@ use runner::{GB, Sandbox, fill};
 mod runner;
 
 const CUDA_BASE: &str = "headroom/cuda:11.8.0-cudnn8-runtime-ubuntu22.04";
+/// NVIDIA's `nvidia/cuda:11.7.1-cudnn8-runtime-ubuntu22.04` variables on the 11.8.0 stand-in.
+const BASE_117: &str = "FROM {base}\n\
+    ENV CUDA_VERSION=11.7.1 NV_CUDNN_VERSION=8.5.0.96 \
+    NVIDIA_REQUIRE_CUDA=\"cuda>=11.7\"\n";
 const NAIVE: &str = "docker/examples/Dockerfile.naive";
 const START: &str = "<!-- bench incident: start -->";
 const END: &str = "<!-- bench incident: end -->";
@@ -117,7 +121,7 @@ impl Kind {
             Kind::Pipeline => "pipeline, container builder, `--route auto`",
             Kind::Push => "pipeline, container builder, `--route push` (no smoke)",
             Kind::Load => "pipeline, container builder, `--route load`",
-            Kind::Engine => "pipeline, engine's builder (classic store)",
+            Kind::Engine => "pipeline, engine's builder (buildx `docker` driver, classic store)",
         }
     }
 }
@@ -264,8 +268,22 @@ impl IncidentBench {
                 .run()
                 .with_context(|| format!("loading {image} into the runner's engine"))?;
         }
-        let base = format!("{host}/bench/cuda:11.8.0-cudnn8-runtime-ubuntu22.04");
-        engine.docker(&["tag", CUDA_BASE, &base]).read()?;
+        // PyPI's torch 2.0.1 is a CUDA 11.7 / cuDNN 8.5 build: its base is NVIDIA's 11.7.1
+        // image, which the stand-in becomes by NVIDIA's variables (the smoke test compares
+        // torch's build with them).
+        let base = format!("{host}/bench/cuda:11.7.1-cudnn8-runtime-ubuntu22.04");
+        let base_dir = layout.work.join("base");
+        std::fs::create_dir_all(&base_dir).with_context(|| base_dir.display().to_string())?;
+        std::fs::write(
+            base_dir.join("Dockerfile"),
+            BASE_117.replace("{base}", CUDA_BASE),
+        )
+        .context("the base's Dockerfile")?;
+        engine
+            .docker(&["build", "-q", "-t", &base, &base_dir.display().to_string()])
+            .env("DOCKER_BUILDKIT", "0")
+            .read()
+            .context("making the CUDA 11.7.1 stand-in")?;
         let config = login.display().to_string();
         engine
             .docker(&["--config", &config, "push", "-q", &base])
@@ -350,7 +368,14 @@ impl IncidentBench {
                 }
                 .into(),
             ]),
-            (None, _) => args.extend(["--backend".into(), "engine".into()]),
+            // buildx's `docker` driver: the engine's own BuildKit (the engine backend has no
+            // build secrets, which the profile's pip step uses).
+            (None, _) => args.extend([
+                "--backend".into(),
+                "buildx".into(),
+                "--builder".into(),
+                "default".into(),
+            ]),
         }
 
         let before = headroom_disk::available_bytes(&layout.mnt)?;
@@ -484,21 +509,22 @@ impl IncidentBench {
         let trees: f64 = layout.root.areas.iter().skip(1).map(|a| a.gb).sum();
         let mut md = format!(
             "{START}\n## The seed's incident at full size\n\n\
-             `cargo xtask bench incident{flags} --record` — the `{}` runner: {}, {} free at the \
+             `cargo xtask bench incident{flags} --record` — the runner {}, {} free at the \
              start, the preinstalled trees ({:.1} GB at full size, {} at the catalog's paths) \
              at {}× their real sizes, allocated with `fallocate` in files of their real mean \
              sizes (the filesystem counts every block as a runner's does; the sparse disk file \
              holds none); `{}` profile, torch from PyPI (`--torch-index-url \
-             https://pypi.org/simple`, `docker/requirements-pypi-cuda.txt`), on the CUDA \
-             stand-in base (`cargo xtask base-image --cuda`: NVIDIA's environment and \
-             entrypoint without its 3 GB of libraries) pushed to a local registry. Each run on \
+             https://pypi.org/simple`, `docker/requirements-pypi-cuda.txt`: a CUDA 11.7 / \
+             cuDNN 8.5 build), on the CUDA stand-in base (`cargo xtask base-image --cuda`: \
+             NVIDIA's environment and entrypoint without its 3 GB of libraries, with \
+             `nvidia/cuda:11.7.1-cudnn8-runtime-ubuntu22.04`'s CUDA_VERSION, NV_CUDNN_VERSION \
+             and NVIDIA_REQUIRE_CUDA to match PyPI's torch) pushed to a local registry. Each run on \
              a fresh runner with a dedicated dockerd on it; the container routes on a \
              `docker-container` builder as `docker/setup-buildx-action` makes it (BuildKit \
              v0.23.2 from `../shared/buildkit/`). Peak = free space when the build starts \
              (after the free stage) less the lowest reading to the end of the run (build, \
              smoke test, push), every 100 ms. Each run downloads its packages from PyPI \
              afresh (a fresh builder has no pip cache, as on a runner). Run {started}.\n\n",
-            self.layout,
             layout.describe(),
             format_size(free),
             trees,
