@@ -13,7 +13,8 @@ use anyhow::{Context, Result};
 use headroom_pipeline::{Cause, Report, Stage, StageStatus};
 use serde::Serialize;
 
-use crate::sandbox::runner::{Runner, say};
+use crate::sandbox::registry::Registry;
+use crate::sandbox::runner::{Layout, Runner, say};
 use crate::sh::cmd;
 use crate::signals;
 
@@ -61,7 +62,24 @@ pub struct RunSummary {
 /// credentials of its registry (none without one); its lines go to stderr with `[NAME]` in
 /// front and to `LOGS/NAME.log`.
 pub fn run_image(runner: &Runner, name: &str, args: &[String]) -> Result<RunSummary> {
-    let layout = &runner.layout;
+    run_image_on(
+        &runner.layout,
+        &runner.engine()?.host,
+        runner.registry.as_ref(),
+        name,
+        args,
+    )
+}
+
+/// [`run_image`] against the engine at `host` (`DOCKER_HOST`) with the credentials of
+/// `registry`, for a sandbox of its own that keeps its files at `layout`'s paths.
+pub fn run_image_on(
+    layout: &Layout,
+    host: &str,
+    registry: Option<&Registry>,
+    name: &str,
+    args: &[String],
+) -> Result<RunSummary> {
     let report = layout.work.join(format!("{name}.json"));
     let log_path = layout.logs.join(format!("{name}.log"));
     let _ = std::fs::remove_file(&report);
@@ -72,14 +90,14 @@ pub fn run_image(runner: &Runner, name: &str, args: &[String]) -> Result<RunSumm
     argv.extend(["--report".into(), report.clone().into_os_string()]);
     let mut run = cmd(exe, argv)
         .dir(crate::repo::project_root())
-        .env("DOCKER_HOST", &runner.engine()?.host)
+        .env("DOCKER_HOST", host)
         // The lab writes its own summary; the runs must not add theirs.
         .env_remove("GITHUB_OUTPUT")
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("DOCKER_CONTEXT")
         .env_remove("DOCKER_TLS_VERIFY")
         .env_remove("DOCKER_CERT_PATH");
-    run = match &runner.registry {
+    run = match registry {
         Some(r) => run
             .env("REGISTRY_USERNAME", &r.user)
             .env("REGISTRY_PASSWORD", &r.password),

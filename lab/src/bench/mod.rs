@@ -9,6 +9,7 @@ mod build;
 mod builder;
 mod free;
 mod image;
+mod incident;
 mod inspect;
 mod lint;
 mod pipeline;
@@ -30,6 +31,7 @@ pub enum Bench {
     Build(build::BuildBench),
     Store(store::StoreBench),
     Builder(builder::BuilderBench),
+    Incident(incident::IncidentBench),
 }
 
 impl Bench {
@@ -43,6 +45,7 @@ impl Bench {
             Bench::Build(bench) => bench.run(),
             Bench::Store(bench) => bench.run(),
             Bench::Builder(bench) => bench.run(),
+            Bench::Incident(bench) => bench.run(),
         }
     }
 }

@@ -331,12 +331,12 @@ impl StoreBench {
 }
 
 /// Outbound NAT for the dedicated bridge (its engine runs without iptables), removed on drop.
-struct Nat {
+pub(super) struct Nat {
     rules: Vec<Vec<String>>,
 }
 
 impl Nat {
-    fn add(bridge: &Bridge) -> Result<Nat> {
+    pub(super) fn add(bridge: &Bridge) -> Result<Nat> {
         let net = bridge.network();
         let b = bridge.name.as_str();
         let rules: Vec<Vec<String>> = [
