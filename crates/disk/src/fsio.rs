@@ -48,7 +48,9 @@ pub(crate) fn read_entries(dir: impl AsFd) -> Result<Vec<Entry>, Errno> {
 }
 
 /// The thread pool for filesystem walks and deletions. Both wait on the disk more than on
-/// the CPU, so the pool is wider than the number of cores; `HEADROOM_THREADS` overrides it.
+/// the CPU: with cold caches each thread spends most of its time blocked on one inode or
+/// directory block read, so the pool is much wider than the number of cores (16× them,
+/// 16 to 128) to keep the device's queue full; `HEADROOM_THREADS` overrides it.
 pub(crate) fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -58,7 +60,7 @@ pub(crate) fn pool() -> &'static rayon::ThreadPool {
             .filter(|&n| n > 0)
             .unwrap_or_else(|| {
                 let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-                (cores * 4).clamp(4, 64)
+                (cores * 16).clamp(16, 128)
             });
         raise_open_file_limit();
         rayon::ThreadPoolBuilder::new()
