@@ -507,6 +507,11 @@ impl IncidentBench {
         let image = reference.and_then(|r| r.image_bytes);
         let floor = reference.and_then(|r| Some(r.image_bytes? + r.compressed_bytes?));
         let trees: f64 = layout.root.areas.iter().skip(1).map(|a| a.gb).sum();
+        // At full size: the box's scale (MiB per GB) is not this runner's.
+        let runner = format!(
+            "{}: {} GB disk ({} GB free)",
+            layout.name, layout.root.disk_gb, layout.root.free_gb
+        );
         let mut md = format!(
             "{START}\n## The seed's incident at full size\n\n\
              `cargo xtask bench incident{flags} --record` — the runner {}, {} free at the \
@@ -525,7 +530,7 @@ impl IncidentBench {
              (after the free stage) less the lowest reading to the end of the run (build, \
              smoke test, push), every 100 ms. Each run downloads its packages from PyPI \
              afresh (a fresh builder has no pip cache, as on a runner). Run {started}.\n\n",
-            layout.describe(),
+            runner,
             format_size(free),
             trees,
             layout.root.areas.len() - 1,
