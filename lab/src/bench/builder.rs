@@ -306,31 +306,15 @@ impl BuilderBench {
 /// The compressed size of `repo:latest` in the registry at `host`: its layers and config,
 /// as its manifest lists them (the password goes to curl on standard input).
 fn compressed_size(host: &str, repo: &str, user: &str, password: &str) -> Result<u64> {
-    use std::io::Write;
-    let url = format!("http://{host}/v2/{repo}/manifests/latest");
-    let mut child = std::process::Command::new("curl")
-        .args(["-sf", "-K", "-", "-H"])
-        .arg(
-            "Accept: application/vnd.docker.distribution.manifest.v2+json, \
-             application/vnd.oci.image.manifest.v1+json",
-        )
-        .arg(&url)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("running curl")?;
-    let config = format!(
-        "user = \"{user}:{}\"\n",
-        password.replace('\\', "\\\\").replace('"', "\\\"")
-    );
-    child
-        .stdin
-        .take()
-        .context("curl's stdin")?
-        .write_all(config.as_bytes())?;
-    let out = child.wait_with_output()?;
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&out.stdout).with_context(|| format!("the manifest at {url}"))?;
+    let manifest = super::registry_manifest(
+        host,
+        repo,
+        "latest",
+        user,
+        password,
+        "application/vnd.docker.distribution.manifest.v2+json, \
+         application/vnd.oci.image.manifest.v1+json",
+    )?;
     let layers: u64 = manifest["layers"]
         .as_array()
         .into_iter()

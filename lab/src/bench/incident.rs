@@ -726,7 +726,14 @@ fn failed_step(log: &Path) -> Option<String> {
 /// The compressed size and the layers of `repo:latest` in the registry at `host`: its layers and config
 /// (for an index, the linux/amd64 image's), the password given to curl on standard input.
 fn compressed_size(host: &str, repo: &str, user: &str, password: &str) -> Result<(u64, u64)> {
-    let manifest = get_manifest(host, repo, "latest", user, password)?;
+    let manifest = super::registry_manifest(
+        host,
+        repo,
+        "latest",
+        user,
+        password,
+        super::ACCEPT_ANY_MANIFEST,
+    )?;
     let manifest = match manifest["manifests"].as_array() {
         Some(list) => {
             let digest = list
@@ -736,7 +743,14 @@ fn compressed_size(host: &str, repo: &str, user: &str, password: &str) -> Result
                 })
                 .and_then(|m| m["digest"].as_str())
                 .context("no linux/amd64 image in the index")?;
-            get_manifest(host, repo, digest, user, password)?
+            super::registry_manifest(
+                host,
+                repo,
+                digest,
+                user,
+                password,
+                super::ACCEPT_ANY_MANIFEST,
+            )?
         }
         None => manifest,
     };
@@ -748,41 +762,6 @@ fn compressed_size(host: &str, repo: &str, user: &str, password: &str) -> Result
         bytes + manifest["config"]["size"].as_u64().unwrap_or(0),
         layers.len() as u64,
     ))
-}
-
-fn get_manifest(
-    host: &str,
-    repo: &str,
-    reference: &str,
-    user: &str,
-    password: &str,
-) -> Result<serde_json::Value> {
-    use std::io::Write;
-    let url = format!("http://{host}/v2/{repo}/manifests/{reference}");
-    let mut child = std::process::Command::new("curl")
-        .args(["-sf", "-K", "-", "-H"])
-        .arg(
-            "Accept: application/vnd.docker.distribution.manifest.v2+json, \
-             application/vnd.oci.image.manifest.v1+json, \
-             application/vnd.oci.image.index.v1+json, \
-             application/vnd.docker.distribution.manifest.list.v2+json",
-        )
-        .arg(&url)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .context("running curl")?;
-    let config = format!(
-        "user = \"{user}:{}\"\n",
-        password.replace('\\', "\\\\").replace('"', "\\\"")
-    );
-    child
-        .stdin
-        .take()
-        .context("curl's stdin")?
-        .write_all(config.as_bytes())?;
-    let out = child.wait_with_output()?;
-    serde_json::from_slice(&out.stdout).with_context(|| format!("the manifest at {url}"))
 }
 
 #[cfg(test)]

@@ -49,3 +49,43 @@ impl Bench {
         }
     }
 }
+
+/// Every manifest type a registry may answer with: single images and indexes.
+pub(crate) const ACCEPT_ANY_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// The manifest `repo:reference` in the plain-HTTP registry at `host`, asking for the types
+/// in `accept` (the password goes to curl on standard input, never on its command line).
+pub(crate) fn registry_manifest(
+    host: &str,
+    repo: &str,
+    reference: &str,
+    user: &str,
+    password: &str,
+    accept: &str,
+) -> Result<serde_json::Value> {
+    use anyhow::Context;
+    use std::io::Write;
+    let url = format!("http://{host}/v2/{repo}/manifests/{reference}");
+    let mut child = std::process::Command::new("curl")
+        .args(["-sf", "-K", "-", "-H"])
+        .arg(format!("Accept: {accept}"))
+        .arg(&url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running curl")?;
+    let config = format!(
+        "user = \"{user}:{}\"\n",
+        password.replace('\\', "\\\\").replace('"', "\\\"")
+    );
+    child
+        .stdin
+        .take()
+        .context("curl's stdin")?
+        .write_all(config.as_bytes())?;
+    let out = child.wait_with_output()?;
+    serde_json::from_slice(&out.stdout).with_context(|| format!("the manifest at {url}"))
+}
