@@ -373,11 +373,15 @@ fn simulate_on_the_hosted_layouts_fails_naive_where_small_and_cures_it() {
     let error = naive["error"].as_str().unwrap();
     assert!(error.contains("no space left on device"), "{error}");
     assert!(error.contains("reclaimable: android"), "{error}");
-    let size = disk["size_bytes"].as_u64().unwrap();
+    // The engine's ENOSPC above is the proof that the disk filled; the watch samples, and
+    // on a disk this small the last units are written and cleaned up between two samples
+    // (a 2.9 MB bound failed on CI with 28 MB sampled), so it is held to what every sample
+    // after the first committed layer sees: at least one unit of the free space gone.
+    let unit = disk["unit_bytes"].as_u64().unwrap();
     let low = naive["low_water_bytes"].as_u64().unwrap();
     assert!(
-        low < size / 100,
-        "naive low-water mark {low}: the disk never filled"
+        unit > 0 && low + unit <= before,
+        "naive low-water mark {low}, {before} free before, unit {unit}: nothing was written"
     );
     assert!(
         naive["reclaimable_bytes"].as_u64().unwrap() > before,
