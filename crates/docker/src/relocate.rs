@@ -29,8 +29,8 @@ use headroom_disk::write_atomically;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{Endpoint, Engine};
-use interrupt::{Halt, MovingGuard, check_program, or_interrupt, pause_at};
-pub use interrupt::{Interrupt, interrupt_signals, moving};
+use interrupt::{Halt, check_program, or_interrupt, pause_at};
+pub use interrupt::{Interrupt, MovingGuard, interrupt_signals, moving};
 pub use journal::{Journal, Recovered, Step, recover};
 
 /// How the engine is stopped and started.

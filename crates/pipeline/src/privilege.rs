@@ -13,6 +13,14 @@
 //! Without passwordless sudo the step only plans, and [`Reclaimed::PlanOnly`] says what needs
 //! root and how to grant it.
 //!
+//! The data-root move goes the same way ([`MOVE_HELPER_ARG`], [`MoveJob`], the helper's
+//! [`Moved`] back on standard output): the helper takes nothing on trust beyond what the plan
+//! allows ([`MoveJob::validate`]: the planned `daemon.json`, a target among the other local
+//! filesystems' data roots, a local engine whose root is the job's `from`, systemd or a
+//! root-owned service program) and moves through the same transaction, whose checks run
+//! before the engine stops. A SIGTERM or SIGINT to the user's process is passed on to sudo,
+//! which relays it to the helper, whose move rolls back; the user's process waits for it.
+//!
 //! Every binary that reaches the free stage calls [`helper`] first thing in `main`: it returns
 //! `None` unless the process was started as the helper.
 
@@ -21,14 +29,22 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use std::time::Duration;
+
 use headroom_disk::{
-    Catalog, Environment, FreeReport, NoProgress, Plan, PlanRequest, ReclaimKind, ReclaimOptions,
-    Selection,
+    Candidate, Catalog, Environment, FreeReport, NoProgress, Plan, PlanRequest, ReclaimKind,
+    ReclaimOptions, Selection,
 };
+use headroom_docker::engine::{Endpoint, Engine};
+use headroom_docker::relocate::{self, Moved};
 use serde::{Deserialize, Serialize};
 
 /// The hidden first argument that makes a binary the privileged helper.
 pub const HELPER_ARG: &str = "__headroom-privileged-reclaim";
+
+/// The hidden first argument that makes a binary the privileged helper for the data-root
+/// move ([`MoveJob`]).
+pub const MOVE_HELPER_ARG: &str = "__headroom-privileged-move";
 
 /// The plan handed to the privileged helper.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,7 +123,9 @@ pub struct HelperExit {
 /// Call first in `main`: `Some` when this process is the privileged helper (it has done its
 /// one step; print what it says and exit), `None` otherwise.
 pub fn helper() -> Option<HelperExit> {
-    if std::env::args_os().nth(1).as_deref() != Some(HELPER_ARG.as_ref()) {
+    let arg = std::env::args_os().nth(1);
+    let moving = arg.as_deref() == Some(MOVE_HELPER_ARG.as_ref());
+    if arg.as_deref() != Some(HELPER_ARG.as_ref()) && !moving {
         return None;
     }
     let fail = |why: String| HelperExit {
@@ -123,6 +141,20 @@ pub fn helper() -> Option<HelperExit> {
     let mut text = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut text) {
         return Some(fail(format!("reading the plan from standard input: {e}")));
+    }
+    if moving {
+        return Some(match move_helper(&text) {
+            Ok(stdout) => HelperExit {
+                stdout,
+                stderr: String::new(),
+                code: 0,
+            },
+            Err(why) => HelperExit {
+                stdout: String::new(),
+                stderr: format!("headroom privileged helper: {why}\n"),
+                code: 1,
+            },
+        });
     }
     let job: ReclaimJob = match serde_json::from_str(&text) {
         Ok(job) => job,
@@ -291,6 +323,242 @@ fn run_helper(job: &ReclaimJob) -> Result<FreeReport, PrivilegeError> {
     serde_json::from_slice(&out.stdout).map_err(|e| err(format!("the helper's report: {e}")))
 }
 
+/// `daemon.json` for the engine whose runner's `/` is `root` (the real one when `None`).
+pub fn daemon_config(root: Option<&Path>) -> PathBuf {
+    root.unwrap_or(Path::new("/"))
+        .join("etc/docker/daemon.json")
+}
+
+/// The data-root move handed to the privileged helper: what the user's plan chose. The
+/// helper believes none of it beyond what it checks again as root ([`MoveJob::validate`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MoveJob {
+    /// `--root`: the simulated runner's `/`, whose `daemon.json` is the planned one.
+    pub root: Option<PathBuf>,
+    pub config: PathBuf,
+    pub from: PathBuf,
+    pub to: PathBuf,
+    pub containerd_store: Option<bool>,
+    pub carry_images: bool,
+    pub service: relocate::ServiceManager,
+    pub endpoint: Endpoint,
+    pub wait_seconds: u64,
+}
+
+impl MoveJob {
+    /// The request the helper runs.
+    pub fn request(&self) -> relocate::MoveRequest {
+        relocate::MoveRequest {
+            config: self.config.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            containerd_store: self.containerd_store,
+            carry_images: self.carry_images,
+            service: self.service.clone(),
+            endpoint: self.endpoint.clone(),
+            wait: Duration::from_secs(self.wait_seconds),
+        }
+    }
+
+    /// What the plan allows, checked again by the helper without asking the engine:
+    /// `daemon.json` is the one of `root`; the target is the data root on one of the other
+    /// local filesystems that the plan's candidates are drawn from (or the old root, for a
+    /// store switch alone); the service is systemd or a root-owned program nobody else may
+    /// rewrite; the engine is on this machine.
+    pub fn validate(&self, candidates: &[Candidate]) -> Result<(), String> {
+        let planned = daemon_config(self.root.as_deref());
+        if self.config != planned {
+            return Err(format!(
+                "daemon.json {} is not the planned one ({})",
+                self.config.display(),
+                planned.display()
+            ));
+        }
+        if self.to != self.from && !candidates.iter().any(|c| c.data_root() == self.to) {
+            return Err(format!(
+                "the target {} is not the data root on another local filesystem ({})",
+                self.to.display(),
+                if candidates.is_empty() {
+                    "there is none".to_string()
+                } else {
+                    candidates
+                        .iter()
+                        .map(|c| c.data_root().display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ));
+        }
+        if !self.endpoint.is_local() {
+            return Err(format!(
+                "the engine {} is not on this machine",
+                self.endpoint.host
+            ));
+        }
+        if self.service != relocate::ServiceManager::systemd() {
+            let program = self.service.stop.first().cloned().unwrap_or_default();
+            if self.service != relocate::ServiceManager::script(Path::new(&program)) {
+                return Err(format!(
+                    "the service {} is neither systemd nor `PROGRAM stop|start`",
+                    self.service.name
+                ));
+            }
+            root_owned_program(Path::new(&program))?;
+        }
+        Ok(())
+    }
+}
+
+/// A program root may run for the user: an absolute path to a regular file that root owns
+/// and nobody else may write.
+fn root_owned_program(program: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if !program.is_absolute() {
+        return Err(format!(
+            "the service program {} is not absolute",
+            program.display()
+        ));
+    }
+    let m = std::fs::symlink_metadata(program)
+        .map_err(|e| format!("the service program {}: {e}", program.display()))?;
+    if !m.file_type().is_file() || m.uid() != 0 || m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "the service program {} is not a regular file owned by root and writable by root \
+             only",
+            program.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The other local filesystems for a data root on `from`, as `place` draws them.
+fn candidates_for(from: &Path, root: Option<&Path>) -> Result<Vec<Candidate>, String> {
+    let usage = headroom_disk::usage(from).map_err(|e| format!("{}: {e}", from.display()))?;
+    let (major, minor) = usage
+        .device
+        .split_once(':')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .ok_or_else(|| format!("the device of {}: {}", from.display(), usage.device))?;
+    let table = headroom_disk::MountTable::read().map_err(|e| e.to_string())?;
+    Ok(headroom_disk::candidates(
+        &table,
+        (major, minor),
+        root,
+        &headroom_disk::statvfs_probe,
+    ))
+}
+
+/// The helper's side of a move: check the job again as root, ask the engine that `from` is
+/// its root, and move through the same transaction (its checks before the engine stops, its
+/// journal, its rollback on SIGTERM/SIGINT). The [`Moved`] as JSON.
+fn move_helper(text: &str) -> Result<String, String> {
+    let job: MoveJob =
+        serde_json::from_str(text).map_err(|e| format!("the move on standard input: {e}"))?;
+    job.validate(&candidates_for(&job.from, job.root.as_deref())?)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let moved = runtime.block_on(async {
+        // A move an earlier killed run left halfway is the transaction's to finish first;
+        // else the engine must say `from` is its root.
+        if relocate::Journal::read(&job.config)
+            .map_err(|e| e.to_string())?
+            .is_none()
+        {
+            let engine = Engine::connect(job.endpoint.clone(), Duration::from_secs(10))
+                .await
+                .map_err(|e| e.to_string())?;
+            let facts = engine.facts().await.map_err(|e| e.to_string())?;
+            if facts.data_root.as_deref() != Some(job.from.as_path()) {
+                return Err(format!(
+                    "the engine's data root is {}, not {}",
+                    facts
+                        .data_root
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                    job.from.display()
+                ));
+            }
+        }
+        relocate::move_data_root(&job.request())
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    serde_json::to_string(&moved).map_err(|e| e.to_string())
+}
+
+/// Move the data root through `sudo -n` and the helper, with `job` on its standard input.
+/// A SIGTERM or SIGINT to this process is passed on to sudo, which relays it to the helper,
+/// whose move rolls back; this waits for the helper's end either way.
+pub async fn move_through_sudo(job: &MoveJob) -> Result<Moved, PrivilegeError> {
+    let err = |e: String| PrivilegeError(e);
+    let exe = std::env::current_exe().map_err(|e| err(format!("this program's path: {e}")))?;
+    let input = serde_json::to_vec(job).map_err(|e| err(e.to_string()))?;
+    // The run waits for a move rather than drop it on a signal.
+    let _moving = relocate::MovingGuard::enter();
+    let mut signals = relocate::interrupt_signals();
+    let mut child = Command::new("sudo")
+        .arg("-n")
+        .arg("--")
+        .arg(&exe)
+        .arg(MOVE_HELPER_ARG)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| err(format!("starting sudo: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&input)
+            .map_err(|e| err(format!("handing the move over: {e}")))?;
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32);
+    let waiting = tokio::task::spawn_blocking(move || child.wait_with_output());
+    tokio::pin!(waiting);
+    let out = loop {
+        tokio::select! {
+            out = &mut waiting => break out,
+            i = &mut signals => {
+                let signal = if i == relocate::Interrupt::INT {
+                    rustix::process::Signal::INT
+                } else {
+                    rustix::process::Signal::TERM
+                };
+                if let Some(pid) = pid {
+                    let _ = rustix::process::kill_process(pid, signal);
+                }
+                signals = Box::pin(std::future::pending());
+            }
+        }
+    };
+    let out = out
+        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(format!("waiting for the helper: {e}")))?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "{} ({})",
+            String::from_utf8_lossy(&out.stderr).trim(),
+            out.status
+        )));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| err(format!("the helper's report: {e}")))
+}
+
+/// The message for a user without passwordless sudo, when a move needs root.
+pub fn no_sudo_move_message(what: &str, config: &Path, service: &str) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "this user".into());
+    format!(
+        "nothing moved, the engine not stopped: to {what} needs root (daemon.json {} and the \
+         engine's restart through {service}), and `sudo -n` is not allowed here (uid {}). Run \
+         as root, or grant passwordless sudo as GitHub-hosted runners do (a line `{user} \
+         ALL=(ALL) NOPASSWD:ALL` in a file under /etc/sudoers.d/)",
+        config.display(),
+        rustix::process::geteuid().as_raw()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,5 +589,125 @@ mod tests {
         assert!(m.contains("sudo"), "{m}");
         assert!(m.contains("/opt/x"), "{m}");
         assert!(m.contains("/etc/sudoers.d/"), "{m}");
+    }
+
+    fn candidate(point: &str) -> Candidate {
+        Candidate {
+            mount_point: PathBuf::from(point),
+            fs_type: "ext4".into(),
+            device: "8:17".into(),
+            available_bytes: 60 << 30,
+            total_bytes: 80 << 30,
+        }
+    }
+
+    fn move_job() -> MoveJob {
+        MoveJob {
+            root: None,
+            config: PathBuf::from("/etc/docker/daemon.json"),
+            from: PathBuf::from("/var/lib/docker"),
+            to: PathBuf::from("/mnt/docker"),
+            containerd_store: None,
+            carry_images: true,
+            service: relocate::ServiceManager::systemd(),
+            endpoint: Endpoint {
+                host: "unix:///var/run/docker.sock".into(),
+                tls: None,
+                source: "default".into(),
+            },
+            wait_seconds: 90,
+        }
+    }
+
+    #[test]
+    fn the_planned_move_passes_the_helpers_checks() {
+        let job = move_job();
+        assert_eq!(job.validate(&[candidate("/mnt")]), Ok(()));
+        // A store switch alone keeps the root.
+        let job = MoveJob {
+            to: job.from.clone(),
+            ..job
+        };
+        assert_eq!(job.validate(&[]), Ok(()));
+    }
+
+    #[test]
+    fn the_helper_refuses_a_target_the_plan_did_not_draw() {
+        for to in ["/etc", "/home/runner/docker", "/mnt", "/mnt/docker/../x"] {
+            let job = MoveJob {
+                to: PathBuf::from(to),
+                ..move_job()
+            };
+            let why = job.validate(&[candidate("/mnt")]).unwrap_err();
+            assert!(why.contains(to) && why.contains("/mnt/docker"), "{why}");
+        }
+        assert!(
+            move_job()
+                .validate(&[])
+                .unwrap_err()
+                .contains("there is none")
+        );
+    }
+
+    #[test]
+    fn the_helper_refuses_another_daemon_json_an_engine_elsewhere_or_any_service_program() {
+        let job = MoveJob {
+            config: PathBuf::from("/tmp/daemon.json"),
+            ..move_job()
+        };
+        let why = job.validate(&[candidate("/mnt")]).unwrap_err();
+        assert!(why.contains("not the planned one"), "{why}");
+        let job = MoveJob {
+            root: Some(PathBuf::from("/sim")),
+            config: PathBuf::from("/sim/etc/docker/daemon.json"),
+            ..move_job()
+        };
+        assert_eq!(job.validate(&[candidate("/mnt")]), Ok(()));
+
+        let mut job = move_job();
+        job.endpoint.host = "tcp://10.0.0.1:2376".into();
+        let why = job.validate(&[candidate("/mnt")]).unwrap_err();
+        assert!(why.contains("not on this machine"), "{why}");
+
+        let job = MoveJob {
+            service: relocate::ServiceManager {
+                name: "x".into(),
+                stop: vec!["/bin/sh".into(), "-c".into(), "id".into()],
+                start: vec!["/bin/true".into()],
+            },
+            ..move_job()
+        };
+        let why = job.validate(&[candidate("/mnt")]).unwrap_err();
+        assert!(why.contains("neither systemd"), "{why}");
+
+        // A program the user could rewrite is not run as root.
+        let dir = tempfile::tempdir().unwrap();
+        let program = dir.path().join("service");
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let job = MoveJob {
+            service: relocate::ServiceManager::script(&program),
+            ..move_job()
+        };
+        let why = job.validate(&[candidate("/mnt")]).unwrap_err();
+        assert!(why.contains("writable by root only"), "{why}");
+    }
+
+    #[test]
+    fn a_move_without_sudo_says_what_needs_root_and_how_to_grant_it() {
+        let m = no_sudo_move_message(
+            "move the data root /var/lib/docker to /mnt/docker",
+            Path::new("/etc/docker/daemon.json"),
+            "systemd",
+        );
+        assert!(
+            m.contains("`sudo -n`") && m.contains("/etc/sudoers.d/"),
+            "{m}"
+        );
+        assert!(
+            m.contains("nothing moved") && m.contains("/mnt/docker"),
+            "{m}"
+        );
     }
 }

@@ -68,10 +68,13 @@ pub fn moving() -> bool {
     MOVING.load(Ordering::SeqCst) > 0
 }
 
-pub(super) struct MovingGuard;
+/// Held while a move may be between stopping the engine and its end (here, or in a
+/// privileged helper this process waits for): [`moving`] is true meanwhile.
+#[derive(Debug)]
+pub struct MovingGuard;
 
 impl MovingGuard {
-    pub(super) fn enter() -> MovingGuard {
+    pub fn enter() -> MovingGuard {
         MOVING.fetch_add(1, Ordering::SeqCst);
         MovingGuard
     }

@@ -21,6 +21,7 @@ use headroom_docker::relocate;
 
 use super::Stage;
 use super::context::Run;
+use crate::privilege;
 use crate::settings::{EngineStore, Settings};
 
 pub(crate) mod report;
@@ -109,11 +110,7 @@ pub fn choose(
     }
 }
 
-/// `daemon.json` for the engine whose runner's `/` is `root` (the real one when `None`).
-pub fn daemon_config(root: Option<&Path>) -> PathBuf {
-    root.unwrap_or(Path::new("/"))
-        .join("etc/docker/daemon.json")
-}
+pub use crate::privilege::daemon_config;
 
 /// What placement did.
 pub(crate) enum Placed {
@@ -199,17 +196,10 @@ pub(crate) async fn place(run: &mut Run<'_>, engine: &Engine, root: &Path) -> Re
         run.report.placement = Some(report);
         return Ok(Placed::Planned(why));
     }
-    if !rustix::process::geteuid().is_root() {
-        // Only the reclaim goes through `sudo -n` (crate::privilege); a move rewrites
-        // daemon.json and restarts the engine, which this user may not.
-        let why = format!(
-            "would {what}, which needs root (daemon.json {} and the engine's restart through \
-             {}); this user (uid {}) does not move it, even through sudo: run this step as \
-             root, or move the data root before the job",
-            config.display(),
-            service.name,
-            rustix::process::geteuid().as_raw()
-        );
+    let via_sudo = !rustix::process::geteuid().is_root();
+    if via_sudo && !privilege::sudo_available() {
+        // The move rewrites daemon.json and restarts the engine: root's, through sudo.
+        let why = privilege::no_sudo_move_message(&what, &config, &service.name);
         run.reporter.warning(Stage::Free, &why);
         run.report.placement = Some(report);
         return Ok(Placed::Planned(why));
@@ -217,8 +207,14 @@ pub(crate) async fn place(run: &mut Run<'_>, engine: &Engine, root: &Path) -> Re
     run.reporter.note(
         Stage::Free,
         &format!(
-            "placement: {}; going to {what}: restarting the engine through {}",
-            choice.reason, service.name
+            "placement: {}; going to {what}: restarting the engine through {}{}",
+            choice.reason,
+            service.name,
+            if via_sudo {
+                " (as root, through `sudo -n`)"
+            } else {
+                ""
+            }
         ),
     );
     let request = relocate::MoveRequest {
@@ -231,7 +227,18 @@ pub(crate) async fn place(run: &mut Run<'_>, engine: &Engine, root: &Path) -> Re
         endpoint: engine.endpoint.clone(),
         wait: Duration::from_secs(90),
     };
-    restart(run, report, &request, moving, &what).await?;
+    let job = via_sudo.then(|| privilege::MoveJob {
+        root: s.root.clone(),
+        config: request.config.clone(),
+        from: request.from.clone(),
+        to: request.to.clone(),
+        containerd_store: request.containerd_store,
+        carry_images: request.carry_images,
+        service: request.service.clone(),
+        endpoint: request.endpoint.clone(),
+        wait_seconds: request.wait.as_secs(),
+    });
+    restart(run, report, &request, job.as_ref(), moving, &what).await?;
     Ok(Placed::Moved(to))
 }
 
@@ -283,6 +290,7 @@ async fn decide(s: &Settings, engine: &Engine, root: &Path) -> Result<Option<Dec
         seconds: 0.0,
         dry_run: !s.may_delete(),
         restarted: false,
+        via_sudo: false,
         copied_bytes: None,
         available_after: None,
         config: None,
@@ -321,11 +329,20 @@ async fn restart(
     run: &mut Run<'_>,
     mut report: PlacementReport,
     request: &relocate::MoveRequest,
+    through_sudo: Option<&privilege::MoveJob>,
     moving: bool,
     what: &str,
 ) -> Result<()> {
     let to = &request.to;
-    let moved = match relocate::move_data_root(request).await {
+    let moved = match through_sudo {
+        None => relocate::move_data_root(request)
+            .await
+            .map_err(anyhow::Error::from),
+        Some(job) => privilege::move_through_sudo(job)
+            .await
+            .map_err(anyhow::Error::from),
+    };
+    let moved = match moved {
         Ok(m) => m,
         Err(e) => {
             run.report.placement = Some(report);
@@ -336,6 +353,7 @@ async fn restart(
         run.reporter.note(Stage::Free, m);
     }
     report.restarted = true;
+    report.via_sudo = through_sudo.is_some();
     report.seconds = moved.seconds;
     if let Some(st) = &mut report.store {
         st.images_left_behind = st
@@ -413,8 +431,12 @@ pub(crate) fn candidates(s: &Settings, usage: &FsUsage) -> Vec<Candidate> {
 /// Why the engine may not be restarted here (for a move or a store switch), when it may
 /// not.
 async fn restart_blocked(s: &Settings, engine: &Engine) -> Option<String> {
-    // daemon.json must be replaceable, or the move would be refused after all.
-    if let Err(why) = headroom_disk::check_replaceable(&daemon_config(s.root.as_deref())) {
+    // daemon.json must be replaceable, or the move would be refused after all. Another
+    // user cannot probe root's directory: the helper asks the same as root before the
+    // engine stops, or, without sudo, the move is only planned.
+    if rustix::process::geteuid().is_root()
+        && let Err(why) = headroom_disk::check_replaceable(&daemon_config(s.root.as_deref()))
+    {
         return Some(why);
     }
     if s.engine_service.is_none() {

@@ -64,6 +64,10 @@ pub struct PlacementReport {
     /// Whether the engine was restarted (a move, a store switch, or both).
     #[serde(default)]
     pub restarted: bool,
+    /// The move ran as root through `sudo -n` (the privileged helper), this user being
+    /// another.
+    #[serde(default)]
+    pub via_sudo: bool,
     /// `--engine-store`: the image store switched in the same restart.
     #[serde(default)]
     pub store: Option<StoreSwitch>,
