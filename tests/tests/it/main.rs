@@ -30,6 +30,7 @@ mod matrix;
 mod relocate;
 mod remote;
 mod runner_box;
+mod runner_move;
 mod sibling;
 mod simulate;
 mod tidy;
@@ -66,6 +67,7 @@ fn main() -> ExitCode {
         relocate::TESTS,
         remote::TESTS,
         runner_box::TESTS,
+        runner_move::TESTS,
         sibling::TESTS,
         simulate::TESTS,
         tidy::TESTS,

@@ -1,0 +1,171 @@
+//! The data-root move as the runner user (issue 31): `cargo xtask image` run as `runner`
+//! (uid 1001, group docker) on a throwaway engine restarted through its service program,
+//! with a second filesystem beneath `--root` to move to. With passwordless sudo the move runs
+//! as root through `sudo -n` (the binary's hidden move helper) and the engine answers on the
+//! new root with the same image; the report says it went through sudo, and nothing
+//! root-owned is left in the runner's home. Without sudo nothing is stopped or moved and the
+//! message names sudo.
+
+#![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use headroom_docker::local::busybox_image_all_applets;
+use headroom_lab::sandbox::runner_box::{self, BoxSpec, RunnerBox};
+use headroom_tests::LoopFs;
+use headroom_tests::attack::bind;
+use headroom_tests::engine::ServiceEngine;
+use serde_json::json;
+
+headroom_tests::tests! {
+    the_runners_move_goes_through_sudo
+        needs Root, Docker, Program("sudo"), Program("runuser"), Tool("check-jsonschema");
+    without_sudo_the_runners_move_stops_nothing_and_names_sudo
+        needs Root, Docker, Program("sudo"), Program("runuser");
+}
+
+const IMAGE: &str = "headroom/runner-move";
+
+fn make_box(sudo: bool) -> RunnerBox {
+    RunnerBox::create(BoxSpec {
+        layout: "private-72".into(),
+        sudo,
+        dir: std::env::temp_dir().join("headroom-runner-box"),
+        xtask: headroom_tests::xtask_bin().to_path_buf(),
+    })
+    .unwrap_or_else(|e| panic!("making the runner box: {e:#}"))
+}
+
+/// Stops the engine before the filesystem mounted beneath its directory is unmounted.
+struct StopFirst<'a>(&'a ServiceEngine);
+
+impl Drop for StopFirst<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.service_run("stop");
+    }
+}
+
+/// Let the runner reach `path` (search permission on it and the directories above).
+fn reachable(path: &Path) {
+    for dir in path.ancestors() {
+        if dir == Path::new("/") {
+            break;
+        }
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o005)).unwrap();
+    }
+}
+
+/// Run the pipeline as the runner, needing more than the data root's filesystem has; its
+/// exit code, standard error, and the report's path.
+fn run_as_runner(
+    rbox: &RunnerBox,
+    engine: &ServiceEngine,
+    need: u64,
+) -> (Option<i32>, String, PathBuf) {
+    let work = rbox.workspace();
+    let ctx = work.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {IMAGE}\nRUN true\n")).unwrap();
+    runner_box::chown_runner(&work).unwrap();
+    let report = work.join("report.json");
+    let out = Command::new("runuser")
+        .args(["-u", runner_box::USER, "--", "env", "-i"])
+        .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .arg(format!("HOME={}", runner_box::HOME))
+        .arg(format!("USER={}", runner_box::USER))
+        .arg(format!("DOCKER_HOST={}", engine.host))
+        .arg(rbox.bin().join("xtask"))
+        .arg("image")
+        .arg("--context")
+        .arg(&ctx)
+        .args(["--image", "headroom-test/runner-move", "--tag", "latest"])
+        .args(["--skip", "smoke,push", "--need", &need.to_string()])
+        .arg("--engine-service")
+        .arg(&engine.service)
+        .arg("--root")
+        .arg(engine.socket_dir())
+        .arg("--report")
+        .arg(&report)
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        report,
+    )
+}
+
+fn image_id(engine: &ServiceEngine) -> String {
+    engine
+        .docker(&["images", "-q", "--no-trunc", IMAGE])
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// The box, the engine with its image reachable by the runner, and a bigger filesystem at
+/// `--root`'s `/mnt`; runs `check` with the need that only a move meets.
+fn scenario(sudo: bool, check: impl FnOnce(&RunnerBox, &ServiceEngine, u64)) {
+    let rbox = make_box(sudo);
+    let engine = ServiceEngine::start(&json!({"labels": ["headroom-test=runner-move"]}), false);
+    busybox_image_all_applets(IMAGE, Some(&engine.host), &engine.socket_dir().join("base"))
+        .unwrap();
+    reachable(engine.socket_dir());
+    reachable(&engine.old_root());
+    let mnt = engine.socket_dir().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let bigger = LoopFs::new(700);
+    let _mounted = bind(&bigger.mount, &mnt);
+    let _stop = StopFirst(&engine);
+    headroom_lab::sandbox::loopfs::sync_fs(&engine.old_root());
+    let need = headroom_disk::available_bytes(&engine.old_root()).unwrap() + (64 << 20);
+    check(&rbox, &engine, need);
+}
+
+fn the_runners_move_goes_through_sudo() {
+    scenario(true, |rbox, engine, need| {
+        let image = image_id(engine);
+        assert!(!image.is_empty());
+        let (code, stderr, report) = run_as_runner(rbox, engine, need);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stderr.contains("through `sudo -n`"), "{stderr}");
+        let to = engine.socket_dir().join("mnt/docker");
+        assert_eq!(engine.data_root(), Some(to.clone()), "{stderr}");
+        assert_eq!(image_id(engine), image, "the image on the new root");
+        let r = headroom_tests::check_report(&report);
+        let p = r.placement.as_ref().unwrap();
+        assert!(p.restarted && p.via_sudo, "{p:?}");
+        assert_eq!(p.to.as_deref(), Some(to.as_path()), "{p:?}");
+        let found = rbox.root_owned_in_home();
+        assert!(
+            found.is_empty(),
+            "root-owned in the runner's home: {found:?}"
+        );
+    });
+}
+
+fn without_sudo_the_runners_move_stops_nothing_and_names_sudo() {
+    scenario(false, |rbox, engine, need| {
+        let config = std::fs::read(&engine.config).unwrap();
+        let pid = std::fs::read_to_string(&engine.pidfile).unwrap();
+        let (_, stderr, _) = run_as_runner(rbox, engine, need);
+        assert!(
+            stderr.contains("nothing moved") && stderr.contains("`sudo -n` is not allowed"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("/etc/sudoers.d/"), "{stderr}");
+        assert_eq!(std::fs::read(&engine.config).unwrap(), config);
+        assert_eq!(std::fs::read_to_string(&engine.pidfile).unwrap(), pid);
+        assert_eq!(engine.data_root(), Some(engine.old_root()));
+        assert!(!engine.socket_dir().join("mnt/docker").exists());
+        let found = rbox.root_owned_in_home();
+        assert!(
+            found.is_empty(),
+            "root-owned in the runner's home: {found:?}"
+        );
+    });
+}
