@@ -499,8 +499,15 @@ pub async fn move_through_sudo(job: &MoveJob) -> Result<Moved, PrivilegeError> {
     // The run waits for a move rather than drop it on a signal.
     let _moving = relocate::MovingGuard::enter();
     let mut signals = relocate::interrupt_signals();
-    let mut child = Command::new("sudo")
-        .arg("-n")
+    let mut sudo = Command::new("sudo");
+    sudo.arg("-n");
+    // The move's test hook (`HEADROOM_PAUSE_AT`, relocate's) reaches the helper; sudo's
+    // reset environment drops it otherwise. Asked for only when set: a sudoers entry without
+    // SETENV refuses it.
+    if std::env::var_os("HEADROOM_PAUSE_AT").is_some() {
+        sudo.arg("--preserve-env=HEADROOM_PAUSE_AT,HEADROOM_PAUSE_FILE");
+    }
+    let mut child = sudo
         .arg("--")
         .arg(&exe)
         .arg(MOVE_HELPER_ARG)

@@ -4,7 +4,8 @@
 //! as root through `sudo -n` (the binary's hidden move helper) and the engine answers on the
 //! new root with the same image; the report says it went through sudo, and nothing
 //! root-owned is left in the runner's home. Without sudo nothing is stopped or moved and the
-//! message names sudo.
+//! message names sudo. A SIGTERM to the runner's process reaches the helper through sudo,
+//! whose move rolls back.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set up its fixture should panic
 
@@ -21,9 +22,11 @@ use serde_json::json;
 
 headroom_tests::tests! {
     the_runners_move_goes_through_sudo
-        needs Root, Docker, Program("sudo"), Program("runuser"), Tool("check-jsonschema");
+        needs Root, Docker, Program("sudo"), Tool("check-jsonschema");
     without_sudo_the_runners_move_stops_nothing_and_names_sudo
-        needs Root, Docker, Program("sudo"), Program("runuser");
+        needs Root, Docker, Program("sudo");
+    sigterm_to_the_runner_reaches_the_helper_whose_move_rolls_back
+        needs Root, Docker, Program("sudo"), Tool("check-jsonschema");
 }
 
 const IMAGE: &str = "headroom/runner-move";
@@ -58,26 +61,27 @@ fn reachable(path: &Path) {
     }
 }
 
-/// Run the pipeline as the runner, needing more than the data root's filesystem has; its
-/// exit code, standard error, and the report's path.
-fn run_as_runner(
-    rbox: &RunnerBox,
-    engine: &ServiceEngine,
-    need: u64,
-) -> (Option<i32>, String, PathBuf) {
+/// The pipeline as the runner (uid 1001, the docker group), needing `need` bytes: the
+/// command, and the report's path.
+fn as_runner(rbox: &RunnerBox, engine: &ServiceEngine, need: u64) -> (Command, PathBuf) {
+    use std::os::unix::process::CommandExt;
     let work = rbox.workspace();
     let ctx = work.join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), format!("FROM {IMAGE}\nRUN true\n")).unwrap();
     runner_box::chown_runner(&work).unwrap();
+    let gid = Command::new("id")
+        .args(["-g", runner_box::USER])
+        .output()
+        .unwrap();
+    let gid: u32 = String::from_utf8_lossy(&gid.stdout).trim().parse().unwrap();
     let report = work.join("report.json");
-    let out = Command::new("runuser")
-        .args(["-u", runner_box::USER, "--", "env", "-i"])
-        .arg("PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        .arg(format!("HOME={}", runner_box::HOME))
-        .arg(format!("USER={}", runner_box::USER))
-        .arg(format!("DOCKER_HOST={}", engine.host))
-        .arg(rbox.bin().join("xtask"))
+    let mut cmd = Command::new(rbox.bin().join("xtask"));
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", runner_box::HOME)
+        .env("USER", runner_box::USER)
+        .env("DOCKER_HOST", &engine.host)
         .arg("image")
         .arg("--context")
         .arg(&ctx)
@@ -90,8 +94,21 @@ fn run_as_runner(
         .arg("--report")
         .arg(&report)
         .current_dir(&work)
-        .output()
-        .unwrap();
+        .uid(runner_box::UID)
+        .gid(gid)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    (cmd, report)
+}
+
+/// Run the pipeline as the runner; its exit code, standard error, and the report's path.
+fn run_as_runner(
+    rbox: &RunnerBox,
+    engine: &ServiceEngine,
+    need: u64,
+) -> (Option<i32>, String, PathBuf) {
+    let (mut cmd, report) = as_runner(rbox, engine, need);
+    let out = cmd.output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -167,5 +184,65 @@ fn without_sudo_the_runners_move_stops_nothing_and_names_sudo() {
             found.is_empty(),
             "root-owned in the runner's home: {found:?}"
         );
+    });
+}
+
+/// A SIGTERM to the runner's process while the helper, as root, copies the data root
+/// (paused there by `HEADROOM_PAUSE_AT`, passed through sudo): sudo relays it, the helper's
+/// move rolls back, and the runner's process waits for that and exits 143.
+fn sigterm_to_the_runner_reaches_the_helper_whose_move_rolls_back() {
+    scenario(true, |rbox, engine, need| {
+        let image = image_id(engine);
+        let config = std::fs::read(&engine.config).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let paused = tmp.path().join("paused");
+        let (mut cmd, report) = as_runner(rbox, engine, need);
+        cmd.env("HEADROOM_PAUSE_AT", "copying")
+            .env("HEADROOM_PAUSE_FILE", &paused);
+        let mut child = cmd.spawn().unwrap();
+        let start = std::time::Instant::now();
+        while !paused.exists() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "the run ended ({status}) before the pause: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(180),
+                "never paused at the copy"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(143), "{stderr}");
+        assert!(stderr.contains("rolled back"), "{stderr}");
+        assert_eq!(engine.data_root(), Some(engine.old_root()), "{stderr}");
+        assert_eq!(image_id(engine), image);
+        assert_eq!(std::fs::read(&engine.config).unwrap(), config);
+        assert!(
+            !engine.socket_dir().join("mnt/docker").exists(),
+            "a partial copy is left"
+        );
+        let left: Vec<String> = std::fs::read_dir(engine.config.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("headroom-tmp") || n.contains("headroom-move"))
+            .collect();
+        assert!(left.is_empty(), "left beside daemon.json: {left:?}");
+        let r = headroom_tests::check_report(&report);
+        assert_eq!(
+            r.cause.map(|c| format!("{c:?}")).as_deref(),
+            Some("Interrupted")
+        );
+        assert!(rbox.root_owned_in_home().is_empty());
     });
 }
