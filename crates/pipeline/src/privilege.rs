@@ -290,26 +290,43 @@ pub fn no_sudo_message(needs: &[String]) -> String {
     )
 }
 
+/// Start `exe ARG` through `sudo -n` (keeping the variables `preserve` names) and hand it
+/// `input` (`what`, for the error) on its standard input; its output is piped back.
+fn spawn_under_sudo(
+    preserve: Option<&str>,
+    exe: &Path,
+    arg: &str,
+    input: &[u8],
+    what: &str,
+) -> Result<std::process::Child, String> {
+    let mut sudo = Command::new("sudo");
+    sudo.arg("-n");
+    if let Some(names) = preserve {
+        sudo.arg(format!("--preserve-env={names}"));
+    }
+    let mut child = sudo
+        .arg("--")
+        .arg(exe)
+        .arg(arg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting sudo: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .map_err(|e| format!("handing {what} over: {e}"))?;
+    }
+    Ok(child)
+}
+
 /// Run this binary again under `sudo -n` as the helper, with `job` on its standard input.
 fn run_helper(job: &ReclaimJob) -> Result<FreeReport, PrivilegeError> {
     let err = |e: String| PrivilegeError(e);
     let exe = std::env::current_exe().map_err(|e| err(format!("this program's path: {e}")))?;
     let input = serde_json::to_vec(job).map_err(|e| err(e.to_string()))?;
-    let mut child = Command::new("sudo")
-        .arg("-n")
-        .arg("--")
-        .arg(&exe)
-        .arg(HELPER_ARG)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| err(format!("starting sudo: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(&input)
-            .map_err(|e| err(format!("handing the plan over: {e}")))?;
-    }
+    let child = spawn_under_sudo(None, &exe, HELPER_ARG, &input, "the plan").map_err(err)?;
     let out = child
         .wait_with_output()
         .map_err(|e| err(format!("waiting for the helper: {e}")))?;
@@ -499,28 +516,14 @@ pub async fn move_through_sudo(job: &MoveJob) -> Result<Moved, PrivilegeError> {
     // The run waits for a move rather than drop it on a signal.
     let _moving = relocate::MovingGuard::enter();
     let mut signals = relocate::interrupt_signals();
-    let mut sudo = Command::new("sudo");
-    sudo.arg("-n");
     // The move's test hook (`HEADROOM_PAUSE_AT`, relocate's) reaches the helper; sudo's
     // reset environment drops it otherwise. Asked for only when set: a sudoers entry without
     // SETENV refuses it.
-    if std::env::var_os("HEADROOM_PAUSE_AT").is_some() {
-        sudo.arg("--preserve-env=HEADROOM_PAUSE_AT,HEADROOM_PAUSE_FILE");
-    }
-    let mut child = sudo
-        .arg("--")
-        .arg(&exe)
-        .arg(MOVE_HELPER_ARG)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| err(format!("starting sudo: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(&input)
-            .map_err(|e| err(format!("handing the move over: {e}")))?;
-    }
+    let preserve = std::env::var_os("HEADROOM_PAUSE_AT")
+        .is_some()
+        .then_some("HEADROOM_PAUSE_AT,HEADROOM_PAUSE_FILE");
+    let child =
+        spawn_under_sudo(preserve, &exe, MOVE_HELPER_ARG, &input, "the move").map_err(err)?;
     let pid = rustix::process::Pid::from_raw(child.id() as i32);
     let waiting = tokio::task::spawn_blocking(move || child.wait_with_output());
     tokio::pin!(waiting);
