@@ -74,7 +74,7 @@ impl ServiceManager {
 }
 
 /// What to move, where, and how.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MoveRequest {
     /// `/etc/docker/daemon.json` (or the simulated runner's).
     pub config: PathBuf,

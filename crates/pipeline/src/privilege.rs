@@ -35,7 +35,7 @@ use headroom_disk::{
     Candidate, Catalog, Environment, FreeReport, NoProgress, Plan, PlanRequest, ReclaimKind,
     ReclaimOptions, Selection,
 };
-use headroom_docker::engine::{Endpoint, Engine};
+use headroom_docker::engine::Engine;
 use headroom_docker::relocate::{self, Moved};
 use serde::{Deserialize, Serialize};
 
@@ -352,31 +352,11 @@ pub fn daemon_config(root: Option<&Path>) -> PathBuf {
 pub struct MoveJob {
     /// `--root`: the simulated runner's `/`, whose `daemon.json` is the planned one.
     pub root: Option<PathBuf>,
-    pub config: PathBuf,
-    pub from: PathBuf,
-    pub to: PathBuf,
-    pub containerd_store: Option<bool>,
-    pub carry_images: bool,
-    pub service: relocate::ServiceManager,
-    pub endpoint: Endpoint,
-    pub wait_seconds: u64,
+    /// The move the plan chose, as the helper runs it once checked.
+    pub request: relocate::MoveRequest,
 }
 
 impl MoveJob {
-    /// The request the helper runs.
-    pub fn request(&self) -> relocate::MoveRequest {
-        relocate::MoveRequest {
-            config: self.config.clone(),
-            from: self.from.clone(),
-            to: self.to.clone(),
-            containerd_store: self.containerd_store,
-            carry_images: self.carry_images,
-            service: self.service.clone(),
-            endpoint: self.endpoint.clone(),
-            wait: Duration::from_secs(self.wait_seconds),
-        }
-    }
-
     /// What the plan allows, checked again by the helper without asking the engine:
     /// `daemon.json` is the one of `root`; the target is the data root on one of the other
     /// local filesystems that the plan's candidates are drawn from (or the old root, for a
@@ -384,17 +364,19 @@ impl MoveJob {
     /// rewrite; the engine is on this machine.
     pub fn validate(&self, candidates: &[Candidate]) -> Result<(), String> {
         let planned = daemon_config(self.root.as_deref());
-        if self.config != planned {
+        if self.request.config != planned {
             return Err(format!(
                 "daemon.json {} is not the planned one ({})",
-                self.config.display(),
+                self.request.config.display(),
                 planned.display()
             ));
         }
-        if self.to != self.from && !candidates.iter().any(|c| c.data_root() == self.to) {
+        if self.request.to != self.request.from
+            && !candidates.iter().any(|c| c.data_root() == self.request.to)
+        {
             return Err(format!(
                 "the target {} is not the data root on another local filesystem ({})",
-                self.to.display(),
+                self.request.to.display(),
                 if candidates.is_empty() {
                     "there is none".to_string()
                 } else {
@@ -406,18 +388,24 @@ impl MoveJob {
                 }
             ));
         }
-        if !self.endpoint.is_local() {
+        if !self.request.endpoint.is_local() {
             return Err(format!(
                 "the engine {} is not on this machine",
-                self.endpoint.host
+                self.request.endpoint.host
             ));
         }
-        if self.service != relocate::ServiceManager::systemd() {
-            let program = self.service.stop.first().cloned().unwrap_or_default();
-            if self.service != relocate::ServiceManager::script(Path::new(&program)) {
+        if self.request.service != relocate::ServiceManager::systemd() {
+            let program = self
+                .request
+                .service
+                .stop
+                .first()
+                .cloned()
+                .unwrap_or_default();
+            if self.request.service != relocate::ServiceManager::script(Path::new(&program)) {
                 return Err(format!(
                     "the service {} is neither systemd nor `PROGRAM stop|start`",
-                    self.service.name
+                    self.request.service.name
                 ));
             }
             root_owned_program(Path::new(&program))?;
@@ -471,7 +459,7 @@ fn candidates_for(from: &Path, root: Option<&Path>) -> Result<Vec<Candidate>, St
 fn move_helper(text: &str) -> Result<String, String> {
     let job: MoveJob =
         serde_json::from_str(text).map_err(|e| format!("the move on standard input: {e}"))?;
-    job.validate(&candidates_for(&job.from, job.root.as_deref())?)?;
+    job.validate(&candidates_for(&job.request.from, job.root.as_deref())?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -479,15 +467,15 @@ fn move_helper(text: &str) -> Result<String, String> {
     let moved = runtime.block_on(async {
         // A move an earlier killed run left halfway is the transaction's to finish first;
         // else the engine must say `from` is its root.
-        if relocate::Journal::read(&job.config)
+        if relocate::Journal::read(&job.request.config)
             .map_err(|e| e.to_string())?
             .is_none()
         {
-            let engine = Engine::connect(job.endpoint.clone(), Duration::from_secs(10))
+            let engine = Engine::connect(job.request.endpoint.clone(), Duration::from_secs(10))
                 .await
                 .map_err(|e| e.to_string())?;
             let facts = engine.facts().await.map_err(|e| e.to_string())?;
-            if facts.data_root.as_deref() != Some(job.from.as_path()) {
+            if facts.data_root.as_deref() != Some(job.request.from.as_path()) {
                 return Err(format!(
                     "the engine's data root is {}, not {}",
                     facts
@@ -495,11 +483,11 @@ fn move_helper(text: &str) -> Result<String, String> {
                         .as_deref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| "unknown".into()),
-                    job.from.display()
+                    job.request.from.display()
                 ));
             }
         }
-        relocate::move_data_root(&job.request())
+        relocate::move_data_root(&job.request)
             .await
             .map_err(|e| e.to_string())
     })?;
@@ -572,6 +560,7 @@ pub fn no_sudo_move_message(what: &str, config: &Path, service: &str) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use headroom_docker::engine::Endpoint;
 
     #[test]
     fn only_the_hidden_argument_makes_a_helper() {
@@ -614,18 +603,20 @@ mod tests {
     fn move_job() -> MoveJob {
         MoveJob {
             root: None,
-            config: PathBuf::from("/etc/docker/daemon.json"),
-            from: PathBuf::from("/var/lib/docker"),
-            to: PathBuf::from("/mnt/docker"),
-            containerd_store: None,
-            carry_images: true,
-            service: relocate::ServiceManager::systemd(),
-            endpoint: Endpoint {
-                host: "unix:///var/run/docker.sock".into(),
-                tls: None,
-                source: "default".into(),
+            request: relocate::MoveRequest {
+                config: PathBuf::from("/etc/docker/daemon.json"),
+                from: PathBuf::from("/var/lib/docker"),
+                to: PathBuf::from("/mnt/docker"),
+                containerd_store: None,
+                carry_images: true,
+                service: relocate::ServiceManager::systemd(),
+                endpoint: Endpoint {
+                    host: "unix:///var/run/docker.sock".into(),
+                    tls: None,
+                    source: "default".into(),
+                },
+                wait: Duration::from_secs(90),
             },
-            wait_seconds: 90,
         }
     }
 
@@ -634,20 +625,16 @@ mod tests {
         let job = move_job();
         assert_eq!(job.validate(&[candidate("/mnt")]), Ok(()));
         // A store switch alone keeps the root.
-        let job = MoveJob {
-            to: job.from.clone(),
-            ..job
-        };
+        let mut job = job;
+        job.request.to = job.request.from.clone();
         assert_eq!(job.validate(&[]), Ok(()));
     }
 
     #[test]
     fn the_helper_refuses_a_target_the_plan_did_not_draw() {
         for to in ["/etc", "/home/runner/docker", "/mnt", "/mnt/docker/../x"] {
-            let job = MoveJob {
-                to: PathBuf::from(to),
-                ..move_job()
-            };
+            let mut job = move_job();
+            job.request.to = PathBuf::from(to);
             let why = job.validate(&[candidate("/mnt")]).unwrap_err();
             assert!(why.contains(to) && why.contains("/mnt/docker"), "{why}");
         }
@@ -661,31 +648,25 @@ mod tests {
 
     #[test]
     fn the_helper_refuses_another_daemon_json_an_engine_elsewhere_or_any_service_program() {
-        let job = MoveJob {
-            config: PathBuf::from("/tmp/daemon.json"),
-            ..move_job()
-        };
+        let mut job = move_job();
+        job.request.config = PathBuf::from("/tmp/daemon.json");
         let why = job.validate(&[candidate("/mnt")]).unwrap_err();
         assert!(why.contains("not the planned one"), "{why}");
-        let job = MoveJob {
-            root: Some(PathBuf::from("/sim")),
-            config: PathBuf::from("/sim/etc/docker/daemon.json"),
-            ..move_job()
-        };
+        let mut job = move_job();
+        job.root = Some(PathBuf::from("/sim"));
+        job.request.config = PathBuf::from("/sim/etc/docker/daemon.json");
         assert_eq!(job.validate(&[candidate("/mnt")]), Ok(()));
 
         let mut job = move_job();
-        job.endpoint.host = "tcp://10.0.0.1:2376".into();
+        job.request.endpoint.host = "tcp://10.0.0.1:2376".into();
         let why = job.validate(&[candidate("/mnt")]).unwrap_err();
         assert!(why.contains("not on this machine"), "{why}");
 
-        let job = MoveJob {
-            service: relocate::ServiceManager {
-                name: "x".into(),
-                stop: vec!["/bin/sh".into(), "-c".into(), "id".into()],
-                start: vec!["/bin/true".into()],
-            },
-            ..move_job()
+        let mut job = move_job();
+        job.request.service = relocate::ServiceManager {
+            name: "x".into(),
+            stop: vec!["/bin/sh".into(), "-c".into(), "id".into()],
+            start: vec!["/bin/true".into()],
         };
         let why = job.validate(&[candidate("/mnt")]).unwrap_err();
         assert!(why.contains("neither systemd"), "{why}");
@@ -696,10 +677,8 @@ mod tests {
         std::fs::write(&program, "#!/bin/sh\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let job = MoveJob {
-            service: relocate::ServiceManager::script(&program),
-            ..move_job()
-        };
+        let mut job = move_job();
+        job.request.service = relocate::ServiceManager::script(&program);
         let why = job.validate(&[candidate("/mnt")]).unwrap_err();
         assert!(why.contains("writable by root only"), "{why}");
     }

@@ -227,18 +227,11 @@ pub(crate) async fn place(run: &mut Run<'_>, engine: &Engine, root: &Path) -> Re
         endpoint: engine.endpoint.clone(),
         wait: Duration::from_secs(90),
     };
-    let job = via_sudo.then(|| privilege::MoveJob {
+    let job = privilege::MoveJob {
         root: s.root.clone(),
-        config: request.config.clone(),
-        from: request.from.clone(),
-        to: request.to.clone(),
-        containerd_store: request.containerd_store,
-        carry_images: request.carry_images,
-        service: request.service.clone(),
-        endpoint: request.endpoint.clone(),
-        wait_seconds: request.wait.as_secs(),
-    });
-    restart(run, report, &request, job.as_ref(), moving, &what).await?;
+        request,
+    };
+    restart(run, report, &job, via_sudo, moving, &what).await?;
     Ok(Placed::Moved(to))
 }
 
@@ -328,19 +321,20 @@ fn describe(moving: bool, switch: Option<bool>, root: &Path, to: &Path) -> Strin
 async fn restart(
     run: &mut Run<'_>,
     mut report: PlacementReport,
-    request: &relocate::MoveRequest,
-    through_sudo: Option<&privilege::MoveJob>,
+    job: &privilege::MoveJob,
+    via_sudo: bool,
     moving: bool,
     what: &str,
 ) -> Result<()> {
-    let to = &request.to;
-    let moved = match through_sudo {
-        None => relocate::move_data_root(request)
+    let to = &job.request.to;
+    let moved = if via_sudo {
+        privilege::move_through_sudo(job)
             .await
-            .map_err(anyhow::Error::from),
-        Some(job) => privilege::move_through_sudo(job)
+            .map_err(anyhow::Error::from)
+    } else {
+        relocate::move_data_root(&job.request)
             .await
-            .map_err(anyhow::Error::from),
+            .map_err(anyhow::Error::from)
     };
     let moved = match moved {
         Ok(m) => m,
@@ -353,7 +347,7 @@ async fn restart(
         run.reporter.note(Stage::Free, m);
     }
     report.restarted = true;
-    report.via_sudo = through_sudo.is_some();
+    report.via_sudo = via_sudo;
     report.seconds = moved.seconds;
     if let Some(st) = &mut report.store {
         st.images_left_behind = st
