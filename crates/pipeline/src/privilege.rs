@@ -327,9 +327,16 @@ fn run_helper(job: &ReclaimJob) -> Result<FreeReport, PrivilegeError> {
     let exe = std::env::current_exe().map_err(|e| err(format!("this program's path: {e}")))?;
     let input = serde_json::to_vec(job).map_err(|e| err(e.to_string()))?;
     let child = spawn_under_sudo(None, &exe, HELPER_ARG, &input, "the plan").map_err(err)?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| err(format!("waiting for the helper: {e}")))?;
+    helper_answer(child.wait_with_output())
+}
+
+/// The helper's report on its standard output, or why there is none: its exit status and
+/// what it said on standard error.
+fn helper_answer<T: serde::de::DeserializeOwned>(
+    out: std::io::Result<std::process::Output>,
+) -> Result<T, PrivilegeError> {
+    let err = |e: String| PrivilegeError(e);
+    let out = out.map_err(|e| err(format!("waiting for the helper: {e}")))?;
     if !out.status.success() {
         return Err(err(format!(
             "{} ({})",
@@ -531,17 +538,7 @@ pub async fn move_through_sudo(job: &MoveJob) -> Result<Moved, PrivilegeError> {
             }
         }
     };
-    let out = out
-        .map_err(|e| err(e.to_string()))?
-        .map_err(|e| err(format!("waiting for the helper: {e}")))?;
-    if !out.status.success() {
-        return Err(err(format!(
-            "{} ({})",
-            String::from_utf8_lossy(&out.stderr).trim(),
-            out.status
-        )));
-    }
-    serde_json::from_slice(&out.stdout).map_err(|e| err(format!("the helper's report: {e}")))
+    helper_answer(out.map_err(|e| err(e.to_string()))?)
 }
 
 /// The message for a user without passwordless sudo, when a move needs root.
